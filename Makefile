@@ -1,0 +1,38 @@
+# Tideflow: the commands the README promises. Each bootstraps what it needs:
+# uv (installed with pip when missing) and the locked workspace (`uv sync --locked`).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV = $(shell tools/scripts/bootstrap.sh)
+# GPU tests run only where a GPU is visible; everything else runs everywhere.
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+PYTEST_MARKERS := $(if $(HAS_GPU),,-m "not gpu")
+BENCHES := $(patsubst tools/bench/%.py,%,$(wildcard tools/bench/[a-z]*.py))
+
+.PHONY: help sync demo test lint format bench $(addprefix bench-,$(BENCHES))
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+sync: ## install the locked workspace into .venv
+	@$(UV) sync --locked --quiet
+
+demo: sync ## run the main end-to-end job on embedded defaults
+	@$(UV) run --locked tideflow-demo
+
+test: sync ## run every test this machine can run
+	@$(UV) run --locked pytest $(PYTEST_MARKERS)
+
+lint: sync ## ruff (lint + format check) and mypy
+	@$(UV) run --locked ruff check .
+	@$(UV) run --locked ruff format --check .
+	@$(UV) run --locked mypy
+
+format: sync ## apply ruff's fixes and formatting
+	@$(UV) run --locked ruff check --fix .
+	@$(UV) run --locked ruff format .
+
+bench: sync $(addprefix bench-,$(BENCHES)) ## run every benchmark; results in bench-results/
+
+$(addprefix bench-,$(BENCHES)): bench-%: sync
+	@$(UV) run --locked python tools/bench/$*.py --out bench-results
