@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import sys
 from dataclasses import dataclass
-from typing import IO, Any, ClassVar, Literal
+from typing import IO, Any, ClassVar, Literal, TextIO, cast
 
 import structlog
 
@@ -33,8 +33,12 @@ __all__ = [
 
 LogFormat = Literal["auto", "console", "json"]
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def configure_logging(
@@ -46,9 +50,11 @@ def configure_logging(
     lines otherwise. ``level`` is one of debug, info, warning, error.
     """
     if format not in ("auto", "console", "json"):
-        raise ConfigError(f"configure_logging: format must be auto, console or json; got {format!r}")
+        message = f"configure_logging: format must be auto, console or json; got {format!r}"
+        raise ConfigError(message)
     if level not in _LEVELS:
-        raise ConfigError(f"configure_logging: level must be one of {sorted(_LEVELS)}; got {level!r}")
+        message = f"configure_logging: level must be one of {sorted(_LEVELS)}; got {level!r}"
+        raise ConfigError(message)
     out = stream if stream is not None else sys.stderr
     use_console = format == "console" or (format == "auto" and out.isatty())
     renderer: Any = (
@@ -65,7 +71,7 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, out)),
         cache_logger_on_first_use=False,
     )
 
