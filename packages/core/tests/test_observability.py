@@ -66,9 +66,10 @@ def test_scale_event_direction_and_dict():
     down = ScaleEvent(time=0.0, pool="p", from_size=4, to_size=2, reason="r")
     assert up.direction == "up"
     assert down.as_dict()["direction"] == "down"
-    assert CheckpointEvent(time=1, checkpoint_id=7, status="completed").as_dict()[
-        "event_type"
-    ] == "checkpoint"
+    assert (
+        CheckpointEvent(time=1, checkpoint_id=7, status="completed").as_dict()["event_type"]
+        == "checkpoint"
+    )
 
 
 def test_fake_clock_moves_only_forward():
