@@ -26,9 +26,16 @@ def ray_session() -> Iterator[None]:
 
     Logical CPUs are generous so pools of several small actors fit on a 2-core machine;
     a custom resource ``accel`` stands in for accelerators. The tests folder is put on the
-    workers' ``PYTHONPATH`` so actor classes defined in test helper modules import there.
+    workers' ``PYTHONPATH`` so actor classes defined in test helper modules import there;
+    it is put on this process's ``sys.path`` too, so that such a module (e.g. ``_actors``)
+    has the same importable name here and there (``--import-mode=importlib`` leaves it off).
     """
+    import sys
+
     import ray
+
+    if str(TESTS_DIR) not in sys.path:
+        sys.path.insert(0, str(TESTS_DIR))
 
     os.environ.setdefault("RAY_enable_worker_prestart", "0")
     tmp = tempfile.mkdtemp(prefix="tf-ray-", dir="/tmp")
@@ -74,7 +81,7 @@ class S3Server:
         )
 
     def uri(self, bucket: str, path: str = "") -> str:
-        """An ``s3://`` URI with credentials and endpoint inline, as ``FileSystem.from_uri`` wants."""
+        """An ``s3://`` URI with keys and endpoint inline, as ``FileSystem.from_uri`` wants."""
         tail = f"/{path.strip('/')}" if path else ""
         return (
             f"s3://{self.access_key}:{self.secret_key}@{bucket}{tail}"

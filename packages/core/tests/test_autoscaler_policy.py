@@ -309,3 +309,40 @@ def test_resize_completed_rejects_an_event_of_another_pool():
     stranger = ScaleEvent(time=0.0, pool="decode", from_size=1, to_size=2, reason="x")
     with pytest.raises(ValueError, match="not an event of pool 'embed'"):
         scaler.resize_completed(stranger)
+
+
+def _sample(t: float, *, active: int, total: int, queued: int = 0, starting: int = 0):
+    return UtilizationSample(
+        time=t, active=active, total=total, queued=queued, in_flight=active, starting=starting
+    )
+
+
+def test_no_scale_down_while_new_actors_are_still_starting():
+    # 1 busy actor + 1 starting for longer than the window: utilization 0.5 <= 0.5, but the
+    # idle actor is idle only because it is not ready; removing it would undo the scale-up.
+    clock = FakeClock()
+    scaler = PoolScaler("embed", _config(window_s=2.0), clock=clock)
+    for _ in range(60):
+        clock.advance(TICK)
+        scaler.observe(_sample(clock.now(), active=1, total=2, queued=0, starting=1))
+        decision = scaler.decide(2)
+        assert not decision.scale
+    assert decision.code is DecisionCode.ACTORS_STARTING
+    assert "still starting" in decision.reason
+
+
+def test_no_scale_down_while_work_waits_within_the_window():
+    clock = FakeClock()
+    scaler = PoolScaler("embed", _config(window_s=2.0), clock=clock)
+    for i in range(60):
+        clock.advance(TICK)
+        queued = 5 if i % 10 == 0 else 0  # work waits now and then (a burst per 0.5 s)
+        scaler.observe(_sample(clock.now(), active=1, total=4, queued=queued))
+        decision = scaler.decide(4)
+        assert not decision.scale
+    assert decision.code is DecisionCode.WORK_WAITING
+
+
+def test_sample_rejects_more_busy_and_starting_actors_than_the_pool_has():
+    with pytest.raises(ValueError, match="cannot exceed total"):
+        UtilizationSample(time=0.0, active=2, total=3, starting=2)

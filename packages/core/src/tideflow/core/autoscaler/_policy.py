@@ -32,6 +32,8 @@ class DecisionCode(enum.StrEnum):
     NO_BACKLOG = "no_backlog"
     AT_MAX = "at_max"
     AT_MIN = "at_min"
+    ACTORS_STARTING = "actors_starting"
+    WORK_WAITING = "work_waiting"
     DEBOUNCED = "debounced"
 
 
@@ -67,7 +69,8 @@ class PoolScaler:
     ask :meth:`decide` with the pool's current size (starting actors included) when it may
     act. Decisions use the extremes of the last ``window_s`` seconds, not the latest reading:
     up when the window's minimum utilization reaches ``scale_up_threshold`` with work queued
-    throughout, down when its maximum stays at or below ``scale_down_threshold``.
+    throughout, down when its maximum stays at or below ``scale_down_threshold`` with no
+    work waiting and no actor still starting (a starting actor is idle by necessity).
 
     A resize starts a new window: samples taken at the old size describe another pool, so
     the next decision waits until samples at the new size cover ``window_s``. Starting
@@ -234,6 +237,25 @@ class PoolScaler:
                 f"demand {latest.queued + latest.in_flight}",
             )
         if u_max <= cfg.scale_down_threshold:
+            # Starting actors count in total and are idle: utilization is low only because
+            # they are not ready yet, so removing actors now would undo the last scale-up.
+            if latest.starting > 0:
+                return self._hold(
+                    now,
+                    current,
+                    DecisionCode.ACTORS_STARTING,
+                    f"window max utilization {u_max:.2f} <= {cfg.scale_down_threshold:g} "
+                    f"but {latest.starting} actors are still starting",
+                )
+            queued_max = window.max("queued")
+            if queued_max > 0:
+                return self._hold(
+                    now,
+                    current,
+                    DecisionCode.WORK_WAITING,
+                    f"window max utilization {u_max:.2f} <= {cfg.scale_down_threshold:g} "
+                    f"but up to {queued_max:g} pieces of work waited within the window",
+                )
             if current <= cfg.min_size:
                 return self._hold(
                     now,

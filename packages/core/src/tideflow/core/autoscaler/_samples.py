@@ -26,10 +26,18 @@ class UtilizationSample:
     """Work submitted but not yet dispatched to an actor (the backlog)."""
     in_flight: int = 0
     """Work dispatched to actors and not finished."""
+    starting: int = 0
+    """Actors counted in ``total`` that are still starting (cold start) and take no work."""
 
     def __post_init__(self) -> None:
-        if self.total < 0 or self.active < 0 or self.queued < 0 or self.in_flight < 0:
+        counts = (self.total, self.active, self.queued, self.in_flight, self.starting)
+        if min(counts) < 0:
             raise ValueError(f"UtilizationSample: counts must be >= 0, got {self!r}")
+        if self.active + self.starting > self.total:
+            raise ValueError(
+                f"UtilizationSample: active ({self.active}) + starting ({self.starting}) "
+                f"cannot exceed total ({self.total})"
+            )
         if self.active > self.total:
             raise ValueError(
                 f"UtilizationSample: active ({self.active}) cannot exceed total ({self.total})"

@@ -64,6 +64,7 @@ _READINGS: dict[str, _Reading] = {
     "queued": lambda s: float(s.queued),
     "active": lambda s: float(s.active),
     "demand": lambda s: float(s.queued + s.in_flight),
+    "starting": lambda s: float(s.starting),
 }
 
 
@@ -129,9 +130,9 @@ class SampleWindow:
         return self._latest
 
     def min(self, reading: str) -> float:
-        """The window's minimum of ``reading`` (utilization, queued, active or demand)."""
+        """The window's minimum of ``reading`` (utilization, queued, active, demand, starting)."""
         return self._extremes[reading].min
 
     def max(self, reading: str) -> float:
-        """The window's maximum of ``reading`` (utilization, queued, active or demand)."""
+        """The window's maximum of ``reading`` (utilization, queued, active, demand, starting)."""
         return self._extremes[reading].max

@@ -1,0 +1,83 @@
+"""The pool's bookkeeping records and small helpers around Ray calls (internal)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from tideflow.core.observability import ScaleEvent
+from tideflow.core.scheduler._future import PoolFuture
+from tideflow.core.scheduler._scheduling import ActorLoad, ActorState
+
+_Todo = list[Callable[[], None]]
+_Status = Literal["started", "died", "replaced", "removed"]
+
+
+@dataclass(eq=False)
+class _Work:
+    future: PoolFuture
+    method: str
+    args: tuple[Any, ...]
+    kw_names: tuple[str, ...]
+    kw_values: tuple[Any, ...]
+    priority: int
+    seq: int
+
+
+@dataclass(eq=False)
+class _Actor:
+    name: str
+    order: int
+    handle: Any
+    state: ActorState
+    ready_ref: Any = None
+    in_flight: dict[Any, tuple[_Work, Any]] = field(default_factory=dict)
+
+    def load(self) -> ActorLoad:
+        return ActorLoad(
+            name=self.name, state=self.state, in_flight=len(self.in_flight), order=self.order
+        )
+
+
+@dataclass(eq=False)
+class _ScaleWatch:
+    event: ScaleEvent
+    target: int
+    from_scaler: bool
+
+
+def _summary(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    return f"{type(error).__name__}: {text[:300]}"
+
+
+def _is_actor_death(error: BaseException) -> bool:
+    # A method that re-raises *another* actor's death arrives as RayTaskError(ActorDiedError),
+    # an instance of both: that is a user error, not a death of our actor.
+    return isinstance(error, RayActorError) and not isinstance(error, RayTaskError)
+
+
+def _status(ref: Any) -> BaseException | None:
+    try:
+        ray.get(ref)
+    except Exception as error:
+        return error
+    return None
+
+
+def _discard(ref: Any) -> None:
+    # Fetch a failed value so that Ray does not log it later as an "unhandled error".
+    try:
+        ray.get(ref, timeout=0)
+    except Exception:
+        return
+
+
+def _run(todo: _Todo) -> None:
+    for action in todo:
+        action()
