@@ -113,7 +113,7 @@ def test_bench_writes_the_result_schema_and_the_figure(tmp_path):
 
 
 def test_demo_prints_a_summary_table(capsys):
-    assert demo.main(["--seed", "1", "--duration", "30"]) == 0
+    assert demo.main(["--only", "sim", "--seed", "1", "--duration", "30"]) == 0
     out = capsys.readouterr().out
     assert "Tideflow PoolScaler: 100% simulated" in out
     assert "scale events" in out

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tideflow.core.testing import local_ray
+
 TESTS_DIR = Path(__file__).resolve().parent
+
+# Read by Ray when it is first imported, so set before any test module imports it.
+# Under `uv run`, Ray 2.60 starts every worker through `uv run` with the repository as its
+# working_dir (~2 s more per actor start); the workers share this venv already.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+os.environ.setdefault("RAY_enable_worker_prestart", "0")
 
 
 def _free_port() -> int:
@@ -25,32 +32,13 @@ def ray_session() -> Iterator[None]:
     """A local Ray shared by the whole test session (a new one costs ~5 s).
 
     Logical CPUs are generous so pools of several small actors fit on a 2-core machine;
-    a custom resource ``accel`` stands in for accelerators. The tests folder is put on the
-    workers' ``PYTHONPATH`` so actor classes defined in test helper modules import there;
-    it is put on this process's ``sys.path`` too, so that such a module (e.g. ``_actors``)
-    has the same importable name here and there (``--import-mode=importlib`` leaves it off).
+    a custom resource ``accel`` stands in for accelerators. The tests folder goes on the
+    workers' ``PYTHONPATH`` and this process's ``sys.path``, so that a helper module such as
+    ``_actors`` has the same importable name on both sides (``--import-mode=importlib``
+    leaves it off).
     """
-    import sys
-
-    import ray
-
-    if str(TESTS_DIR) not in sys.path:
-        sys.path.insert(0, str(TESTS_DIR))
-
-    os.environ.setdefault("RAY_enable_worker_prestart", "0")
-    tmp = tempfile.mkdtemp(prefix="tf-ray-", dir="/tmp")
-    ray.init(
-        num_cpus=8,
-        resources={"accel": 2},
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=tmp,
-        runtime_env={"env_vars": {"PYTHONPATH": str(TESTS_DIR)}},
-    )
-    try:
+    with local_ray(num_cpus=8, resources={"accel": 2}, pythonpath=[str(TESTS_DIR)]):
         yield
-    finally:
-        ray.shutdown()
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,7 @@ class TideflowRule:
                 total=view.size,
                 queued=view.queued,
                 in_flight=view.in_flight,
+                starting=view.pending,
             )
         )
         decision = self.scaler.decide(view.size)

@@ -1,8 +1,13 @@
-"""``tideflow-demo``: both scaling policies on one bursty load trace, side by side.
+"""``tideflow-demo``: the foundation end to end, simulated and then live on local Ray.
 
-Simulates an elastic actor pool (3 s cold start) under Ray Data's actor-pool rule (Ray 2.60)
-and under Tideflow's :class:`~tideflow.core.autoscaler.PoolScaler`, shows progress on a
-terminal (plain lines otherwise) and prints a summary table.
+1. Simulation: an elastic actor pool (3 s cold start) on one bursty load trace, under Ray
+   Data's actor-pool rule (Ray 2.60) and under Tideflow's
+   :class:`~tideflow.core.autoscaler.PoolScaler`, side by side.
+2. Live: a bursty stream of batches through a real :class:`~tideflow.core.ActorPool` on a
+   local Ray, scaled by a ``PoolScaler``, checkpointed every 2 s through the epoch
+   coordinator, with one actor killed half way (see :mod:`tideflow_tools.live_demo`).
+
+Progress shows on a terminal (plain lines otherwise); each part ends with a summary table.
 """
 
 from __future__ import annotations
@@ -81,11 +86,43 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the load trace (0)")
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds (600)")
+    parser.add_argument(
+        "--only", choices=("sim", "live"), help="run only the simulation or only the live job"
+    )
+    parser.add_argument(
+        "--live-seconds", type=float, default=24.0, help="seconds batches arrive in the live job"
+    )
+    parser.add_argument(
+        "--checkpoint-dir", help="where the live job writes checkpoints (a new temp dir)"
+    )
+    parser.add_argument(
+        "--log-format", choices=("auto", "console", "json"), default="auto", help="log format"
+    )
+    parser.add_argument("--log-level", default="error", help="log level (error)")
     args = parser.parse_args(argv)
     if args.duration <= 0:
         parser.error(f"--duration must be > 0; got {args.duration}")
-    configure_logging(level="warning")
+    if args.live_seconds <= 0:
+        parser.error(f"--live-seconds must be > 0; got {args.live_seconds}")
+    configure_logging(format=args.log_format, level=args.log_level)
     console = Console()
+    ok = True
+    if args.only != "live":
+        _simulation(args, console)
+    if args.only != "sim":
+        from tideflow_tools.live_view import run_live_part
+
+        ok = run_live_part(
+            console,
+            seconds=args.live_seconds,
+            seed=args.seed,
+            checkpoint_dir=args.checkpoint_dir,
+        )
+    return 0 if ok else 1
+
+
+def _simulation(args: argparse.Namespace, console: Console) -> None:
+    console.rule("1/2 autoscaling policies, simulated")
     comparison = _run(args.seed, args.duration, console)
     console.print(_table(comparison))
     ray, ours = (comparison.results[k].metrics for k in ("ray_data", "tideflow"))
@@ -94,7 +131,6 @@ def main(argv: list[str] | None = None) -> int:
         f"events; backlog-seconds ratio "
         f"{ours['backlog_seconds'] / max(ray['backlog_seconds'], 1e-9):.2f}"
     )
-    return 0
 
 
 if __name__ == "__main__":

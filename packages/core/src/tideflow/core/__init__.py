@@ -9,9 +9,12 @@
 * :mod:`tideflow.core.observability` — structlog set-up, event types, metric names.
 
 The most used names are re-exported here; each submodule's ``__all__`` has the rest.
+Importing ``tideflow.core`` does not import Ray: the actor-pool names load it on first use.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from tideflow.core.autoscaler import (
     ClusterPlan,
@@ -53,7 +56,20 @@ from tideflow.core.observability import (
     get_logger,
     log_event,
 )
-from tideflow.core.scheduler import ActorPool, PoolFuture, ResourceRequest
+
+if TYPE_CHECKING:
+    from tideflow.core.scheduler import ActorPool, PoolFuture, ResourceRequest
+
+_LAZY = {"ActorPool", "PoolFuture", "ResourceRequest"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from tideflow.core import scheduler
+
+        return getattr(scheduler, name)
+    raise AttributeError(f"module 'tideflow.core' has no attribute {name!r}")
+
 
 __all__ = [
     # checkpoints

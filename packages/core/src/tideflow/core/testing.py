@@ -1,10 +1,13 @@
-"""Test helpers that are part of the public API: a fake clock for policies and coordinators."""
+"""Test helpers that are part of the public API: a fake clock, a shared local Ray."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
 from tideflow.core.errors import ConfigError
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeClock", "local_ray"]
 
 
 class FakeClock:
@@ -38,3 +41,47 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now})"
+
+
+@contextmanager
+def local_ray(
+    *,
+    num_cpus: int = 8,
+    resources: Mapping[str, float] | None = None,
+    pythonpath: Sequence[str] = (),
+) -> Iterator[bool]:
+    """A local Ray for a test session: started here, or reused if one is already running.
+
+    Yields True when this call started Ray (and shuts it down on exit), False when it reuses
+    a running session (left running), so several packages' fixtures can share one session.
+    ``num_cpus`` is logical: generous values let pools of small actors fit on a 2-core
+    machine. ``pythonpath`` entries go on the workers' ``PYTHONPATH`` (for actor classes in
+    test helper modules) and on this process's ``sys.path``.
+    """
+    import logging
+    import os
+    import sys
+    import tempfile
+
+    import ray
+
+    for entry in pythonpath:
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    if ray.is_initialized():
+        yield False
+        return
+    env = {"PYTHONPATH": os.pathsep.join(pythonpath)} if pythonpath else {}
+    ray.init(
+        num_cpus=num_cpus,
+        resources=dict(resources or {}),
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        _temp_dir=tempfile.mkdtemp(prefix="tf-ray-", dir="/tmp"),
+        runtime_env={"env_vars": env} if env else None,
+    )
+    try:
+        yield True
+    finally:
+        ray.shutdown()
