@@ -59,3 +59,12 @@ class BrokenInit:
         raise ValueError("weights file missing")
 
     def run(self) -> None: ...
+
+
+class Splitter:
+    """Returns a large value with small metadata beside it."""
+
+    def split(self, n: int):
+        from tideflow.core.scheduler import WithMeta
+
+        return WithMeta(list(range(n)), {"count": n})

@@ -305,3 +305,16 @@ def test_pool_scaler_scales_up_on_backlog(worker_cls: type) -> None:
         assert pool.size == 2
         assert scaler.events[0].direction == "up"
         assert sorted(f.result(timeout=60) for f in futures) == [2 * i for i in range(10)]
+
+
+@pytest.mark.ray
+def test_with_meta_gives_the_metadata_without_fetching_the_value(ray_session):
+    import ray
+    from _actors import Splitter
+
+    with ActorPool(Splitter, size=1, resources=ResourceRequest(num_cpus=0.1)) as pool:
+        future = pool.submit("split", 1000)
+        future.ref(timeout=60)
+        assert future.meta == {"count": 1000}
+        assert ray.get(future.object_ref) == list(range(1000))
+        assert future.result() == list(range(1000))

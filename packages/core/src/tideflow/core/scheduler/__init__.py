@@ -16,7 +16,7 @@ The scheduling decisions are plain functions (:func:`pick_actor`,
 
 from __future__ import annotations
 
-from tideflow.core.scheduler._future import PoolFuture
+from tideflow.core.scheduler._future import PoolFuture, WithMeta
 from tideflow.core.scheduler._pool import ActorPool
 from tideflow.core.scheduler._resources import ResourceRequest
 from tideflow.core.scheduler._scheduling import (
@@ -35,6 +35,7 @@ __all__ = [
     "ActorState",
     "PoolFuture",
     "PoolStats",
+    "WithMeta",
     "ResourceRequest",
     "ScaleDecisionLike",
     "Scaler",

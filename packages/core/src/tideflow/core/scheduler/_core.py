@@ -342,7 +342,9 @@ class _PoolCore:
             failure.__cause__ = error
             self._fail_locked(work, failure, todo)
 
-    def _apply_locked(self, ref: Any, error: BaseException | None, todo: _Todo) -> None:
+    def _apply_locked(
+        self, ref: Any, error: BaseException | None, todo: _Todo, meta: Any = None
+    ) -> None:
         actor, work, value_ref = self._refs.pop(ref, (None, None, None))
         if actor is None:
             if value_ref is not None:
@@ -363,7 +365,7 @@ class _PoolCore:
         actor.in_flight.pop(ref, None)
         if error is None:
             self._counts["completed"] += 1
-            todo.append(partial(work.future._succeed, value_ref))
+            todo.append(partial(work.future._succeed, value_ref, meta))
         else:
             todo.append(partial(_discard, value_ref))
             if _is_actor_death(error):
@@ -434,8 +436,8 @@ class _PoolCore:
         outcomes = [(ref, _status(ref)) for ref in ready]
         todo = []
         with self._lock:
-            for ref, error in outcomes:
-                self._apply_locked(ref, error, todo)
+            for ref, (error, meta) in outcomes:
+                self._apply_locked(ref, error, todo, meta)
             if outcomes:
                 self._dispatch_locked(todo)
                 self._changed.notify_all()

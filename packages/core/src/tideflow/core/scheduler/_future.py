@@ -8,7 +8,22 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["PoolFuture"]
+__all__ = ["PoolFuture", "WithMeta"]
+
+
+class WithMeta:
+    """Return this from an actor method to send small ``meta`` apart from a large ``value``.
+
+    The pool fetches only the meta (into :attr:`PoolFuture.meta`, available once the future
+    is done); the value stays in Ray's object store behind :attr:`PoolFuture.object_ref`.
+    The streaming engine uses it to learn row counts without moving batches to the driver.
+    """
+
+    __slots__ = ("meta", "value")
+
+    def __init__(self, value: Any, meta: Any) -> None:
+        self.value = value
+        self.meta = meta
 
 
 class PoolFuture(Future[Any]):
@@ -43,6 +58,7 @@ class PoolFuture(Future[Any]):
         """The work's priority (higher is dispatched first)."""
         self._attempts = 0
         self._ref: Any = None
+        self._meta: Any = None
         self._on_cancel: Callable[[PoolFuture], None] | None = None
 
     def __repr__(self) -> str:
@@ -53,6 +69,11 @@ class PoolFuture(Future[Any]):
     def attempts(self) -> int:
         """How many times the work was dispatched to an actor so far (1 without retries)."""
         return self._attempts
+
+    @property
+    def meta(self) -> Any:
+        """The ``meta`` of a :class:`WithMeta` the method returned (else ``None``)."""
+        return self._meta
 
     @property
     def object_ref(self) -> Any:
@@ -96,8 +117,9 @@ class PoolFuture(Future[Any]):
         self._attempts += 1
         return True
 
-    def _succeed(self, ref: Any) -> None:
+    def _succeed(self, ref: Any, meta: Any = None) -> None:
         self._ref = ref
+        self._meta = meta
         self.set_result(ref)
 
 
@@ -107,7 +129,8 @@ def invoke(instance: Any, method: str, kw_names: tuple[str, ...], *flat: Any) ->
     Keyword values travel as trailing positional arguments (``kw_names`` says which) so
     that ``ObjectRef`` values among them are resolved by Ray like top-level arguments and
     no user keyword can clash with ``__ray_call__``'s own parameters. Returns a tiny status
-    marker and the value as two separate objects: the pool fetches only the marker.
+    marker (``True``, or the ``meta`` of a :class:`WithMeta`) and the value as two separate
+    objects: the pool fetches only the marker.
     """
     split = len(flat) - len(kw_names)
     args, values = flat[:split], flat[split:]
@@ -121,4 +144,6 @@ def invoke(instance: Any, method: str, kw_names: tuple[str, ...], *flat: Any) ->
             "synchronous actor methods only"
         )
         raise TypeError(message)
-    return True, value
+    if isinstance(value, WithMeta):
+        return (True, value.meta), value.value
+    return (True, None), value

@@ -62,12 +62,16 @@ def _is_actor_death(error: BaseException) -> bool:
     return isinstance(error, RayActorError) and not isinstance(error, RayTaskError)
 
 
-def _status(ref: Any) -> BaseException | None:
+def _status(ref: Any) -> tuple[BaseException | None, Any]:
+    """Fetch a status marker: (the error, None) or (None, the method's meta, if any).
+
+    Work markers are ``(True, meta)``; an actor's readiness marker is a plain value.
+    """
     try:
-        ray.get(ref)
+        marker = ray.get(ref)
     except Exception as error:
-        return error
-    return None
+        return error, None
+    return None, marker[1] if isinstance(marker, tuple) and len(marker) == 2 else None
 
 
 def _discard(ref: Any) -> None:
