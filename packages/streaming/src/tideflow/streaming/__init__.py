@@ -1,0 +1,33 @@
+"""Tideflow streaming: one engine for bounded and unbounded data, checkpointed, exactly-once.
+
+>>> from tideflow.streaming import Pipeline, CheckpointConfig
+>>> from tideflow.streaming.connectors import ParquetSource, ParquetSink
+"""
+
+from __future__ import annotations
+
+from tideflow.streaming._metrics import JobResult, StageMetrics
+from tideflow.streaming._plan import CheckpointConfig
+from tideflow.streaming.errors import (
+    JobAbortedError,
+    PipelineError,
+    SinkError,
+    SourceError,
+    StreamingError,
+)
+from tideflow.streaming.pipeline import Pipeline
+
+__all__ = [
+    # building and running
+    "CheckpointConfig",
+    "Pipeline",
+    # results
+    "JobResult",
+    "StageMetrics",
+    # errors
+    "JobAbortedError",
+    "PipelineError",
+    "SinkError",
+    "SourceError",
+    "StreamingError",
+]

@@ -1,0 +1,380 @@
+"""What runs: the driver-side executor of one job.
+
+The executor holds only references: batches are read by a reader actor, pass through each
+stage's elastic actor pool, and are written by sink actors; the driver sees row counts and
+``ObjectRef``\\ s. Every batch carries the epoch it was read in. A checkpoint barrier is a
+point in the source (its split positions); epoch ``e`` is complete once every batch read
+before its barrier has been written, and then the sink pre-commits ``e``. The
+:class:`~tideflow.core.checkpoint.EpochCoordinator` saves the source positions and the
+pre-commit states and only then lets the sink commit — so a rerun after any crash replays
+from the last barrier and a commit is never repeated with new data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from tideflow.core.autoscaler import PoolScaler, ScalingConfig
+from tideflow.core.checkpoint import CheckpointStore, EpochCoordinator
+from tideflow.core.observability import ScaleEvent, get_logger
+from tideflow.core.scheduler import ActorPool, PoolFuture
+from tideflow.streaming._jobdir import JobDirectory
+from tideflow.streaming._metrics import JobResult, StageMetrics
+from tideflow.streaming._plan import CheckpointConfig, Plan, StageSpec
+from tideflow.streaming._worker import ReaderWorker, SinkWorker, StageWorker
+from tideflow.streaming.connectors._base import JobContext, Sink, Split
+from tideflow.streaming.errors import JobAbortedError
+
+__all__ = ["Executor"]
+
+_POLL_S = 0.005
+_SOURCE = "source"
+_SINK = "sink"
+_DEAD = "dead_letter"
+
+
+@dataclass(eq=False)
+class _Batch:
+    epoch: int
+    ref: Any
+    rows: int
+
+
+@dataclass(eq=False)
+class _Stage:
+    spec: StageSpec
+    pool: ActorPool
+    queue: deque[_Batch] = field(default_factory=deque)
+    in_flight: dict[PoolFuture, _Batch] = field(default_factory=dict)
+    metrics: StageMetrics = field(default_factory=StageMetrics)
+
+    @property
+    def capacity(self) -> int:
+        return (self.pool.size + 1) * self.spec.max_in_flight
+
+
+@dataclass(eq=False)
+class _SplitState:
+    split: Split
+    state: Any = None
+    finished: bool = False
+    reading: Any = None  # (meta_ref, table_ref) while a read is in flight
+    idle_until: float = 0.0
+
+
+class Executor:
+    """Runs a :class:`Plan` once, to the end of a bounded source or until stopped."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        job_id: str,
+        checkpoint: CheckpointConfig | None,
+        dead_letter: Sink | None,
+        queue_limit: int | None = None,
+        on_progress: Callable[[JobResult], None] | None = None,
+    ) -> None:
+        if plan.sink is None:
+            raise JobAbortedError("the pipeline has no sink: end it with .write(sink)")
+        self.plan = plan
+        self.sink: Sink = plan.sink
+        self.jobdir = JobDirectory(job_id, checkpoint)
+        self.ctx = JobContext(job_id=job_id, run=self.jobdir.start_run(), job_uri=self.jobdir.uri)
+        self.interval_s = checkpoint.interval_s if checkpoint is not None else None
+        self.dead_sink = (
+            dead_letter if dead_letter is not None else self.jobdir.default_dead_letter()
+        )
+        self.queue_limit = queue_limit
+        self.on_progress = on_progress
+        self.store = CheckpointStore(
+            self.jobdir.checkpoints_uri, retain=checkpoint.retain if checkpoint else 2
+        )
+        self.coordinator = EpochCoordinator(
+            store=self.store, timeout_s=checkpoint.timeout_s if checkpoint else None
+        )
+        for name in (_SOURCE, _SINK, _DEAD):
+            self.coordinator.register(name)
+        self.coordinator.on_complete(self._commit)
+        self.result = JobResult(job_id=job_id, run=self.ctx.run)
+        self._log = get_logger("tideflow.streaming.executor", job_id=job_id, run=self.ctx.run)
+        self._pending: dict[int, int] = {}  # epoch -> batches and writes not yet done
+        self._barriers: deque[int] = deque()  # epochs whose source position is recorded
+        self._precommits: dict[Any, tuple[int, str]] = {}
+        self._precommit_states: dict[int, dict[str, list[Any]]] = {}
+        self._writes: dict[Any, int] = {}  # write ref -> epoch
+        self._stop = False
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the epoch in flight, take a final checkpoint and return (thread-safe)."""
+        self._stop = True
+
+    def run(self) -> JobResult:
+        started = time.monotonic()
+        splits = self._restore()
+        self._start_actors(splits)
+        try:
+            self._loop(splits, started)
+        except BaseException:
+            self._shutdown(wait=False)
+            raise
+        self._shutdown(wait=True)
+        self.result.wall_s = time.monotonic() - started
+        self.result.checkpoints = [e for e in self.coordinator.events if e.status == "completed"]
+        self._log.info("job.finished", **self.result.summary())
+        return self.result
+
+    def _restore(self) -> dict[str, _SplitState]:
+        restored = self.coordinator.restore()
+        positions: dict[str, Any] = {}
+        finished: set[str] = set()
+        last_epoch = None
+        if restored is not None:
+            last_epoch = int(restored.checkpoint_id)
+            source = restored.states[_SOURCE]
+            positions, finished = source["positions"], set(source["finished"])
+            # The crash may have come between saving the checkpoint and committing it.
+            self._commit(last_epoch, restored.states)
+            self.result.restored_from = last_epoch
+        self.sink.recover(self.ctx, last_epoch)
+        self.dead_sink.recover(self.ctx, last_epoch)
+        splits = {}
+        for split in self.plan.source.discover(self.ctx):
+            splits[split.split_id] = _SplitState(
+                split=split,
+                state=positions.get(split.split_id),
+                finished=split.split_id in finished,
+            )
+        self._log.info(
+            "job.started",
+            restored_from=last_epoch,
+            splits=len(splits),
+            finished_splits=len(finished),
+        )
+        return splits
+
+    def _start_actors(self, splits: dict[str, _SplitState]) -> None:
+        remote_reader: Any = ray.remote(num_cpus=0)(ReaderWorker)
+        self.reader: Any = remote_reader.remote(self.plan.source, self.ctx)
+        opened = [
+            self.reader.open.remote(s.split, s.state) for s in splits.values() if not s.finished
+        ]
+        remote_sink: Any = ray.remote(num_cpus=0)(SinkWorker)
+        self.writer: Any = remote_sink.remote(self.sink, self.ctx, 0, dead_letters=False)
+        self.dead_writer: Any = remote_sink.remote(self.dead_sink, self.ctx, 0, dead_letters=True)
+        self.stages: list[_Stage] = []
+        for spec in self.plan.stages:
+            scaler = None
+            if spec.max_actors > spec.min_actors:
+                scaler = PoolScaler(
+                    spec.name, ScalingConfig(min_size=spec.min_actors, max_size=spec.max_actors)
+                )
+            pool = ActorPool(
+                StageWorker,
+                args=(spec,),
+                size=spec.min_actors,
+                min_size=spec.min_actors,
+                max_size=spec.max_actors,
+                resources=spec.resources,
+                max_in_flight_per_actor=spec.max_in_flight,
+                name=spec.name,
+                scaler=scaler,
+            )
+            self.stages.append(_Stage(spec=spec, pool=pool, metrics=StageMetrics(name=spec.name)))
+        self.result.stages = {s.spec.name: s.metrics for s in self.stages}
+        ray.get(opened)
+
+    def _shutdown(self, *, wait: bool) -> None:
+        for stage in self.stages:
+            stage.metrics.scale_events = [e for e in stage.pool.events if isinstance(e, ScaleEvent)]
+            stage.pool.shutdown(wait=wait, cancel_pending=not wait, timeout=None if wait else 5)
+        for actor in (self.reader, self.writer, self.dead_writer):
+            ray.kill(actor)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _loop(self, splits: dict[str, _SplitState], started: float) -> None:
+        epoch = int(self.coordinator.begin_epoch())
+        epoch_started = time.monotonic()
+        barrier_wanted = False
+        next_progress = started + 1.0
+        while True:
+            now = time.monotonic()
+            reading = any(s.reading is not None for s in splits.values())
+            exhausted = all(s.finished for s in splits.values())
+            if self.interval_s is not None and now - epoch_started >= self.interval_s:
+                barrier_wanted = True
+            if (barrier_wanted or exhausted or self._stop) and not reading:
+                # The barrier: every read of this epoch has returned; record the positions.
+                self._barrier(epoch, splits)
+                if exhausted or self._stop:
+                    break
+                epoch, epoch_started, barrier_wanted = (
+                    int(self.coordinator.begin_epoch()),
+                    now,
+                    False,
+                )
+            if not barrier_wanted and not self._stop:
+                self._read(splits, epoch, now)
+            self._collect_reads(splits, now)
+            self._advance_stages()
+            self._collect_writes()
+            self._complete_epochs()
+            self.coordinator.check_timeouts()
+            if self.on_progress is not None and now >= next_progress:
+                next_progress = now + 1.0
+                self.on_progress(self.result)
+            time.sleep(_POLL_S)
+        while self._barriers or self._precommits:
+            self._advance_stages()
+            self._collect_writes()
+            self._complete_epochs()
+            time.sleep(_POLL_S)
+
+    def _limit(self, stage: _Stage | None) -> int:
+        if self.queue_limit is not None:
+            return self.queue_limit
+        if stage is None:
+            return 8
+        return max(4, 2 * stage.spec.max_actors * stage.spec.max_in_flight)
+
+    def _read(self, splits: dict[str, _SplitState], epoch: int, now: float) -> None:
+        first = self.stages[0] if self.stages else None
+        queued = len(first.queue) if first else len(self._writes)
+        in_reads = sum(1 for s in splits.values() if s.reading is not None)
+        if queued + in_reads >= self._limit(first):
+            if first is not None:
+                first.metrics.note_backpressure(now, f"queue of {first.spec.name!r} full")
+            return
+        for s in splits.values():
+            if s.finished or s.reading is not None or s.idle_until > now:
+                continue
+            meta_ref, table_ref = self.reader.read.options(num_returns=2).remote(
+                s.split.split_id, self.plan.read_batch_size
+            )
+            s.reading = (meta_ref, table_ref, epoch)
+            in_reads += 1
+            if queued + in_reads >= self._limit(first):
+                break
+
+    def _collect_reads(self, splits: dict[str, _SplitState], now: float) -> None:
+        reading = {s.reading[0]: s for s in splits.values() if s.reading is not None}
+        if not reading:
+            return
+        ready, _ = ray.wait(list(reading), num_returns=len(reading), timeout=0)
+        for ref in ready:
+            s = reading[ref]
+            _, table_ref, epoch = s.reading
+            s.reading = None
+            meta = ray.get(ref)
+            s.state, s.finished = meta["state"], meta["finished"]
+            if meta["rows"] == 0:
+                s.idle_until = now + 0.05
+                continue
+            self.result.rows_in += meta["rows"]
+            self._pending[epoch] = self._pending.get(epoch, 0) + 1
+            batch = _Batch(epoch=epoch, ref=table_ref, rows=meta["rows"])
+            if self.stages:
+                self.stages[0].queue.append(batch)
+            else:
+                self._write(batch)
+
+    def _advance_stages(self) -> None:
+        now = time.monotonic()
+        for i, stage in enumerate(self.stages):
+            for future in [f for f in stage.in_flight if f.done()]:
+                batch = stage.in_flight.pop(future)
+                self._stage_done(i, stage, batch, future)
+            downstream = self.stages[i + 1] if i + 1 < len(self.stages) else None
+            while stage.queue and len(stage.in_flight) < stage.capacity:
+                waiting = len(downstream.queue) if downstream else len(self._writes)
+                if waiting + len(stage.in_flight) >= self._limit(downstream):
+                    reason = (
+                        f"queue of {downstream.spec.name!r} full" if downstream else "sink busy"
+                    )
+                    stage.metrics.note_backpressure(now, reason)
+                    break
+                batch = stage.queue.popleft()
+                stage.in_flight[stage.pool.submit("process", batch.ref)] = batch
+            stage.metrics.queue_depth = len(stage.queue)
+
+    def _stage_done(self, i: int, stage: _Stage, batch: _Batch, future: PoolFuture) -> None:
+        error = future.exception()
+        if error is not None:
+            # The actor kept dying on this batch: its rows go to the dead-letter output.
+            self._log.warning("stage.batch_failed", stage=stage.spec.name, error=str(error)[:300])
+            ref = self.dead_writer.write_failed.remote(
+                batch.epoch, batch.ref, stage.spec.name, f"{type(error).__name__}: {error}"
+            )
+            self._writes[ref] = batch.epoch
+            stage.metrics.dead_letters += batch.rows
+            self.result.dead_letters += batch.rows
+            return
+        meta = future.meta
+        stage.metrics.observe(meta)
+        out = _Batch(epoch=batch.epoch, ref=future.object_ref, rows=meta["rows_out"])
+        if meta["dead"]:
+            self.result.dead_letters += meta["dead"]
+            self._pending[batch.epoch] += 1
+            self._writes[self.dead_writer.write.remote(batch.epoch, out.ref)] = batch.epoch
+        if out.rows == 0:
+            self._pending[batch.epoch] -= 1
+        elif i + 1 < len(self.stages):
+            self.stages[i + 1].queue.append(out)
+        else:
+            self._write(out)
+
+    def _write(self, batch: _Batch) -> None:
+        self._writes[self.writer.write.remote(batch.epoch, batch.ref)] = batch.epoch
+        self.result.rows_out += batch.rows
+
+    def _collect_writes(self) -> None:
+        refs = list(self._writes)
+        if refs:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            for ref in ready:
+                epoch = self._writes.pop(ref)
+                ray.get(ref)  # a sink that cannot write stops the job
+                self._pending[epoch] -= 1
+        refs = list(self._precommits)
+        if refs:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            for ref in ready:
+                epoch, participant = self._precommits.pop(ref)
+                states = self._precommit_states.setdefault(epoch, {})
+                states[participant] = [ray.get(ref)]
+                if len(states) == 2:
+                    for name in (_SINK, _DEAD):
+                        self.coordinator.ack(epoch, name, {"precommits": states[name]})
+                    del self._precommit_states[epoch]
+
+    def _barrier(self, epoch: int, splits: dict[str, _SplitState]) -> None:
+        state = {
+            "positions": {k: s.state for k, s in splits.items() if s.state is not None},
+            "finished": sorted(k for k, s in splits.items() if s.finished),
+        }
+        self.coordinator.ack(epoch, _SOURCE, state)
+        self._pending.setdefault(epoch, 0)
+        self._barriers.append(epoch)
+
+    def _complete_epochs(self) -> None:
+        """Epochs whose batches were all written pre-commit, in order."""
+        while self._barriers and self._pending.get(self._barriers[0], 0) == 0:
+            epoch = self._barriers.popleft()
+            del self._pending[epoch]
+            self._precommits[self.writer.precommit.remote(epoch)] = (epoch, _SINK)
+            self._precommits[self.dead_writer.precommit.remote(epoch)] = (epoch, _DEAD)
+
+    def _commit(self, epoch: Any, states: Any) -> None:
+        epoch = int(epoch)
+        self.sink.commit(self.ctx, epoch, states[_SINK]["precommits"])
+        self.dead_sink.commit(self.ctx, epoch, states[_DEAD]["precommits"])
+        self.result.committed_epochs.append(epoch)

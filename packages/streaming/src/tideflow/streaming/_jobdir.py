@@ -1,0 +1,50 @@
+"""Where a job keeps its checkpoints, its run counter and its default dead-letter output."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+from pyarrow import fs as pafs
+
+from tideflow.streaming._plan import CheckpointConfig
+from tideflow.streaming.connectors._base import Sink
+
+__all__ = ["JobDirectory", "join_uri"]
+
+
+def join_uri(uri: str, *parts: str) -> str:
+    """Append path parts to a URI, keeping a query string (``?endpoint_override=…``) last."""
+    base, sep, query = uri.partition("?")
+    path = "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+    return f"{path}{sep}{query}"
+
+
+class JobDirectory:
+    """``<checkpoint uri>/<job_id>/``: ``checkpoints/``, ``runs/``, ``dead_letters/``.
+
+    Without a checkpoint configuration the job lives in a fresh temporary directory: it
+    runs exactly once per call and a rerun starts over.
+    """
+
+    def __init__(self, job_id: str, checkpoint: CheckpointConfig | None) -> None:
+        base = (
+            checkpoint.uri if checkpoint is not None else tempfile.mkdtemp(prefix="tideflow-job-")
+        )
+        self.uri = join_uri(base, job_id)
+        self.checkpoints_uri = join_uri(self.uri, "checkpoints")
+
+    def start_run(self) -> int:
+        """Record a new run of the job and return its number (1 for the first)."""
+        filesystem, path = pafs.FileSystem.from_uri(self.uri)
+        runs = f"{path}/runs"
+        filesystem.create_dir(runs, recursive=True)
+        count = len(filesystem.get_file_info(pafs.FileSelector(runs, allow_not_found=True)))
+        with filesystem.open_output_stream(f"{runs}/run-{count + 1:06d}") as out:
+            out.write(str(time.time()).encode())
+        return count + 1
+
+    def default_dead_letter(self) -> Sink:
+        from tideflow.streaming.connectors.files import JSONLSink
+
+        return JSONLSink(join_uri(self.uri, "dead_letters"))

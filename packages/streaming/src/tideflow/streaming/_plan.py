@@ -1,0 +1,96 @@
+"""What the user describes: an immutable plan of frozen dataclasses (no Ray, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tideflow.core.scheduler import ResourceRequest
+from tideflow.streaming.connectors._base import Sink, Source
+from tideflow.streaming.errors import ConfigError
+
+__all__ = ["CheckpointConfig", "Plan", "StageKind", "StageSpec"]
+
+StageKind = Literal["batches", "map", "flat_map", "filter"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageSpec:
+    """One transformation stage: a user function or class run in an elastic actor pool."""
+
+    name: str
+    """Unique within the pipeline; names metrics, logs and dead letters."""
+    udf: Any
+    """A function, or a class instantiated once per actor (its ``__call__`` is the function)."""
+    kind: StageKind = "batches"
+    """``batches``: Arrow table → table; ``map``/``flat_map``/``filter``: per row (dicts)."""
+    constructor_args: tuple[Any, ...] = ()
+    """Positional arguments of a class ``udf``."""
+    constructor_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments of a class ``udf``."""
+    resources: ResourceRequest = field(default_factory=ResourceRequest)
+    """What each actor of the stage reserves."""
+    min_actors: int = 1
+    """Smallest pool size (the pool starts here)."""
+    max_actors: int = 1
+    """Largest pool size; above ``min_actors`` the pool autoscales."""
+    max_in_flight: int = 2
+    """Batches sent to one actor at once (2 keeps an actor busy while the next arrives)."""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("stage name must be a non-empty string")
+        if not callable(self.udf):
+            raise ConfigError(
+                f"stage {self.name!r}: expected a function or a class; got {self.udf!r}"
+            )
+        if not 1 <= self.min_actors <= self.max_actors:
+            raise ConfigError(
+                f"stage {self.name!r}: concurrency must satisfy 1 <= min <= max; "
+                f"got ({self.min_actors}, {self.max_actors})"
+            )
+        if self.max_in_flight < 1:
+            raise ConfigError(
+                f"stage {self.name!r}: max_in_flight must be >= 1; got {self.max_in_flight}"
+            )
+
+    @property
+    def is_class(self) -> bool:
+        return isinstance(self.udf, type)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointConfig:
+    """Where and how often a job checkpoints."""
+
+    uri: str
+    """Base URI (local path, file://, s3://, hdfs://); a job lives in ``<uri>/<job_id>``."""
+    interval_s: float = 3.0
+    """Seconds between checkpoint barriers (> 0)."""
+    retain: int = 3
+    """Complete checkpoints kept (>= 1)."""
+    timeout_s: float = 120.0
+    """An epoch not complete after this long fails (the previous checkpoint stays)."""
+
+    def __post_init__(self) -> None:
+        if not self.uri:
+            raise ConfigError("CheckpointConfig.uri must be a non-empty URI")
+        if self.interval_s <= 0:
+            raise ConfigError(f"CheckpointConfig.interval_s must be > 0; got {self.interval_s}")
+        if self.retain < 1:
+            raise ConfigError(f"CheckpointConfig.retain must be >= 1; got {self.retain}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """A whole job: one source, a chain of stages, one sink."""
+
+    source: Source
+    """Where rows come from."""
+    read_batch_size: int = 1024
+    """Rows per batch read from the source (> 0)."""
+    stages: tuple[StageSpec, ...] = ()
+    """The transformations, in order."""
+    sink: Sink | None = None
+    """Where rows go; set by ``write``."""

@@ -1,0 +1,182 @@
+"""What runs inside the actors: stage functions with dead-lettering, readers and writers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+
+from tideflow.core.scheduler import WithMeta
+from tideflow.streaming.connectors._base import JobContext, Sink, Source, Split, SplitReader
+from tideflow.streaming.errors import ConfigError
+
+__all__ = ["DEAD_LETTER_SCHEMA", "ReaderWorker", "SinkWorker", "StageWorker", "payload_table"]
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [("stage", pa.string()), ("error", pa.string()), ("record", pa.string()), ("epoch", pa.int64())]
+)
+
+
+def payload_table(payload: Any) -> pa.Table:
+    """The rows a batch carries: sources send tables, stages send (rows, dead letters)."""
+    return payload[0] if isinstance(payload, tuple) else payload
+
+
+def _as_table(value: Any, stage: str) -> pa.Table:
+    if isinstance(value, pa.Table):
+        return value
+    if isinstance(value, pa.RecordBatch):
+        return pa.Table.from_batches([value])
+    if isinstance(value, dict):
+        return pa.table(value)
+    if hasattr(value, "to_arrow"):  # polars
+        return value.to_arrow()
+    if type(value).__name__ == "DataFrame":  # pandas
+        return pa.Table.from_pandas(value, preserve_index=False)
+    message = (
+        f"stage {stage!r} returned {type(value).__name__}; expected a pyarrow Table or "
+        "RecordBatch, a dict of columns, or a pandas/polars DataFrame"
+    )
+    raise ConfigError(message)
+
+
+def _dead(stage: str, rows: list[dict[str, Any]], error: BaseException) -> pa.Table:
+    text = f"{type(error).__name__}: {error}"
+    return pa.table(
+        {
+            "stage": [stage] * len(rows),
+            "error": [text] * len(rows),
+            "record": [json.dumps(r, default=str) for r in rows],
+            "epoch": pa.nulls(len(rows), pa.int64()),
+        },
+        schema=DEAD_LETTER_SCHEMA,
+    )
+
+
+def _concat(tables: Iterable[pa.Table]) -> pa.Table | None:
+    parts = [t for t in tables if t is not None and t.num_rows > 0]
+    if not parts:
+        return None
+    return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+
+
+class StageWorker:
+    """Runs one stage's function on batches; records that raise become dead letters.
+
+    A batch whose function raises is split in halves, recursively, until the failing rows
+    are isolated: the other rows are processed normally, each failing row becomes a dead
+    letter with the error. A function that fails on every row costs about 2n calls.
+    """
+
+    def __init__(self, spec: Any) -> None:
+        self._name = spec.name
+        self._kind = spec.kind
+        udf = spec.udf
+        if spec.is_class:
+            udf = udf(*spec.constructor_args, **dict(spec.constructor_kwargs))
+        self._fn = udf
+
+    def process(self, payload: Any) -> WithMeta:
+        table = payload_table(payload)
+        start = time.time()
+        outputs: list[pa.Table] = []
+        dead: list[pa.Table] = []
+        self._apply(table, outputs, dead)
+        end = time.time()
+        out = _concat(outputs)
+        if out is None:
+            out = table.schema.empty_table() if self._kind in ("filter",) else pa.table({})
+        dead_table = _concat(dead)
+        meta = {
+            "rows_in": table.num_rows,
+            "rows_out": out.num_rows,
+            "dead": 0 if dead_table is None else dead_table.num_rows,
+            "start": start,
+            "end": end,
+        }
+        return WithMeta((out, dead_table), meta)
+
+    def _apply(self, table: pa.Table, outputs: list[pa.Table], dead: list[pa.Table]) -> None:
+        if table.num_rows == 0:
+            return
+        try:
+            outputs.append(self._call(table))
+        except Exception as error:
+            if table.num_rows == 1:
+                dead.append(_dead(self._name, table.to_pylist(), error))
+                return
+            half = table.num_rows // 2
+            self._apply(table.slice(0, half), outputs, dead)
+            self._apply(table.slice(half), outputs, dead)
+
+    def _call(self, table: pa.Table) -> pa.Table:
+        if self._kind == "batches":
+            return _as_table(self._fn(table), self._name)
+        rows = table.to_pylist()
+        if self._kind == "map":
+            return pa.Table.from_pylist([self._fn(r) for r in rows])
+        if self._kind == "flat_map":
+            return pa.Table.from_pylist([o for r in rows for o in self._fn(r)])
+        mask = pa.array([bool(self._fn(r)) for r in rows], pa.bool_())
+        return table.filter(mask)
+
+
+class ReaderWorker:
+    """Holds a source's open split readers; the driver asks it for the next batch of a split."""
+
+    def __init__(self, source: Source, ctx: JobContext) -> None:
+        self._source = source
+        self._ctx = ctx
+        self._readers: dict[str, SplitReader] = {}
+
+    def open(self, split: Split, state: Any) -> bool:
+        self._readers[split.split_id] = self._source.open(split, state, self._ctx)
+        return True
+
+    def read(self, split_id: str, max_rows: int) -> tuple[dict[str, Any], pa.Table | None]:
+        reader = self._readers[split_id]
+        table = reader.read(max_rows)
+        rows = 0 if table is None else table.num_rows
+        meta = {"rows": rows, "finished": reader.finished, "state": reader.snapshot()}
+        if reader.finished:
+            reader.close()
+        return meta, table
+
+
+class SinkWorker:
+    """One writer of a sink: stages rows (or dead letters) per epoch and pre-commits."""
+
+    def __init__(self, sink: Sink, ctx: JobContext, index: int, *, dead_letters: bool) -> None:
+        self._writer = sink.writer(ctx, index)
+        self._dead_letters = dead_letters
+
+    def write(self, epoch: int, payload: Any) -> int:
+        if self._dead_letters:
+            table = payload[1] if isinstance(payload, tuple) else payload
+            if table is None:
+                return 0
+            table = table.set_column(
+                table.schema.get_field_index("epoch"),
+                "epoch",
+                pa.array([epoch] * table.num_rows, pa.int64()),
+            )
+        else:
+            table = payload_table(payload)
+        if table.num_rows:
+            self._writer.write(epoch, table)
+        return table.num_rows
+
+    def write_failed(self, epoch: int, payload: Any, stage: str, error: str) -> int:
+        """Dead-letter a whole batch whose actor kept dying (the rows never ran)."""
+        rows = payload_table(payload).to_pylist()
+        table = _dead(stage, rows, RuntimeError(error))
+        return self.write(epoch, (None, table))
+
+    def precommit(self, epoch: int) -> Any:
+        return self._writer.precommit(epoch)
+
+    def close(self) -> None:
+        self._writer.close()

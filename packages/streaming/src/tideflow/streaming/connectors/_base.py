@@ -1,0 +1,150 @@
+"""The contracts between the engine and its connectors.
+
+A **source** says how it is partitioned and how a partition resumes (Bytewax ``inputs``
+style): :meth:`Source.discover` lists its splits (stable ids), :meth:`Source.open` builds a
+reader for one split from its resume state, and :meth:`SplitReader.snapshot` returns what
+is needed to resume *after the last batch returned*. Nothing is built in a constructor that
+a resume would have to undo: sources are plain, picklable descriptions; readers are made in
+the engine's reader actors.
+
+A **sink** is two-phase (Flink's ``TwoPhaseCommitSinkFunction``): writers stage each epoch's
+data (:meth:`SinkWriter.write`), :meth:`SinkWriter.precommit` flushes an epoch and returns
+what a commit needs (small JSON: staged paths, transaction ids); once the checkpoint that
+holds those pre-commit states is durable, the engine calls :meth:`Sink.commit` on the
+driver. A commit must be idempotent by ``(job_id, epoch)``: after a crash the engine commits
+again every pre-committed epoch of the restored checkpoint, and :meth:`Sink.recover` removes
+what was staged for epochs after it, so a replay never writes twice.
+
+All states are JSON values (dicts, lists, str, int, float, bool, None).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = [
+    "JSON",
+    "JobContext",
+    "Sink",
+    "SinkWriter",
+    "Source",
+    "Split",
+    "SplitReader",
+]
+
+JSON = Any
+"""A JSON-serialisable value."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobContext:
+    """What connectors know about the job they run in."""
+
+    job_id: str
+    """The job's stable id: the same across reruns (resume) of one job."""
+    run: int = 1
+    """1 for the first run of this job id, 2 for the first rerun (resume), and so on."""
+    job_uri: str = ""
+    """The job's directory (under the checkpoint URI) for connector bookkeeping; may be ''."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Split:
+    """One partition of a source: a batch group of files, a Kafka partition, a table range."""
+
+    split_id: str
+    """Stable id: the same split has the same id in every run (it keys the resume state)."""
+    info: JSON = field(default=None)
+    """What the reader needs to open it (file paths, partition number, …)."""
+
+
+class SplitReader(ABC):
+    """Reads one split, in order, inside a reader actor."""
+
+    @abstractmethod
+    def read(self, max_rows: int) -> pa.Table | None:
+        """Return the next batch (at most ``max_rows`` rows, at least 1), or ``None``.
+
+        ``None`` means nothing is available now: the split is finished (see
+        :attr:`finished`) or, for an unbounded source, no new data has arrived yet.
+        """
+
+    @property
+    @abstractmethod
+    def finished(self) -> bool:
+        """True once a bounded split has returned its last batch (never for unbounded)."""
+
+    @abstractmethod
+    def snapshot(self) -> JSON:
+        """The state to resume from *after* the last batch :meth:`read` returned."""
+
+    def close(self) -> None:  # noqa: B027  (optional hook)
+        """Release files and connections."""
+
+
+class Source(ABC):
+    """A partitioned, resumable input. Instances are pickled to the engine's actors."""
+
+    name: str = "source"
+
+    @property
+    @abstractmethod
+    def bounded(self) -> bool:
+        """True when the input ends (files, a table snapshot); False for streams."""
+
+    @abstractmethod
+    def discover(self, ctx: JobContext) -> Sequence[Split]:
+        """All splits known now, in a stable order. Unbounded sources are asked again
+        periodically and may return new splits (new files, new partitions)."""
+
+    @abstractmethod
+    def open(self, split: Split, state: JSON | None, ctx: JobContext) -> SplitReader:
+        """A reader for ``split`` resuming after ``state`` (``None``: from its start)."""
+
+
+class SinkWriter(ABC):
+    """Stages one writer's share of the output, per epoch, inside a sink actor."""
+
+    @abstractmethod
+    def write(self, epoch: int, table: pa.Table) -> None:
+        """Stage ``table`` as part of ``epoch`` (nothing is visible to readers yet)."""
+
+    @abstractmethod
+    def precommit(self, epoch: int) -> JSON:
+        """Flush everything staged for ``epoch``; return what :meth:`Sink.commit` needs.
+
+        Called once per epoch, after the epoch's last :meth:`write`, even if it wrote nothing.
+        """
+
+    def close(self) -> None:  # noqa: B027  (optional hook)
+        """Release files and connections (staged data stays staged)."""
+
+
+class Sink(ABC):
+    """A two-phase, idempotent output. Instances are pickled to the engine's actors."""
+
+    name: str = "sink"
+
+    @abstractmethod
+    def writer(self, ctx: JobContext, index: int) -> SinkWriter:
+        """The writer number ``index`` (0-based) of this job run."""
+
+    @abstractmethod
+    def commit(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
+        """Publish ``epoch`` from every writer's pre-commit state; idempotent by (job, epoch).
+
+        Runs on the driver once the checkpoint holding ``precommits`` is durable; it may run
+        again for the same epoch after a crash and must then do nothing new.
+        """
+
+    def abort(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:  # noqa: B027
+        """Discard what was staged for ``epoch`` (its checkpoint failed)."""
+
+    def recover(self, ctx: JobContext, last_epoch: int | None) -> None:  # noqa: B027
+        """Before a (re)run: remove staged output of epochs after ``last_epoch`` (the
+        restored checkpoint's epoch; ``None`` when starting fresh)."""

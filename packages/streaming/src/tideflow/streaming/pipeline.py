@@ -1,0 +1,168 @@
+"""The fluent API: ``Pipeline.read(source).map_batches(...).write(sink).run(job_id=...)``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tideflow.core.scheduler import ResourceRequest
+from tideflow.streaming._metrics import JobResult
+from tideflow.streaming._plan import CheckpointConfig, Plan, StageKind, StageSpec
+from tideflow.streaming.connectors._base import Sink, Source
+from tideflow.streaming.errors import ConfigError, PipelineError
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline:
+    """An immutable description of a job; each method returns a new pipeline.
+
+    >>> result = (
+    ...     Pipeline.read(ParquetSource("s3://bucket/in/"), batch_size=500)
+    ...     .map_batches(decode, num_cpus=1)                         # table -> table
+    ...     .map_batches(Embedder, num_gpus=1, concurrency=(1, 4))   # one instance per actor
+    ...     .write(ParquetSink("s3://bucket/out/"))
+    ...     .run(job_id="embed-2026-11",
+    ...          checkpoint=CheckpointConfig(uri="s3://bucket/ckpt/", interval_s=3))
+    ... )  # doctest: +SKIP
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+
+    @property
+    def plan(self) -> Plan:
+        """The plan this pipeline describes."""
+        return self._plan
+
+    @classmethod
+    def read(cls, source: Source, *, batch_size: int = 1024) -> Pipeline:
+        """Start a pipeline that reads ``source`` in batches of at most ``batch_size`` rows."""
+        if not isinstance(source, Source):
+            raise ConfigError(
+                f"Pipeline.read expects a tideflow.streaming.connectors Source; got {source!r}"
+            )
+        if batch_size < 1:
+            raise ConfigError(f"Pipeline.read: batch_size must be >= 1; got {batch_size}")
+        return cls(Plan(source=source, read_batch_size=batch_size))
+
+    def map_batches(self, fn: Callable[..., Any], **options: Any) -> Pipeline:
+        """Apply ``fn`` (Arrow table → table, dict of columns or DataFrame) to each batch.
+
+        ``fn`` may be a class: one instance per actor (load models in ``__init__``), called
+        with each batch. Options: ``name``, ``num_cpus`` (1), ``num_gpus`` (0),
+        ``accelerator_type``, ``memory``, ``resources`` (custom), ``concurrency`` (an int,
+        or ``(min, max)`` to autoscale), ``max_in_flight`` (2 per actor),
+        ``fn_constructor_args``, ``fn_constructor_kwargs``.
+        """
+        return self._stage("batches", fn, options)
+
+    def map(self, fn: Callable[[dict[str, Any]], dict[str, Any]], **options: Any) -> Pipeline:
+        """Apply ``fn`` to each row (a dict) and keep what it returns (a dict)."""
+        return self._stage("map", fn, options)
+
+    def flat_map(self, fn: Callable[[dict[str, Any]], Any], **options: Any) -> Pipeline:
+        """Apply ``fn`` to each row; it returns an iterable of rows (zero or more)."""
+        return self._stage("flat_map", fn, options)
+
+    def filter(self, fn: Callable[[dict[str, Any]], bool], **options: Any) -> Pipeline:
+        """Keep the rows for which ``fn`` is true."""
+        return self._stage("filter", fn, options)
+
+    def write(self, sink: Sink) -> Pipeline:
+        """End the pipeline in ``sink`` (two-phase: output appears when checkpoints commit)."""
+        if not isinstance(sink, Sink):
+            raise ConfigError(f"Pipeline.write expects a tideflow.streaming Sink; got {sink!r}")
+        if self._plan.sink is not None:
+            raise PipelineError("the pipeline already ends in a sink; write() comes once, last")
+        return Pipeline(dataclasses.replace(self._plan, sink=sink))
+
+    def run(
+        self,
+        *,
+        job_id: str,
+        checkpoint: CheckpointConfig | None = None,
+        dead_letter: Sink | None = None,
+        queue_limit: int | None = None,
+        on_progress: Callable[[JobResult], None] | None = None,
+    ) -> JobResult:
+        """Run the job to the end of a bounded source; return its metrics.
+
+        With ``checkpoint``, a rerun with the same ``job_id`` resumes after the last
+        complete checkpoint, and a finished bounded job run again writes nothing new.
+        ``dead_letter`` receives rows whose function raised (default: JSON lines under
+        ``<checkpoint uri>/<job_id>/dead_letters``). ``queue_limit`` bounds the batches
+        waiting before each stage (default: 2 × the stage's max actors × max in flight).
+        Starts a local Ray if none is running.
+        """
+        import ray
+
+        from tideflow.streaming._executor import Executor
+
+        if not job_id or "/" in job_id:
+            raise ConfigError(f"run: job_id must be a non-empty name without '/'; got {job_id!r}")
+        if self._plan.sink is None:
+            raise PipelineError("the pipeline has no sink: end it with .write(sink) before run()")
+        if not ray.is_initialized():
+            ray.init()
+        executor = Executor(
+            self._plan,
+            job_id=job_id,
+            checkpoint=checkpoint,
+            dead_letter=dead_letter,
+            queue_limit=queue_limit,
+            on_progress=on_progress,
+        )
+        return executor.run()
+
+    def _stage(
+        self, kind: StageKind, fn: Callable[..., Any], options: Mapping[str, Any]
+    ) -> Pipeline:
+        if self._plan.sink is not None:
+            raise PipelineError(f"cannot add a {kind} stage after write(): the sink comes last")
+        known = {
+            "name",
+            "num_cpus",
+            "num_gpus",
+            "accelerator_type",
+            "memory",
+            "resources",
+            "concurrency",
+            "max_in_flight",
+            "fn_constructor_args",
+            "fn_constructor_kwargs",
+        }
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"{kind} stage: unknown options {unknown}; known: {sorted(known)}")
+        concurrency = options.get("concurrency", 1)
+        if isinstance(concurrency, int):
+            low = high = concurrency
+        elif isinstance(concurrency, tuple) and len(concurrency) == 2:
+            low, high = concurrency
+        else:
+            raise ConfigError(f"concurrency must be an int or (min, max); got {concurrency!r}")
+        name = str(options.get("name") or getattr(fn, "__name__", kind))
+        taken = {s.name for s in self._plan.stages}
+        base, n = name, 2
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        spec = StageSpec(
+            name=name,
+            udf=fn,
+            kind=kind,
+            constructor_args=tuple(options.get("fn_constructor_args", ())),
+            constructor_kwargs=dict(options.get("fn_constructor_kwargs") or {}),
+            resources=ResourceRequest(
+                num_cpus=options.get("num_cpus", 1),
+                num_gpus=options.get("num_gpus", 0),
+                accelerator_type=options.get("accelerator_type"),
+                memory=options.get("memory"),
+                resources=dict(options.get("resources") or {}),
+            ),
+            min_actors=low,
+            max_actors=high,
+            max_in_flight=options.get("max_in_flight", 2),
+        )
+        return Pipeline(dataclasses.replace(self._plan, stages=(*self._plan.stages, spec)))
