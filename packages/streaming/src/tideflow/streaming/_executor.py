@@ -12,6 +12,8 @@ from the last barrier and a commit is never repeated with new data.
 
 from __future__ import annotations
 
+import pickle
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from tideflow.core.checkpoint import CheckpointStore, EpochCoordinator
 from tideflow.core.observability import ScaleEvent, get_logger
 from tideflow.core.scheduler import ActorPool, PoolFuture
 from tideflow.streaming._jobdir import JobDirectory
+from tideflow.streaming._keyed import KeyedWorker
 from tideflow.streaming._metrics import JobResult, StageMetrics
 from tideflow.streaming._plan import CheckpointConfig, Plan, StageSpec
 from tideflow.streaming._worker import ReaderWorker, SinkWorker, StageWorker
@@ -33,7 +36,9 @@ from tideflow.streaming.errors import JobAbortedError
 
 __all__ = ["Executor"]
 
-_POLL_S = 0.005
+_POLL_S = 0.002
+_READ_AHEAD = 4  # reads in flight per split
+_IDLE_BACKOFF_S = 0.05  # an unbounded split with no data is asked again after this
 _SOURCE = "source"
 _SINK = "sink"
 _DEAD = "dead_letter"
@@ -49,14 +54,28 @@ class _Batch:
 @dataclass(eq=False)
 class _Stage:
     spec: StageSpec
-    pool: ActorPool
+    pool: ActorPool | None = None  # stateless stages
+    actors: list[Any] = field(default_factory=list)  # keyed stages: one per partition
     queue: deque[_Batch] = field(default_factory=deque)
-    in_flight: dict[PoolFuture, _Batch] = field(default_factory=dict)
+    # In submission order; outputs leave in that order (per-key and per-split order kept).
+    in_flight: dict[Any, _Batch] = field(default_factory=dict)
     metrics: StageMetrics = field(default_factory=StageMetrics)
+    snapshot_epoch: int = 0  # keyed: the last epoch whose snapshot was requested
+
+    @property
+    def participant(self) -> str:
+        return f"stage:{self.spec.name}"
 
     @property
     def capacity(self) -> int:
+        if self.pool is None:
+            return 2 * len(self.actors)
         return (self.pool.size + 1) * self.spec.max_in_flight
+
+
+@dataclass(eq=False)
+class _KeyedCall:
+    parts: list[tuple[Any, Any]]  # (meta ref, output ref) per partition
 
 
 @dataclass(eq=False)
@@ -64,7 +83,9 @@ class _SplitState:
     split: Split
     state: Any = None
     finished: bool = False
-    reading: Any = None  # (meta_ref, table_ref) while a read is in flight
+    # Reads in flight, in order: (meta ref, table ref, epoch). The reader actor runs them
+    # in order, so several can be outstanding (read-ahead) without changing the result.
+    reading: deque[tuple[Any, Any, int]] = field(default_factory=deque)
     idle_until: float = 0.0
 
 
@@ -101,21 +122,31 @@ class Executor:
         )
         for name in (_SOURCE, _SINK, _DEAD):
             self.coordinator.register(name)
+        for spec in plan.stages:
+            if spec.kind == "keyed":
+                self.coordinator.register(f"stage:{spec.name}")
         self.coordinator.on_complete(self._commit)
         self.result = JobResult(job_id=job_id, run=self.ctx.run)
         self._log = get_logger("tideflow.streaming.executor", job_id=job_id, run=self.ctx.run)
         self._pending: dict[int, int] = {}  # epoch -> batches and writes not yet done
         self._barriers: deque[int] = deque()  # epochs whose source position is recorded
-        self._precommits: dict[Any, tuple[int, str]] = {}
-        self._precommit_states: dict[int, dict[str, list[Any]]] = {}
+        # Refs of pre-commits and snapshots -> (epoch, participant, part index, parts).
+        self._acks: dict[Any, tuple[int, str, int, int]] = {}
+        self._ack_parts: dict[tuple[int, str], dict[int, Any]] = {}
+        self._keyed_states: dict[str, list[bytes | None]] = {}
         self._writes: dict[Any, int] = {}  # write ref -> epoch
         self._stop = False
+        self._wake = threading.Event()
 
     # -- life cycle --------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Finish the epoch in flight, take a final checkpoint and return (thread-safe)."""
         self._stop = True
+        self._wake.set()
+
+    def _on_future(self, _future: Any) -> None:
+        self._wake.set()
 
     def run(self) -> JobResult:
         started = time.monotonic()
@@ -141,6 +172,17 @@ class Executor:
             last_epoch = int(restored.checkpoint_id)
             source = restored.states[_SOURCE]
             positions, finished = source["positions"], set(source["finished"])
+            for spec in self.plan.stages:
+                if spec.kind == "keyed":
+                    parts = pickle.loads(restored.states[f"stage:{spec.name}"])
+                    if len(parts) != spec.partitions:
+                        message = (
+                            f"stage {spec.name!r} has {spec.partitions} partitions but the "
+                            f"checkpoint of job {self.ctx.job_id!r} has {len(parts)}; "
+                            "partitions are fixed for a job's lifetime"
+                        )
+                        raise JobAbortedError(message)
+                    self._keyed_states[spec.name] = parts
             # The crash may have come between saving the checkpoint and committing it.
             self._commit(last_epoch, restored.states)
             self.result.restored_from = last_epoch
@@ -171,7 +213,19 @@ class Executor:
         self.writer: Any = remote_sink.remote(self.sink, self.ctx, 0, dead_letters=False)
         self.dead_writer: Any = remote_sink.remote(self.dead_sink, self.ctx, 0, dead_letters=True)
         self.stages: list[_Stage] = []
+        remote_keyed: Any = ray.remote(KeyedWorker)
         for spec in self.plan.stages:
+            if spec.kind == "keyed":
+                states = self._keyed_states.get(spec.name) or [None] * spec.partitions
+                actors = [
+                    remote_keyed.options(**spec.resources.to_ray_options()).remote(
+                        spec, spec.key, state, index=index, partitions=spec.partitions
+                    )
+                    for index, state in enumerate(states)
+                ]
+                metrics = StageMetrics(name=spec.name)
+                self.stages.append(_Stage(spec=spec, actors=actors, metrics=metrics))
+                continue
             scaler = None
             if spec.max_actors > spec.min_actors:
                 scaler = PoolScaler(
@@ -194,6 +248,10 @@ class Executor:
 
     def _shutdown(self, *, wait: bool) -> None:
         for stage in self.stages:
+            if stage.pool is None:
+                for actor in stage.actors:
+                    ray.kill(actor)
+                continue
             stage.metrics.scale_events = [e for e in stage.pool.events if isinstance(e, ScaleEvent)]
             stage.pool.shutdown(wait=wait, cancel_pending=not wait, timeout=None if wait else 5)
         for actor in (self.reader, self.writer, self.dead_writer):
@@ -208,7 +266,7 @@ class Executor:
         next_progress = started + 1.0
         while True:
             now = time.monotonic()
-            reading = any(s.reading is not None for s in splits.values())
+            reading = any(s.reading for s in splits.values())
             exhausted = all(s.finished for s in splits.values())
             if self.interval_s is not None and now - epoch_started >= self.interval_s:
                 barrier_wanted = True
@@ -232,12 +290,12 @@ class Executor:
             if self.on_progress is not None and now >= next_progress:
                 next_progress = now + 1.0
                 self.on_progress(self.result)
-            time.sleep(_POLL_S)
-        while self._barriers or self._precommits:
+            self._wait(splits)
+        while self._barriers or self._acks:
             self._advance_stages()
             self._collect_writes()
             self._complete_epochs()
-            time.sleep(_POLL_S)
+            self._wait(splits)
 
     def _limit(self, stage: _Stage | None) -> int:
         if self.queue_limit is not None:
@@ -249,50 +307,79 @@ class Executor:
     def _read(self, splits: dict[str, _SplitState], epoch: int, now: float) -> None:
         first = self.stages[0] if self.stages else None
         queued = len(first.queue) if first else len(self._writes)
-        in_reads = sum(1 for s in splits.values() if s.reading is not None)
-        if queued + in_reads >= self._limit(first):
+        in_reads = sum(len(s.reading) for s in splits.values())
+        limit = self._limit(first)
+        if queued + in_reads >= limit:
             if first is not None:
                 first.metrics.note_backpressure(now, f"queue of {first.spec.name!r} full")
             return
         for s in splits.values():
-            if s.finished or s.reading is not None or s.idle_until > now:
-                continue
-            meta_ref, table_ref = self.reader.read.options(num_returns=2).remote(
-                s.split.split_id, self.plan.read_batch_size
-            )
-            s.reading = (meta_ref, table_ref, epoch)
-            in_reads += 1
-            if queued + in_reads >= self._limit(first):
-                break
+            while (
+                not s.finished
+                and len(s.reading) < _READ_AHEAD
+                and s.idle_until <= now
+                and queued + in_reads < limit
+            ):
+                meta_ref, table_ref = self.reader.read.options(num_returns=2).remote(
+                    s.split.split_id, self.plan.read_batch_size
+                )
+                s.reading.append((meta_ref, table_ref, epoch))
+                in_reads += 1
 
     def _collect_reads(self, splits: dict[str, _SplitState], now: float) -> None:
-        reading = {s.reading[0]: s for s in splits.values() if s.reading is not None}
-        if not reading:
+        heads = {s.reading[0][0]: s for s in splits.values() if s.reading}
+        while heads:
+            ready, _ = ray.wait(list(heads), num_returns=len(heads), timeout=0)
+            if not ready:
+                return
+            metas = ray.get(ready)
+            next_heads = {}
+            for ref, meta in zip(ready, metas, strict=True):
+                s = heads[ref]
+                _, table_ref, epoch = s.reading.popleft()
+                s.state, s.finished = meta["state"], meta["finished"]
+                if s.reading:
+                    next_heads[s.reading[0][0]] = s
+                if meta["rows"] == 0:
+                    if not s.finished:
+                        s.idle_until = now + _IDLE_BACKOFF_S
+                    continue
+                self.result.rows_in += meta["rows"]
+                self._pending[epoch] = self._pending.get(epoch, 0) + 1
+                batch = _Batch(epoch=epoch, ref=table_ref, rows=meta["rows"])
+                if self.stages:
+                    self.stages[0].queue.append(batch)
+                else:
+                    self._write(batch)
+            heads = next_heads
+
+    def _wait(self, splits: dict[str, _SplitState]) -> None:
+        """Sleep until something may have changed: a Ray result, a pool future, or 2 ms."""
+        if self._wake.is_set():
+            self._wake.clear()
             return
-        ready, _ = ray.wait(list(reading), num_returns=len(reading), timeout=0)
-        for ref in ready:
-            s = reading[ref]
-            _, table_ref, epoch = s.reading
-            s.reading = None
-            meta = ray.get(ref)
-            s.state, s.finished = meta["state"], meta["finished"]
-            if meta["rows"] == 0:
-                s.idle_until = now + 0.05
-                continue
-            self.result.rows_in += meta["rows"]
-            self._pending[epoch] = self._pending.get(epoch, 0) + 1
-            batch = _Batch(epoch=epoch, ref=table_ref, rows=meta["rows"])
-            if self.stages:
-                self.stages[0].queue.append(batch)
-            else:
-                self._write(batch)
+        refs = [s.reading[0][0] for s in splits.values() if s.reading]
+        refs += list(self._writes) + list(self._acks)
+        for stage in self.stages:
+            if stage.pool is None and stage.in_flight:
+                refs += [meta for meta, _ in next(iter(stage.in_flight)).parts]
+        if refs:
+            ray.wait(refs, num_returns=1, timeout=_POLL_S)
+        else:
+            self._wake.wait(_POLL_S)
+        self._wake.clear()
 
     def _advance_stages(self) -> None:
         now = time.monotonic()
         for i, stage in enumerate(self.stages):
-            for future in [f for f in stage.in_flight if f.done()]:
-                batch = stage.in_flight.pop(future)
-                self._stage_done(i, stage, batch, future)
+            for handle, batch in list(stage.in_flight.items()):
+                if not self._is_done(stage, handle):
+                    break  # outputs leave in input order
+                del stage.in_flight[handle]
+                if stage.pool is None:
+                    self._keyed_done(i, stage, batch, handle)
+                else:
+                    self._stage_done(i, stage, batch, handle)
             downstream = self.stages[i + 1] if i + 1 < len(self.stages) else None
             while stage.queue and len(stage.in_flight) < stage.capacity:
                 waiting = len(downstream.queue) if downstream else len(self._writes)
@@ -303,8 +390,21 @@ class Executor:
                     stage.metrics.note_backpressure(now, reason)
                     break
                 batch = stage.queue.popleft()
-                stage.in_flight[stage.pool.submit("process", batch.ref)] = batch
+                if stage.pool is None:
+                    stage.in_flight[self._keyed_submit(stage, batch)] = batch
+                else:
+                    future = stage.pool.submit("process", batch.ref)
+                    future.add_done_callback(self._on_future)
+                    stage.in_flight[future] = batch
             stage.metrics.queue_depth = len(stage.queue)
+
+    @staticmethod
+    def _is_done(stage: _Stage, handle: Any) -> bool:
+        if stage.pool is not None:
+            return bool(handle.done())
+        metas = [meta for meta, _ in handle.parts]
+        ready, _ = ray.wait(metas, num_returns=len(metas), timeout=0)
+        return len(ready) == len(metas)
 
     def _stage_done(self, i: int, stage: _Stage, batch: _Batch, future: PoolFuture) -> None:
         error = future.exception()
@@ -318,19 +418,55 @@ class Executor:
             stage.metrics.dead_letters += batch.rows
             self.result.dead_letters += batch.rows
             return
-        meta = future.meta
-        stage.metrics.observe(meta)
-        out = _Batch(epoch=batch.epoch, ref=future.object_ref, rows=meta["rows_out"])
-        if meta["dead"]:
-            self.result.dead_letters += meta["dead"]
-            self._pending[batch.epoch] += 1
-            self._writes[self.dead_writer.write.remote(batch.epoch, out.ref)] = batch.epoch
-        if out.rows == 0:
-            self._pending[batch.epoch] -= 1
-        elif i + 1 < len(self.stages):
-            self.stages[i + 1].queue.append(out)
-        else:
-            self._write(out)
+        self._forward(i, stage, batch.epoch, [(future.meta, future.object_ref)])
+
+    def _keyed_submit(self, stage: _Stage, batch: _Batch) -> _KeyedCall:
+        # The aligned barrier: snapshots of earlier epochs go before this epoch's rows.
+        self._keyed_snapshots(stage, batch.epoch - 1)
+        return _KeyedCall(
+            parts=[
+                tuple(actor.process.options(num_returns=2).remote(batch.ref))
+                for actor in stage.actors
+            ]
+        )
+
+    def _keyed_done(self, i: int, stage: _Stage, batch: _Batch, call: _KeyedCall) -> None:
+        # A failing keyed actor fails the job: its state is only as good as the checkpoint.
+        metas = ray.get([meta for meta, _ in call.parts])
+        outputs = list(zip(metas, [ref for _, ref in call.parts], strict=True))
+        self._forward(i, stage, batch.epoch, outputs)
+
+    def _keyed_snapshots(self, stage: _Stage, upto: int) -> None:
+        while stage.snapshot_epoch < upto:
+            stage.snapshot_epoch += 1
+            for index, actor in enumerate(stage.actors):
+                ref = actor.snapshot.remote()
+                self._acks[ref] = (
+                    stage.snapshot_epoch,
+                    stage.participant,
+                    index,
+                    len(stage.actors),
+                )
+
+    def _forward(
+        self, i: int, stage: _Stage, epoch: int, outputs: list[tuple[dict[str, Any], Any]]
+    ) -> None:
+        """Send a finished batch's outputs downstream (and dead letters to their sink)."""
+        self._pending[epoch] -= 1
+        for meta, ref in outputs:
+            stage.metrics.observe(meta)
+            if meta["dead"]:
+                self.result.dead_letters += meta["dead"]
+                self._pending[epoch] += 1
+                self._writes[self.dead_writer.write.remote(epoch, ref)] = epoch
+            if meta["rows_out"] == 0:
+                continue
+            self._pending[epoch] += 1
+            out = _Batch(epoch=epoch, ref=ref, rows=meta["rows_out"])
+            if i + 1 < len(self.stages):
+                self.stages[i + 1].queue.append(out)
+            else:
+                self._write(out)
 
     def _write(self, batch: _Batch) -> None:
         self._writes[self.writer.write.remote(batch.epoch, batch.ref)] = batch.epoch
@@ -340,21 +476,25 @@ class Executor:
         refs = list(self._writes)
         if refs:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            ray.get(ready)  # a sink that cannot write stops the job
             for ref in ready:
-                epoch = self._writes.pop(ref)
-                ray.get(ref)  # a sink that cannot write stops the job
-                self._pending[epoch] -= 1
-        refs = list(self._precommits)
+                self._pending[self._writes.pop(ref)] -= 1
+        refs = list(self._acks)
         if refs:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             for ref in ready:
-                epoch, participant = self._precommits.pop(ref)
-                states = self._precommit_states.setdefault(epoch, {})
-                states[participant] = [ray.get(ref)]
-                if len(states) == 2:
-                    for name in (_SINK, _DEAD):
-                        self.coordinator.ack(epoch, name, {"precommits": states[name]})
-                    del self._precommit_states[epoch]
+                epoch, participant, index, count = self._acks.pop(ref)
+                parts = self._ack_parts.setdefault((epoch, participant), {})
+                parts[index] = ray.get(ref)
+                if len(parts) == count:
+                    del self._ack_parts[(epoch, participant)]
+                    values = [parts[k] for k in range(count)]
+                    state: Any = (
+                        pickle.dumps(values)
+                        if participant.startswith("stage:")
+                        else {"precommits": values}
+                    )
+                    self.coordinator.ack(epoch, participant, state)
 
     def _barrier(self, epoch: int, splits: dict[str, _SplitState]) -> None:
         state = {
@@ -370,8 +510,11 @@ class Executor:
         while self._barriers and self._pending.get(self._barriers[0], 0) == 0:
             epoch = self._barriers.popleft()
             del self._pending[epoch]
-            self._precommits[self.writer.precommit.remote(epoch)] = (epoch, _SINK)
-            self._precommits[self.dead_writer.precommit.remote(epoch)] = (epoch, _DEAD)
+            for stage in self.stages:
+                if stage.pool is None:
+                    self._keyed_snapshots(stage, epoch)
+            self._acks[self.writer.precommit.remote(epoch)] = (epoch, _SINK, 0, 1)
+            self._acks[self.dead_writer.precommit.remote(epoch)] = (epoch, _DEAD, 0, 1)
 
     def _commit(self, epoch: Any, states: Any) -> None:
         epoch = int(epoch)

@@ -12,7 +12,7 @@ from tideflow.streaming.errors import ConfigError
 
 __all__ = ["CheckpointConfig", "Plan", "StageKind", "StageSpec"]
 
-StageKind = Literal["batches", "map", "flat_map", "filter"]
+StageKind = Literal["batches", "map", "flat_map", "filter", "keyed"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +37,10 @@ class StageSpec:
     """Largest pool size; above ``min_actors`` the pool autoscales."""
     max_in_flight: int = 2
     """Batches sent to one actor at once (2 keeps an actor busy while the next arrives)."""
+    key: str | None = None
+    """For a keyed stage: the column whose value routes a row and keys its state."""
+    partitions: int = 1
+    """For a keyed stage: how many actors share the keys (fixed for the job's lifetime)."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -49,6 +53,10 @@ class StageSpec:
             raise ConfigError(
                 f"stage {self.name!r}: concurrency must satisfy 1 <= min <= max; "
                 f"got ({self.min_actors}, {self.max_actors})"
+            )
+        if self.kind == "keyed" and (not self.key or self.partitions < 1):
+            raise ConfigError(
+                f"stage {self.name!r}: a keyed stage needs key= (a column) and partitions >= 1"
             )
         if self.max_in_flight < 1:
             raise ConfigError(

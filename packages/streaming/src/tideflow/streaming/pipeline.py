@@ -70,6 +70,23 @@ class Pipeline:
         """Keep the rows for which ``fn`` is true."""
         return self._stage("filter", fn, options)
 
+    def stateful_map(
+        self, key: str, fn: Callable[[Any, dict[str, Any]], Any], **options: Any
+    ) -> Pipeline:
+        """Keep per-key state: ``fn(state, row) -> (new_state, emitted)`` for each row.
+
+        Rows are routed by the value of column ``key`` to one of ``partitions`` actors
+        (option, default 1, fixed for the job's lifetime) and seen in order per key.
+        ``state`` is ``None`` for a new key; returning ``None`` as the new state forgets the
+        key. ``emitted`` is a row (dict), a list of rows, or ``None``. The states are part
+        of every checkpoint, so e.g. gathering the shards of a video until it is complete
+        survives a crash. ``fn`` may be a class (one instance per partition actor).
+        """
+        partitions = options.pop("partitions", 1)
+        if not isinstance(partitions, int) or partitions < 1:
+            raise ConfigError(f"stateful_map: partitions must be an int >= 1; got {partitions!r}")
+        return self._stage("keyed", fn, options, key=key, partitions=partitions)
+
     def write(self, sink: Sink) -> Pipeline:
         """End the pipeline in ``sink`` (two-phase: output appears when checkpoints commit)."""
         if not isinstance(sink, Sink):
@@ -117,7 +134,13 @@ class Pipeline:
         return executor.run()
 
     def _stage(
-        self, kind: StageKind, fn: Callable[..., Any], options: Mapping[str, Any]
+        self,
+        kind: StageKind,
+        fn: Callable[..., Any],
+        options: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        partitions: int = 1,
     ) -> Pipeline:
         if self._plan.sink is not None:
             raise PipelineError(f"cannot add a {kind} stage after write(): the sink comes last")
@@ -164,5 +187,7 @@ class Pipeline:
             min_actors=low,
             max_actors=high,
             max_in_flight=options.get("max_in_flight", 2),
+            key=key,
+            partitions=partitions,
         )
         return Pipeline(dataclasses.replace(self._plan, stages=(*self._plan.stages, spec)))
