@@ -15,11 +15,12 @@ from tideflow.streaming.errors import (
     SourceError,
     StreamingError,
 )
-from tideflow.streaming.pipeline import Pipeline
+from tideflow.streaming.pipeline import Job, Pipeline
 
 __all__ = [
     # building and running
     "CheckpointConfig",
+    "Job",
     "Pipeline",
     # results
     "JobResult",

@@ -101,6 +101,10 @@ class Executor:
         dead_letter: Sink | None,
         queue_limit: int | None = None,
         on_progress: Callable[[JobResult], None] | None = None,
+        on_complete: Callable[[list[Any]], None] | None = None,
+        id_column: str | None = None,
+        complete_every: int = 10_000,
+        rediscover_s: float = 5.0,
     ) -> None:
         if plan.sink is None:
             raise JobAbortedError("the pipeline has no sink: end it with .write(sink)")
@@ -114,6 +118,10 @@ class Executor:
         )
         self.queue_limit = queue_limit
         self.on_progress = on_progress
+        self.on_complete = on_complete
+        self.id_column = id_column
+        self.complete_every = complete_every
+        self.rediscover_s = rediscover_s
         self.store = CheckpointStore(
             self.jobdir.checkpoints_uri, retain=checkpoint.retain if checkpoint else 2
         )
@@ -210,7 +218,9 @@ class Executor:
             self.reader.open.remote(s.split, s.state) for s in splits.values() if not s.finished
         ]
         remote_sink: Any = ray.remote(num_cpus=0)(SinkWorker)
-        self.writer: Any = remote_sink.remote(self.sink, self.ctx, 0, dead_letters=False)
+        self.writer: Any = remote_sink.remote(
+            self.sink, self.ctx, 0, dead_letters=False, id_column=self.id_column
+        )
         self.dead_writer: Any = remote_sink.remote(self.dead_sink, self.ctx, 0, dead_letters=True)
         self.stages: list[_Stage] = []
         remote_keyed: Any = ray.remote(KeyedWorker)
@@ -264,10 +274,16 @@ class Executor:
         epoch_started = time.monotonic()
         barrier_wanted = False
         next_progress = started + 1.0
+        next_discovery = started + self.rediscover_s
         while True:
             now = time.monotonic()
             reading = any(s.reading for s in splits.values())
-            exhausted = all(s.finished for s in splits.values())
+            self.result.splits_total = len(splits)
+            self.result.splits_finished = sum(1 for s in splits.values() if s.finished)
+            exhausted = self.plan.source.bounded and self.result.splits_finished == len(splits)
+            if not self.plan.source.bounded and now >= next_discovery:
+                next_discovery = now + self.rediscover_s
+                self._discover_new(splits)
             if self.interval_s is not None and now - epoch_started >= self.interval_s:
                 barrier_wanted = True
             if (barrier_wanted or exhausted or self._stop) and not reading:
@@ -296,6 +312,15 @@ class Executor:
             self._collect_writes()
             self._complete_epochs()
             self._wait(splits)
+
+    def _discover_new(self, splits: dict[str, _SplitState]) -> None:
+        """Unbounded sources grow: open splits that appeared since the last look."""
+        new = [s for s in self.plan.source.discover(self.ctx) if s.split_id not in splits]
+        if new:
+            ray.get([self.reader.open.remote(split, None) for split in new])
+            for split in new:
+                splits[split.split_id] = _SplitState(split=split)
+            self._log.info("source.new_splits", count=len(new))
 
     def _limit(self, stage: _Stage | None) -> int:
         if self.queue_limit is not None:
@@ -518,6 +543,13 @@ class Executor:
 
     def _commit(self, epoch: Any, states: Any) -> None:
         epoch = int(epoch)
-        self.sink.commit(self.ctx, epoch, states[_SINK]["precommits"])
-        self.dead_sink.commit(self.ctx, epoch, states[_DEAD]["precommits"])
+        sink = states[_SINK]["precommits"]
+        self.sink.commit(self.ctx, epoch, [p["state"] for p in sink])
+        self.dead_sink.commit(self.ctx, epoch, [p["state"] for p in states[_DEAD]["precommits"]])
         self.result.committed_epochs.append(epoch)
+        self.result.checkpoints = [e for e in self.coordinator.events if e.status == "completed"]
+        if self.on_complete is not None:
+            # After the commit, so a crash in between calls again on restore: at least once.
+            ids = [i for p in sink for i in p["ids"]]
+            for start in range(0, len(ids), self.complete_every):
+                self.on_complete(ids[start : start + self.complete_every])

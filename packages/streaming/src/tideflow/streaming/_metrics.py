@@ -103,6 +103,10 @@ class JobResult:
     """Epochs the sink committed in this run."""
     restored_from: int | None = None
     """The checkpoint this run resumed from, if any."""
+    splits_total: int = 0
+    """Splits of the source (files' batch groups, partitions) known to this run."""
+    splits_finished: int = 0
+    """Splits read to their end (including those finished in earlier runs)."""
 
     @property
     def rows_per_s(self) -> float:

@@ -149,9 +149,19 @@ class ReaderWorker:
 class SinkWorker:
     """One writer of a sink: stages rows (or dead letters) per epoch and pre-commits."""
 
-    def __init__(self, sink: Sink, ctx: JobContext, index: int, *, dead_letters: bool) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        ctx: JobContext,
+        index: int,
+        *,
+        dead_letters: bool,
+        id_column: str | None = None,
+    ) -> None:
         self._writer = sink.writer(ctx, index)
         self._dead_letters = dead_letters
+        self._id_column = id_column
+        self._ids: dict[int, list[Any]] = {}
 
     def write(self, epoch: int, payload: Any) -> int:
         if self._dead_letters:
@@ -165,6 +175,14 @@ class SinkWorker:
             )
         else:
             table = payload_table(payload)
+            if self._id_column is not None and table.num_rows:
+                if self._id_column not in table.column_names:
+                    message = (
+                        f"id_column {self._id_column!r} is not a column of the rows reaching "
+                        f"the sink; columns: {table.column_names}"
+                    )
+                    raise KeyError(message)
+                self._ids.setdefault(epoch, []).extend(table.column(self._id_column).to_pylist())
         if table.num_rows:
             self._writer.write(epoch, table)
         return table.num_rows
@@ -175,8 +193,9 @@ class SinkWorker:
         table = _dead(stage, rows, RuntimeError(error))
         return self.write(epoch, (None, table))
 
-    def precommit(self, epoch: int) -> Any:
-        return self._writer.precommit(epoch)
+    def precommit(self, epoch: int) -> dict[str, Any]:
+        """The writer's pre-commit state and the ids of the epoch's rows (if tracked)."""
+        return {"state": self._writer.precommit(epoch), "ids": self._ids.pop(epoch, [])}
 
     def close(self) -> None:
         self._writer.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,7 +15,52 @@ from tideflow.streaming._plan import CheckpointConfig, Plan, StageKind, StageSpe
 from tideflow.streaming.connectors._base import Sink, Source
 from tideflow.streaming.errors import ConfigError, PipelineError
 
-__all__ = ["Pipeline"]
+__all__ = ["Job", "Pipeline"]
+
+
+class Job:
+    """A running job: :meth:`stop` it (unbounded sources) and :meth:`wait` for its result."""
+
+    def __init__(self, executor: Any) -> None:
+        self._executor = executor
+        self._result: JobResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"tideflow-job-{executor.ctx.job_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._executor.run()
+        except BaseException as error:
+            self._error = error
+
+    @property
+    def job_id(self) -> str:
+        return str(self._executor.ctx.job_id)
+
+    @property
+    def progress(self) -> JobResult:
+        """The metrics so far (updated while the job runs)."""
+        return self._executor.result
+
+    def stop(self) -> None:
+        """Finish the epoch in flight, take a final checkpoint, shut down. Returns at once."""
+        self._executor.stop()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> JobResult:
+        """Block until the job ends; return its result or raise its error."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"job {self.job_id!r} still running after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 class Pipeline:
@@ -99,19 +147,75 @@ class Pipeline:
         self,
         *,
         job_id: str,
+        progress: bool | None = None,
+        metrics_port: int | None = None,
+        **options: Any,
+    ) -> JobResult:
+        """Run the job until a bounded source ends, or until stopped; return its metrics.
+
+        Blocks. On the main thread, the first Ctrl-C (SIGINT) stops the job cleanly — the
+        epoch in flight finishes and a final checkpoint is taken — and a second one
+        interrupts at once. ``progress`` shows a live table of the stages on stderr (default:
+        when stderr is a terminal); ``metrics_port`` serves Prometheus metrics on
+        ``127.0.0.1:<port>/metrics`` while the job runs. Other options are those of
+        :meth:`start`.
+        """
+        from tideflow.streaming._progress import ProgressDisplay
+        from tideflow.streaming._prometheus import serve_metrics
+
+        job = self.start(job_id=job_id, **options)
+        server = serve_metrics(lambda: job.progress, metrics_port) if metrics_port else None
+        display = ProgressDisplay()
+        display.enabled = display.enabled if progress is None else progress and display.enabled
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+
+            def on_sigint(signum: int, frame: Any) -> None:
+                signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+                job.stop()
+
+            signal.signal(signal.SIGINT, on_sigint)
+        try:
+            with display:
+                while display.enabled and not job.done():
+                    display.update(job.progress)
+                    time.sleep(0.5)
+                while not job.done():  # short waits keep the main thread responsive to SIGINT
+                    time.sleep(0.1)
+                result = job.wait()
+                display.update(result)
+                return result
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            if server is not None:
+                server.shutdown()
+
+    def start(
+        self,
+        *,
+        job_id: str,
         checkpoint: CheckpointConfig | None = None,
         dead_letter: Sink | None = None,
         queue_limit: int | None = None,
         on_progress: Callable[[JobResult], None] | None = None,
-    ) -> JobResult:
-        """Run the job to the end of a bounded source; return its metrics.
+        on_complete: Callable[[list[Any]], None] | None = None,
+        id_column: str | None = None,
+        complete_every: int = 10_000,
+    ) -> Job:
+        """Start the job in the background and return its :class:`Job` handle.
 
         With ``checkpoint``, a rerun with the same ``job_id`` resumes after the last
-        complete checkpoint, and a finished bounded job run again writes nothing new.
-        ``dead_letter`` receives rows whose function raised (default: JSON lines under
+        complete checkpoint, and a finished bounded job run again writes nothing new
+        (without it, every run starts over). ``dead_letter`` receives rows whose function
+        raised, with the error and stage (default: JSON lines under
         ``<checkpoint uri>/<job_id>/dead_letters``). ``queue_limit`` bounds the batches
         waiting before each stage (default: 2 × the stage's max actors × max in flight).
-        Starts a local Ray if none is running.
+        ``on_complete(ids)`` is called with the values of ``id_column`` of rows whose epoch
+        was committed, in lists of at most ``complete_every``, at least once per row (again
+        after a crash): make it idempotent. ``on_progress(result)`` is called about every
+        second. Starts a local Ray if none is running.
         """
         import ray
 
@@ -121,6 +225,10 @@ class Pipeline:
             raise ConfigError(f"run: job_id must be a non-empty name without '/'; got {job_id!r}")
         if self._plan.sink is None:
             raise PipelineError("the pipeline has no sink: end it with .write(sink) before run()")
+        if on_complete is not None and id_column is None:
+            raise ConfigError("on_complete needs id_column=: the column that identifies a row")
+        if complete_every < 1:
+            raise ConfigError(f"complete_every must be >= 1; got {complete_every}")
         if not ray.is_initialized():
             ray.init()
         executor = Executor(
@@ -130,8 +238,11 @@ class Pipeline:
             dead_letter=dead_letter,
             queue_limit=queue_limit,
             on_progress=on_progress,
+            on_complete=on_complete,
+            id_column=id_column,
+            complete_every=complete_every,
         )
-        return executor.run()
+        return Job(executor)
 
     def _stage(
         self,
