@@ -111,7 +111,9 @@ class Executor:
         self.plan = plan
         self.sink: Sink = plan.sink
         self.jobdir = JobDirectory(job_id, checkpoint)
-        self.ctx = JobContext(job_id=job_id, run=self.jobdir.start_run(), job_uri=self.jobdir.uri)
+        self.ctx = JobContext(
+            job_id=self.jobdir.output_id, run=self.jobdir.start_run(), job_uri=self.jobdir.uri
+        )
         self.interval_s = checkpoint.interval_s if checkpoint is not None else None
         self.dead_sink = (
             dead_letter if dead_letter is not None else self.jobdir.default_dead_letter()
@@ -144,6 +146,7 @@ class Executor:
         self._keyed_states: dict[str, list[bytes | None]] = {}
         self._writes: dict[Any, int] = {}  # write ref -> epoch
         self._stop = False
+        self._fatal: BaseException | None = None
         self._wake = threading.Event()
 
     # -- life cycle --------------------------------------------------------------------------
@@ -271,6 +274,8 @@ class Executor:
 
     def _loop(self, splits: dict[str, _SplitState], started: float) -> None:
         epoch = int(self.coordinator.begin_epoch())
+        for stage in self.stages:
+            stage.snapshot_epoch = epoch - 1  # epochs before this run's first are done
         epoch_started = time.monotonic()
         barrier_wanted = False
         next_progress = started + 1.0
@@ -302,6 +307,7 @@ class Executor:
             self._advance_stages()
             self._collect_writes()
             self._complete_epochs()
+            self._raise_fatal()
             self.coordinator.check_timeouts()
             if self.on_progress is not None and now >= next_progress:
                 next_progress = now + 1.0
@@ -311,7 +317,13 @@ class Executor:
             self._advance_stages()
             self._collect_writes()
             self._complete_epochs()
+            self._raise_fatal()
             self._wait(splits)
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None:
+            message = f"job {self.ctx.job_id!r} stopped: committing its output failed"
+            raise JobAbortedError(message) from self._fatal
 
     def _discover_new(self, splits: dict[str, _SplitState]) -> None:
         """Unbounded sources grow: open splits that appeared since the last look."""
@@ -335,8 +347,8 @@ class Executor:
         in_reads = sum(len(s.reading) for s in splits.values())
         limit = self._limit(first)
         if queued + in_reads >= limit:
-            if first is not None:
-                first.metrics.note_backpressure(now, f"queue of {first.spec.name!r} full")
+            reason = f"queue of {first.spec.name!r} full" if first is not None else "sink busy"
+            self.result.source.note_backpressure(now, reason)
             return
         for s in splits.values():
             while (
@@ -542,7 +554,17 @@ class Executor:
             self._acks[self.dead_writer.precommit.remote(epoch)] = (epoch, _DEAD, 0, 1)
 
     def _commit(self, epoch: Any, states: Any) -> None:
-        epoch = int(epoch)
+        try:
+            self._commit_epoch(int(epoch), states)
+        except Exception as error:
+            # Later epochs must not be committed past this one: stop the job; a rerun
+            # re-commits from the checkpoint (commits are idempotent).
+            self._fatal = self._fatal or error
+            raise
+
+    def _commit_epoch(self, epoch: int, states: Any) -> None:
+        if self._fatal is not None:
+            raise JobAbortedError(f"epoch {epoch} not committed: an earlier commit failed")
         sink = states[_SINK]["precommits"]
         self.sink.commit(self.ctx, epoch, [p["state"] for p in sink])
         self.dead_sink.commit(self.ctx, epoch, [p["state"] for p in states[_DEAD]["precommits"]])

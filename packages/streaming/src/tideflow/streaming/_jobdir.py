@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import uuid
 
 from pyarrow import fs as pafs
 
@@ -24,7 +25,8 @@ class JobDirectory:
     """``<checkpoint uri>/<job_id>/``: ``checkpoints/``, ``runs/``, ``dead_letters/``.
 
     Without a checkpoint configuration the job lives in a fresh temporary directory: it
-    runs exactly once per call and a rerun starts over.
+    runs exactly once per call and a rerun starts over; :attr:`output_id` then carries a
+    unique suffix, so that two such runs never publish files under the same names.
     """
 
     def __init__(self, job_id: str, checkpoint: CheckpointConfig | None) -> None:
@@ -33,6 +35,8 @@ class JobDirectory:
         )
         self.uri = join_uri(base, job_id)
         self.checkpoints_uri = join_uri(self.uri, "checkpoints")
+        self.output_id = job_id if checkpoint is not None else f"{job_id}-{uuid.uuid4().hex[:8]}"
+        """The job id connectors see: unique per run when there are no checkpoints."""
 
     def start_run(self) -> int:
         """Record a new run of the job and return its number (1 for the first)."""

@@ -97,6 +97,8 @@ class JobResult:
     """Seconds from start to the last commit."""
     stages: dict[str, StageMetrics] = field(default_factory=dict)
     """Metrics per stage, by name."""
+    source: StageMetrics = field(default_factory=lambda: StageMetrics(name="source"))
+    """The source's back-pressure (reads held back because the first queue was full)."""
     checkpoints: list[CheckpointEvent] = field(default_factory=list)
     """Checkpoints completed in this run (``duration_s``: barrier to durable)."""
     committed_epochs: list[int] = field(default_factory=list)

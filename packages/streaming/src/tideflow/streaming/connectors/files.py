@@ -1,0 +1,218 @@
+"""File sources and sinks over ``pyarrow.fs``: Parquet and JSON lines, local, S3 or HDFS.
+
+>>> source = ParquetSource("s3://KEY:SECRET@bucket/videos/?endpoint_override=host:9000")
+>>> sink = ParquetSink("/data/out")
+
+Sources are bounded: a directory's files (recursive, sorted; names starting with ``_`` or
+``.`` are skipped, so ``_SUCCESS`` and a sink's ``_staging/`` are never read) are cut into
+batch groups of ``files_per_group`` files, one split each; a resume continues inside a file
+right after the last batch returned. Sinks are two-phase: each epoch is staged under
+``<uri>/_staging/<job_id>/`` and moved to ``<uri>/<job_id>-e<epoch>-w<writer>-<n>.<ext>`` on
+commit, so a sink's output directory can be read back by the matching source and shows
+only committed epochs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from tideflow.streaming.connectors._filesource import FileSource
+from tideflow.streaming.connectors._staged import StagedFileSink
+from tideflow.streaming.errors import ConfigError
+
+__all__ = ["JSONLSink", "JSONLSource", "ParquetSink", "ParquetSource"]
+
+
+# -- sources --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class ParquetSource(FileSource):
+    """Parquet files, read row group by row group (memory stays bounded by a row group).
+
+    ``ParquetSource(uri, files_per_group=8, columns=None, batch_rows=None)``.
+    """
+
+    columns: list[str] | None = None
+    """Read only these columns (None: all)."""
+
+    name = "parquet"
+    format_name = "a Parquet file"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        cols = self.columns
+        if cols is not None and (
+            not isinstance(cols, list | tuple) or not all(isinstance(c, str) for c in cols)
+        ):
+            raise ConfigError(f"ParquetSource.columns must be None or a list of str; got {cols!r}")
+
+    def file_batches(
+        self, filesystem: pafs.FileSystem, path: str, skip: int, batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        with filesystem.open_input_file(path) as handle:
+            parquet = pq.ParquetFile(handle)
+            meta = parquet.metadata
+            first = 0
+            while first < meta.num_row_groups and skip >= meta.row_group(first).num_rows:
+                skip -= meta.row_group(first).num_rows
+                first += 1
+            if first == meta.num_row_groups:
+                return
+            groups = list(range(first, meta.num_row_groups))
+            columns = list(self.columns) if self.columns is not None else None
+            for batch in parquet.iter_batches(
+                batch_size=batch_size, row_groups=groups, columns=columns
+            ):
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                yield batch.slice(skip) if skip else batch
+                skip = 0
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class JSONLSource(FileSource):
+    """JSON lines files (one JSON object per line; ``.gz``/``.bz2``/``.zst`` decompressed by
+    extension), parsed by ``pyarrow.json`` block by block.
+
+    Without ``schema``, column types are inferred from each file's first block; a later
+    value that does not fit (a column null at first, text later) fails with a
+    :class:`SourceError` that suggests passing ``schema``.
+    """
+
+    schema: pa.Schema | None = None
+    """The columns to read and their types (fields not in it are ignored); None: infer."""
+    block_size: int = 8 << 20
+    """Bytes parsed at a time (and over which types are inferred)."""
+
+    name = "jsonl"
+    format_name = "JSON lines (one JSON object per line)"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.schema is not None and not isinstance(self.schema, pa.Schema):
+            message = f"JSONLSource.schema must be None or a pyarrow.Schema; got {self.schema!r}"
+            raise ConfigError(message)
+        size = self.block_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1024:
+            raise ConfigError(f"JSONLSource.block_size must be an int ≥ 1024; got {size!r}")
+
+    def file_batches(
+        self, filesystem: pafs.FileSystem, path: str, skip: int, batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        parse = (
+            pajson.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore")
+            if self.schema is not None
+            else pajson.ParseOptions()
+        )
+        with filesystem.open_input_stream(path) as stream:
+            try:
+                reader = pajson.open_json(
+                    stream,
+                    read_options=pajson.ReadOptions(block_size=self.block_size),
+                    parse_options=parse,
+                )
+            except pa.ArrowInvalid as e:
+                if "Empty JSON stream" in str(e):
+                    return  # an empty file: no rows
+                raise
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except pa.ArrowInvalid as e:
+                    hint = "" if self.schema is not None else " (pass JSONLSource(schema=...))"
+                    raise pa.ArrowInvalid(f"{e}{hint}") from e
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                yield batch.slice(skip) if skip else batch
+                skip = 0
+
+
+# -- sinks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class ParquetSink(StagedFileSink):
+    """Two-phase Parquet output; one row group per written batch.
+
+    ``ParquetSink(uri, rows_per_file=1_000_000)``; see the module docs for names and commit.
+    """
+
+    name = "parquet"
+    extension: ClassVar[str] = ".parquet"
+
+    def open_file(self, filesystem: pafs.FileSystem, path: str, schema: pa.Schema) -> _Parquet:
+        return _Parquet(filesystem, path, schema)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class JSONLSink(StagedFileSink):
+    """Two-phase JSON lines output, one object per row.
+
+    Values JSON has no type for are written as text: bytes as base64, dates and times in
+    ISO 8601, decimals as strings. ``JSONLSink(uri, rows_per_file=1_000_000)``.
+    """
+
+    name = "jsonl"
+    extension: ClassVar[str] = ".jsonl"
+
+    def open_file(self, filesystem: pafs.FileSystem, path: str, schema: pa.Schema) -> _JSONLines:
+        return _JSONLines(filesystem, path)
+
+
+class _Parquet:
+    def __init__(self, filesystem: pafs.FileSystem, path: str, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(path, schema, filesystem=filesystem)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._writer.schema
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class _JSONLines:
+    schema = None
+
+    def __init__(self, filesystem: pafs.FileSystem, path: str) -> None:
+        self._stream = filesystem.open_output_stream(path)
+
+    def write(self, table: pa.Table) -> None:
+        lines = [
+            json.dumps(row, default=_json_default, ensure_ascii=False) for row in table.to_pylist()
+        ]
+        self._stream.write(("\n".join(lines) + "\n").encode())
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return str(value)

@@ -1,0 +1,127 @@
+"""Functions, classes and sinks the engine tests run inside Ray workers (importable there)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tideflow.streaming.testing import CollectingSink
+
+KEYS = 7
+
+
+def rows(n: int, start: int = 0) -> list[dict[str, Any]]:
+    """Rows ``id`` = start..start+n-1, ``key`` = id % KEYS: per key, ids increase."""
+    return [{"id": i, "key": i % KEYS} for i in range(start, start + n)]
+
+
+def add_one(table: pa.Table) -> pa.Table:
+    return table.append_column("x", pc.add(table.column("id"), 1))
+
+
+class FailOn:
+    """Raises for ids divisible by ``every`` (a bad record, not a crash)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        ids = table.column("id").to_pylist()
+        bad = [i for i in ids if i % self.every == self.every - 1]
+        if bad:
+            raise ValueError(f"cannot process id {bad[0]}")
+        return table
+
+
+def always_fails(table: pa.Table) -> pa.Table:
+    raise RuntimeError("this stage fails on every record")
+
+
+class CrashOnce:
+    """Kills its own process the first time it sees ``crash_id`` (flag file marks it)."""
+
+    def __init__(self, crash_id: int, flag: str, log: str | None = None) -> None:
+        self.crash_id = crash_id
+        self.flag = Path(flag)
+        self.log = log
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        ids = table.column("id").to_pylist()
+        if self.log:
+            with open(self.log, "a") as out:
+                out.write("".join(f"{i}\n" for i in ids))
+        if self.crash_id in ids and not self.flag.exists():
+            self.flag.write_text("crashed")
+            os._exit(1)
+        return table
+
+
+class Slow:
+    """Sleeps per batch and logs the ids it processed (to count re-processing)."""
+
+    def __init__(self, seconds: float, log: str | None = None) -> None:
+        self.seconds = seconds
+        self.log = log
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        time.sleep(self.seconds)
+        if self.log:
+            with open(self.log, "a") as out:
+                out.write("".join(f"{i}\n" for i in table.column("id").to_pylist()))
+        return table
+
+
+def count_per_key(state: int | None, row: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Keyed state: how many rows of this key so far; emits the row with its rank ``n``."""
+    n = (state or 0) + 1
+    return n, {"id": row["id"], "key": row["key"], "n": n}
+
+
+class FlakySink(CollectingSink):
+    """A collecting sink that fails once: in pre-commit of ``epoch`` or in ``recover``."""
+
+    def __init__(
+        self,
+        path: str,
+        flag: str,
+        *,
+        precommit_epoch: int | None = None,
+        recover_run: int | None = None,
+    ) -> None:
+        super().__init__(path)
+        self.flag = flag
+        self.precommit_epoch = precommit_epoch
+        self.recover_run = recover_run
+
+    def _trip(self) -> bool:
+        if Path(self.flag).exists():
+            return False
+        Path(self.flag).write_text("tripped")
+        return True
+
+    def writer(self, ctx: Any, index: int) -> Any:
+        writer = super().writer(ctx, index)
+        sink = self
+
+        class _Writer(type(writer)):  # type: ignore[misc]
+            def precommit(self, epoch: int) -> Any:
+                if (
+                    sink.precommit_epoch is not None
+                    and epoch >= sink.precommit_epoch
+                    and sink._trip()
+                ):
+                    raise OSError(f"disk full while pre-committing epoch {epoch}")
+                return super().precommit(epoch)
+
+        writer.__class__ = _Writer
+        return writer
+
+    def recover(self, ctx: Any, last_epoch: int | None) -> None:
+        if self.recover_run is not None and ctx.run == self.recover_run and self._trip():
+            raise OSError("storage unavailable during recovery")
+        super().recover(ctx, last_epoch)
