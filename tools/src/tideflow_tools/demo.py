@@ -1,5 +1,9 @@
-"""``tideflow-demo``: the foundation end to end, simulated and then live on local Ray.
+"""``tideflow-demo``: Tideflow end to end on embedded defaults.
 
+0. Streaming: a checkpointed job over generated video shards — decode, an autoscaled
+   "embedding" pool, a keyed stage that gathers each video's frames, a two-phase Parquet
+   sink — then the same job id again, which resumes and writes nothing new
+   (see :mod:`tideflow_tools.streaming_demo`).
 1. Simulation: an elastic actor pool (3 s cold start) on one bursty load trace, under Ray
    Data's actor-pool rule (Ray 2.60) and under Tideflow's
    :class:`~tideflow.core.autoscaler.PoolScaler`, side by side.
@@ -87,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the load trace (0)")
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds (600)")
     parser.add_argument(
-        "--only", choices=("sim", "live"), help="run only the simulation or only the live job"
+        "--only",
+        choices=("streaming", "sim", "live"),
+        help="run only the streaming job, the autoscaling simulation or the live pool job",
+    )
+    parser.add_argument(
+        "--workdir", default=".tideflow/demo", help="where the streaming job keeps its files"
     )
     parser.add_argument(
         "--live-seconds", type=float, default=24.0, help="seconds batches arrive in the live job"
@@ -107,22 +116,37 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(format=args.log_format, level=args.log_level)
     console = Console()
     ok = True
-    if args.only != "live":
+    if args.only in (None, "streaming"):
+        import shutil
+        from pathlib import Path
+
+        from tideflow_tools.live_view import local_ray
+        from tideflow_tools.streaming_demo import run_streaming_part
+
+        console.rule("1/3 a streaming job: checkpointed, exactly once")
+        workdir = Path(args.workdir)
+        shutil.rmtree(workdir, ignore_errors=True)  # a fresh job every time the demo runs
+        with local_ray(console):
+            ok = run_streaming_part(console, workdir=workdir) and ok
+    if args.only in (None, "sim"):
         _simulation(args, console)
-    if args.only != "sim":
+    if args.only in (None, "live"):
         from tideflow_tools.live_view import run_live_part
 
-        ok = run_live_part(
-            console,
-            seconds=args.live_seconds,
-            seed=args.seed,
-            checkpoint_dir=args.checkpoint_dir,
+        ok = (
+            run_live_part(
+                console,
+                seconds=args.live_seconds,
+                seed=args.seed,
+                checkpoint_dir=args.checkpoint_dir,
+            )
+            and ok
         )
     return 0 if ok else 1
 
 
 def _simulation(args: argparse.Namespace, console: Console) -> None:
-    console.rule("1/2 autoscaling policies, simulated")
+    console.rule("2/3 autoscaling policies, simulated")
     comparison = _run(args.seed, args.duration, console)
     console.print(_table(comparison))
     ray, ours = (comparison.results[k].metrics for k in ("ray_data", "tideflow"))

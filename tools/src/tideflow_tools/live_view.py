@@ -6,7 +6,8 @@ import logging
 import os
 import statistics
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from tideflow_tools.live_demo import LiveConfig, LiveResult, Snapshot, run_live
 
-__all__ = ["run_live_part"]
+__all__ = ["local_ray", "run_live_part"]
 
 
 def _status(s: Snapshot) -> str:
@@ -24,19 +25,11 @@ def _status(s: Snapshot) -> str:
     )
 
 
-def run_live_part(
-    console: Console, *, seconds: float, seed: int, checkpoint_dir: str | None
-) -> bool:
-    """Run the live job on local Ray (started here unless running); True if output was exact."""
+@contextmanager
+def local_ray(console: Console) -> Iterator[None]:
+    """A local Ray for the demo: started here (and stopped after) unless one is running."""
     import ray
 
-    console.rule("2/2 live on local Ray: elastic pool, checkpoints, an actor killed")
-    cfg = LiveConfig(
-        duration_s=seconds,
-        bursts=((seconds / 6, seconds / 2), (seconds * 2 / 3, seconds * 5 / 6)),
-        kill_at_s=seconds * 0.4,
-        seed=seed,
-    )
     started = not ray.is_initialized()
     if started:
         console.print("starting a local Ray …")
@@ -48,10 +41,26 @@ def run_live_part(
             _temp_dir=tempfile.mkdtemp(prefix="tf-demo-ray-", dir="/tmp"),
         )
     try:
-        result = _with_progress(console, cfg, checkpoint_dir)
+        yield
     finally:
         if started:
             ray.shutdown()
+
+
+def run_live_part(
+    console: Console, *, seconds: float, seed: int, checkpoint_dir: str | None
+) -> bool:
+    """Run the live job on local Ray (started here unless running); True if output was exact."""
+
+    console.rule("3/3 live on local Ray: elastic pool, checkpoints, an actor killed")
+    cfg = LiveConfig(
+        duration_s=seconds,
+        bursts=((seconds / 6, seconds / 2), (seconds * 2 / 3, seconds * 5 / 6)),
+        kill_at_s=seconds * 0.4,
+        seed=seed,
+    )
+    with local_ray(console):
+        result = _with_progress(console, cfg, checkpoint_dir)
     console.print(_summary(result))
     exact = result.row_sum == result.expected_row_sum and result.committed_rows == result.rows
     console.print(

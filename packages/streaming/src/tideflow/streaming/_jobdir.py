@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import uuid
@@ -33,6 +34,8 @@ class JobDirectory:
         base = (
             checkpoint.uri if checkpoint is not None else tempfile.mkdtemp(prefix="tideflow-job-")
         )
+        if "://" not in base:
+            base = os.path.abspath(base)  # pyarrow needs absolute local paths
         self.uri = join_uri(base, job_id)
         self.checkpoints_uri = join_uri(self.uri, "checkpoints")
         self.output_id = job_id if checkpoint is not None else f"{job_id}-{uuid.uuid4().hex[:8]}"

@@ -119,7 +119,7 @@ class Pipeline:
         return self._stage("filter", fn, options)
 
     def stateful_map(
-        self, key: str, fn: Callable[[Any, dict[str, Any]], Any], **options: Any
+        self, key: str, fn: Callable[..., Any], **options: Any
     ) -> Pipeline:
         """Keep per-key state: ``fn(state, row) -> (new_state, emitted)`` for each row.
 
