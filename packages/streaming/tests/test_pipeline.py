@@ -158,3 +158,12 @@ def test_functions_may_return_dicts_of_columns(ray_session, tmp_path):
         6,
         8,
     ]
+
+
+def test_iter_batches_yields_every_row_of_a_bounded_job_in_order(ray_session):
+    source = TestSource([rows(30, s) for s in range(0, 300, 30)])
+    pipe = Pipeline.read(source).map_batches(add_one, num_cpus=0.25)
+    tables = list(pipe.iter_batches(interval_s=0.2))
+    ids = [i for t in tables for i in t.column("id").to_pylist()]
+    assert ids == list(range(300))
+    assert all(isinstance(t, pa.Table) for t in tables)

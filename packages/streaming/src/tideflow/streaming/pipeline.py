@@ -6,8 +6,10 @@ import dataclasses
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+import pyarrow as pa
 
 from tideflow.core.scheduler import ResourceRequest
 from tideflow.streaming._metrics import JobResult
@@ -118,9 +120,7 @@ class Pipeline:
         """Keep the rows for which ``fn`` is true."""
         return self._stage("filter", fn, options)
 
-    def stateful_map(
-        self, key: str, fn: Callable[..., Any], **options: Any
-    ) -> Pipeline:
+    def stateful_map(self, key: str, fn: Callable[..., Any], **options: Any) -> Pipeline:
         """Keep per-key state: ``fn(state, row) -> (new_state, emitted)`` for each row.
 
         Rows are routed by the value of column ``key`` to one of ``partitions`` actors
@@ -134,6 +134,47 @@ class Pipeline:
         if not isinstance(partitions, int) or partitions < 1:
             raise ConfigError(f"stateful_map: partitions must be an int >= 1; got {partitions!r}")
         return self._stage("keyed", fn, options, key=key, partitions=partitions)
+
+    def iter_batches(
+        self, *, interval_s: float = 1.0, poll_s: float = 0.1, **options: Any
+    ) -> Iterator[pa.Table]:
+        """Run a bounded pipeline (without ``write``) and yield its output as Arrow tables.
+
+        Output arrives per committed epoch, so a table comes at least every ``interval_s``
+        seconds while rows flow; rows keep the order of the source (per split). The job
+        uses a temporary directory and does not resume: use :meth:`run` with a sink for
+        that. ``options`` are those of :meth:`start` except ``checkpoint``.
+        """
+        import tempfile
+
+        from tideflow.streaming.testing import CollectingSink
+
+        if self._plan.sink is not None:
+            raise PipelineError("iter_batches() yields the output itself: drop write(sink)")
+        if not self._plan.source.bounded:
+            raise PipelineError(
+                "iter_batches() needs a bounded source; run an unbounded one with start()"
+            )
+        with tempfile.TemporaryDirectory(prefix="tideflow-iter-") as tmp:
+            sink = CollectingSink(f"{tmp}/out")
+            job = self.write(sink).start(
+                job_id=options.pop("job_id", "iter"),
+                checkpoint=CheckpointConfig(uri=f"{tmp}/ckpt", interval_s=interval_s),
+                **options,
+            )
+            seen = 0
+            while True:
+                finished = job.done()
+                epochs = CollectingSink.committed_epochs(f"{tmp}/out")
+                for epoch in epochs[seen:]:
+                    table = CollectingSink.read_epoch(f"{tmp}/out", epoch)
+                    if table.num_rows:
+                        yield table
+                seen = len(epochs)
+                if finished:
+                    job.wait()  # raises the job's error, if any
+                    return
+                time.sleep(poll_s)
 
     def write(self, sink: Sink) -> Pipeline:
         """End the pipeline in ``sink`` (two-phase: output appears when checkpoints commit)."""

@@ -298,6 +298,19 @@ class CollectingSink(StagedFileSink):
         return pa.concat_tables(tables, promote_options="permissive")
 
     @staticmethod
+    def read_epoch(path: str | os.PathLike[str], epoch: int) -> pa.Table:
+        """The committed rows of one epoch, ordered by (writer, file sequence)."""
+        filesystem, files = _committed(path)
+        tables = []
+        for key, name in files:
+            if key[0] == epoch:
+                with filesystem.open_input_file(name) as f:
+                    tables.append(pa.ipc.open_file(f).read_all())
+        if not tables:
+            return pa.table({})
+        return pa.concat_tables(tables, promote_options="permissive")
+
+    @staticmethod
     def committed_epochs(path: str | os.PathLike[str]) -> list[int]:
         """The epochs that have at least one committed file under ``path``, ascending."""
         _, files = _committed(path)
