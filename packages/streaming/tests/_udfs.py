@@ -125,3 +125,16 @@ class FlakySink(CollectingSink):
         if self.recover_run is not None and ctx.run == self.recover_run and self._trip():
             raise OSError("storage unavailable during recovery")
         super().recover(ctx, last_epoch)
+
+
+class Poison:
+    """Kills its own process whenever a batch holds ``poison_id`` (a record that crashes
+    native code, say); every other row passes."""
+
+    def __init__(self, poison_id: int) -> None:
+        self.poison_id = poison_id
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        if self.poison_id in table.column("id").to_pylist():
+            os._exit(1)
+        return table

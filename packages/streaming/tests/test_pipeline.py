@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pyarrow as pa
 import pytest
-from _udfs import Slow, add_one, always_fails, rows
+from _udfs import Poison, Slow, add_one, always_fails, rows
 
 from tideflow.streaming import CheckpointConfig, Pipeline
 from tideflow.streaming._prometheus import exposition
@@ -167,3 +168,24 @@ def test_iter_batches_yields_every_row_of_a_bounded_job_in_order(ray_session):
     ids = [i for t in tables for i in t.column("id").to_pylist()]
     assert ids == list(range(300))
     assert all(isinstance(t, pa.Table) for t in tables)
+
+
+def test_a_record_that_kills_its_actor_every_time_is_split_out_to_the_dead_letters(
+    ray_session, tmp_path
+):
+    result = (
+        Pipeline.read(TestSource([rows(8, s) for s in range(0, 32, 8)]), batch_size=8)
+        .map_batches(Poison, num_cpus=0.25, max_retries=0, fn_constructor_args=(13,))
+        .write(CollectingSink(str(tmp_path / "out")))
+        .run(
+            job_id="poison",
+            checkpoint=CheckpointConfig(uri=str(tmp_path / "ck")),
+            dead_letter=CollectingSink(str(tmp_path / "dead")),
+        )
+    )
+    out = CollectingSink.read(str(tmp_path / "out"))
+    assert out.column("id").to_pylist() == [i for i in range(32) if i != 13]
+    letters = CollectingSink.read(str(tmp_path / "dead")).to_pylist()
+    assert [json.loads(r["record"])["id"] for r in letters] == [13]
+    assert "died" in letters[0]["error"].lower() or "actor" in letters[0]["error"].lower()
+    assert result.dead_letters == 1

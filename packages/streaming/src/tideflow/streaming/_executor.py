@@ -30,7 +30,7 @@ from tideflow.streaming._jobdir import JobDirectory
 from tideflow.streaming._keyed import KeyedWorker
 from tideflow.streaming._metrics import JobResult, StageMetrics
 from tideflow.streaming._plan import CheckpointConfig, Plan, StageSpec
-from tideflow.streaming._worker import ReaderWorker, SinkWorker, StageWorker
+from tideflow.streaming._worker import ReaderWorker, SinkWorker, StageWorker, slice_payload
 from tideflow.streaming.connectors._base import JobContext, Sink, Split
 from tideflow.streaming.errors import JobAbortedError
 
@@ -252,6 +252,7 @@ class Executor:
                 max_size=spec.max_actors,
                 resources=spec.resources,
                 max_in_flight_per_actor=spec.max_in_flight,
+                max_retries=spec.max_retries,
                 name=spec.name,
                 scaler=scaler,
             )
@@ -415,8 +416,8 @@ class Executor:
                 del stage.in_flight[handle]
                 if stage.pool is None:
                     self._keyed_done(i, stage, batch, handle)
-                else:
-                    self._stage_done(i, stage, batch, handle)
+                elif not self._stage_done(i, stage, batch, handle):
+                    break  # the batch was split: its halves now head the line
             downstream = self.stages[i + 1] if i + 1 < len(self.stages) else None
             while stage.queue and len(stage.in_flight) < stage.capacity:
                 waiting = len(downstream.queue) if downstream else len(self._writes)
@@ -443,10 +444,32 @@ class Executor:
         ready, _ = ray.wait(metas, num_returns=len(metas), timeout=0)
         return len(ready) == len(metas)
 
-    def _stage_done(self, i: int, stage: _Stage, batch: _Batch, future: PoolFuture) -> None:
+    def _stage_done(self, i: int, stage: _Stage, batch: _Batch, future: PoolFuture) -> bool:
+        """Forward a finished batch; False when it failed and was split for a retry."""
         error = future.exception()
+        if error is not None and batch.rows > 1:
+            # The actor kept dying on this batch: retry its halves (first, to keep the
+            # order) until the rows that kill it are alone.
+            self._log.warning(
+                "stage.batch_split", stage=stage.spec.name, rows=batch.rows, error=str(error)[:300]
+            )
+            half = batch.rows // 2
+            task: Any = slice_payload
+            halves = [
+                _Batch(epoch=batch.epoch, ref=task.remote(batch.ref, start, length), rows=length)
+                for start, length in ((0, half), (half, batch.rows - half))
+            ]
+            self._pending[batch.epoch] += 1
+            assert stage.pool is not None
+            retries = {}
+            for half_batch in halves:
+                retry = stage.pool.submit("process", half_batch.ref)
+                retry.add_done_callback(self._on_future)
+                retries[retry] = half_batch
+            stage.in_flight = {**retries, **stage.in_flight}  # ahead of later batches
+            return False
         if error is not None:
-            # The actor kept dying on this batch: its rows go to the dead-letter output.
+            # A single row whose actor keeps dying: it goes to the dead-letter output.
             self._log.warning("stage.batch_failed", stage=stage.spec.name, error=str(error)[:300])
             ref = self.dead_writer.write_failed.remote(
                 batch.epoch, batch.ref, stage.spec.name, f"{type(error).__name__}: {error}"
@@ -454,8 +477,9 @@ class Executor:
             self._writes[ref] = batch.epoch
             stage.metrics.dead_letters += batch.rows
             self.result.dead_letters += batch.rows
-            return
+            return True
         self._forward(i, stage, batch.epoch, [(future.meta, future.object_ref)])
+        return True
 
     def _keyed_submit(self, stage: _Stage, batch: _Batch) -> _KeyedCall:
         # The aligned barrier: snapshots of earlier epochs go before this epoch's rows.

@@ -37,6 +37,8 @@ class StageSpec:
     """Largest pool size; above ``min_actors`` the pool autoscales."""
     max_in_flight: int = 2
     """Batches sent to one actor at once (2 keeps an actor busy while the next arrives)."""
+    max_retries: int = 3
+    """Retries of a batch whose actor died, before the batch is retried in halves."""
     key: str | None = None
     """For a keyed stage: the column whose value routes a row and keys its state."""
     partitions: int = 1

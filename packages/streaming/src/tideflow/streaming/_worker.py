@@ -8,12 +8,20 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import ray
 
 from tideflow.core.scheduler import WithMeta
 from tideflow.streaming.connectors._base import JobContext, Sink, Source, Split, SplitReader
 from tideflow.streaming.errors import ConfigError
 
-__all__ = ["DEAD_LETTER_SCHEMA", "ReaderWorker", "SinkWorker", "StageWorker", "payload_table"]
+__all__ = [
+    "DEAD_LETTER_SCHEMA",
+    "ReaderWorker",
+    "SinkWorker",
+    "StageWorker",
+    "payload_table",
+    "slice_payload",
+]
 
 DEAD_LETTER_SCHEMA = pa.schema(
     [("stage", pa.string()), ("error", pa.string()), ("record", pa.string()), ("epoch", pa.int64())]
@@ -23,6 +31,12 @@ DEAD_LETTER_SCHEMA = pa.schema(
 def payload_table(payload: Any) -> pa.Table:
     """The rows a batch carries: sources send tables, stages send (rows, dead letters)."""
     return payload[0] if isinstance(payload, tuple) else payload
+
+
+@ray.remote(num_cpus=0)
+def slice_payload(payload: Any, start: int, length: int) -> pa.Table:
+    """Rows ``start`` to ``start + length`` of a batch (to retry a failing batch in halves)."""
+    return payload_table(payload).slice(start, length)
 
 
 def _as_table(value: Any, stage: str) -> pa.Table:

@@ -103,7 +103,9 @@ class Pipeline:
         ``fn`` may be a class: one instance per actor (load models in ``__init__``), called
         with each batch. Options: ``name``, ``num_cpus`` (1), ``num_gpus`` (0),
         ``accelerator_type``, ``memory``, ``resources`` (custom), ``concurrency`` (an int,
-        or ``(min, max)`` to autoscale), ``max_in_flight`` (2 per actor),
+        or ``(min, max)`` to autoscale), ``max_in_flight`` (2 per actor), ``max_retries``
+        (3: retries of a batch whose actor died; then the batch is retried in halves down
+        to the rows that kill it, which go to the dead-letter output),
         ``fn_constructor_args``, ``fn_constructor_kwargs``.
         """
         return self._stage("batches", fn, options)
@@ -305,6 +307,7 @@ class Pipeline:
             "resources",
             "concurrency",
             "max_in_flight",
+            "max_retries",
             "fn_constructor_args",
             "fn_constructor_kwargs",
         }
@@ -339,6 +342,7 @@ class Pipeline:
             min_actors=low,
             max_actors=high,
             max_in_flight=options.get("max_in_flight", 2),
+            max_retries=options.get("max_retries", 3),
             key=key,
             partitions=partitions,
         )
