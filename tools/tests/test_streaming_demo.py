@@ -23,9 +23,7 @@ def test_gather_emits_a_video_once_when_all_its_frames_arrived():
 
 
 @pytest.mark.ray
-def test_streaming_demo_writes_each_video_once_and_the_rerun_writes_nothing(
-    ray_session, tmp_path
-):
+def test_streaming_demo_writes_each_video_once_and_the_rerun_writes_nothing(ray_session, tmp_path):
     console = Console(record=True, width=120)
     data = DemoData(videos=6, shards=2, frames=20, rows_per_file=60)
     assert run_streaming_part(console, workdir=tmp_path, data=data)
