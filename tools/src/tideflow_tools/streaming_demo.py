@@ -180,7 +180,7 @@ def _summary(result: JobResult, rerun: JobResult) -> Table:
     p50 = statistics.median(durations) if durations else 0.0
     table.caption = (
         f"{result.rows_in:,} rows in {result.wall_s:.1f} s ({result.rows_in / result.wall_s:,.0f}"
-        f" rows/s) · {len(result.checkpoints)} checkpoints (barrier → durable p50 {p50:.2f} s)"
+        f" rows/s) · {len(result.checkpoints)} checkpoints (epoch start → durable p50 {p50:.2f} s)"
         f" · {result.dead_letters} dead letters · rerun: resumed from checkpoint "
         f"{rerun.restored_from}, read {rerun.rows_in} rows, wrote {rerun.rows_out}"
     )

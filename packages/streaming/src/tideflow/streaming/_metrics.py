@@ -100,7 +100,8 @@ class JobResult:
     source: StageMetrics = field(default_factory=lambda: StageMetrics(name="source"))
     """The source's back-pressure (reads held back because the first queue was full)."""
     checkpoints: list[CheckpointEvent] = field(default_factory=list)
-    """Checkpoints completed in this run (``duration_s``: barrier to durable)."""
+    """Checkpoints completed in this run (``duration_s``: from the epoch's start to durable,
+    so it includes the epoch's processing, not only the save)."""
     committed_epochs: list[int] = field(default_factory=list)
     """Epochs the sink committed in this run."""
     restored_from: int | None = None
