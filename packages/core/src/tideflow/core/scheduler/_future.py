@@ -123,7 +123,9 @@ class PoolFuture(Future[Any]):
         self.set_result(ref)
 
 
-def invoke(instance: Any, method: str, kw_names: tuple[str, ...], *flat: Any) -> tuple[bool, Any]:
+def invoke(
+    instance: Any, method: str, kw_names: tuple[str, ...], *flat: Any
+) -> tuple[tuple[bool, Any], Any]:
     """Run ``instance.method`` inside the actor (via the actor's ``__ray_call__``).
 
     Keyword values travel as trailing positional arguments (``kw_names`` says which) so
