@@ -42,8 +42,14 @@ def ray_session() -> Iterator[None]:
     The tests folder goes on the workers' ``PYTHONPATH`` so that helper modules of this
     folder import under the same name on both sides.
     """
+    import _udfs
+    from ray import cloudpickle
+
     from tideflow.core.testing import local_ray
 
+    # When another package's tests started the shared Ray first, its workers lack this
+    # folder on their path: ship this folder's helpers by value instead of by name.
+    cloudpickle.register_pickle_by_value(_udfs)
     with local_ray(num_cpus=8, resources={"accel": 2}, pythonpath=[str(TESTS_DIR)]):
         yield
 
