@@ -189,3 +189,20 @@ def test_a_record_that_kills_its_actor_every_time_is_split_out_to_the_dead_lette
     assert [json.loads(r["record"])["id"] for r in letters] == [13]
     assert "died" in letters[0]["error"].lower() or "actor" in letters[0]["error"].lower()
     assert result.dead_letters == 1
+
+
+def test_urgent_records_overtake_queued_ones(ray_session, tmp_path):
+    normal = [[{"id": i, "priority": 0}] for i in range(12)]
+    urgent = [[{"id": 100, "priority": 9}]]
+    source = TestSource([*normal, TestSource.PAUSE(1.5), *urgent, TestSource.EOF], unbounded=True)
+    (
+        Pipeline.read(source, priority_column="priority")
+        .map_batches(Slow, num_cpus=0.25, fn_constructor_args=(0.3,), max_in_flight=1)
+        .write(CollectingSink(str(tmp_path / "out")))
+        .run(job_id="urgent", queue_limit=20)
+    )
+    order = CollectingSink.read(str(tmp_path / "out")).column("id").to_pylist()
+    assert sorted(order) == [*range(12), 100]
+    # Read after 1.5 s, while normal batches still waited (0.3 s each): it went first.
+    assert order.index(100) < 11
+    assert [i for i in order if i != 100] == list(range(12))

@@ -49,6 +49,16 @@ class _Batch:
     epoch: int
     ref: Any
     rows: int
+    priority: int = 0
+
+
+def _enqueue(queue: deque[_Batch], batch: _Batch) -> None:
+    """Append, but ahead of every queued batch of lower priority (FIFO within a priority)."""
+    if not queue or queue[-1].priority >= batch.priority:
+        queue.append(batch)
+        return
+    index = next(i for i, queued in enumerate(queue) if queued.priority < batch.priority)
+    queue.insert(index, batch)
 
 
 @dataclass(eq=False)
@@ -216,7 +226,9 @@ class Executor:
 
     def _start_actors(self, splits: dict[str, _SplitState]) -> None:
         remote_reader: Any = ray.remote(num_cpus=0)(ReaderWorker)
-        self.reader: Any = remote_reader.remote(self.plan.source, self.ctx)
+        self.reader: Any = remote_reader.remote(
+            self.plan.source, self.ctx, self.plan.priority_column
+        )
         opened = [
             self.reader.open.remote(s.split, s.state) for s in splits.values() if not s.finished
         ]
@@ -286,7 +298,9 @@ class Executor:
             reading = any(s.reading for s in splits.values())
             self.result.splits_total = len(splits)
             self.result.splits_finished = sum(1 for s in splits.values() if s.finished)
-            exhausted = self.plan.source.bounded and self.result.splits_finished == len(splits)
+            # Unbounded sources end only when every split reached an end-of-stream marker.
+            all_done = self.result.splits_finished == len(splits)
+            exhausted = all_done and (self.plan.source.bounded or bool(splits))
             if not self.plan.source.bounded and now >= next_discovery:
                 next_discovery = now + self.rediscover_s
                 self._discover_new(splits)
@@ -384,9 +398,11 @@ class Executor:
                     continue
                 self.result.rows_in += meta["rows"]
                 self._pending[epoch] = self._pending.get(epoch, 0) + 1
-                batch = _Batch(epoch=epoch, ref=table_ref, rows=meta["rows"])
+                batch = _Batch(
+                    epoch=epoch, ref=table_ref, rows=meta["rows"], priority=meta.get("priority", 0)
+                )
                 if self.stages:
-                    self.stages[0].queue.append(batch)
+                    _enqueue(self.stages[0].queue, batch)
                 else:
                     self._write(batch)
             heads = next_heads
@@ -431,7 +447,7 @@ class Executor:
                 if stage.pool is None:
                     stage.in_flight[self._keyed_submit(stage, batch)] = batch
                 else:
-                    future = stage.pool.submit("process", batch.ref)
+                    future = stage.pool.submit("process", batch.ref, priority=batch.priority)
                     future.add_done_callback(self._on_future)
                     stage.in_flight[future] = batch
             stage.metrics.queue_depth = len(stage.queue)
@@ -456,14 +472,19 @@ class Executor:
             half = batch.rows // 2
             task: Any = slice_payload
             halves = [
-                _Batch(epoch=batch.epoch, ref=task.remote(batch.ref, start, length), rows=length)
+                _Batch(
+                    epoch=batch.epoch,
+                    ref=task.remote(batch.ref, start, length),
+                    rows=length,
+                    priority=batch.priority,
+                )
                 for start, length in ((0, half), (half, batch.rows - half))
             ]
             self._pending[batch.epoch] += 1
             assert stage.pool is not None
             retries = {}
             for half_batch in halves:
-                retry = stage.pool.submit("process", half_batch.ref)
+                retry = stage.pool.submit("process", half_batch.ref, priority=batch.priority)
                 retry.add_done_callback(self._on_future)
                 retries[retry] = half_batch
             stage.in_flight = {**retries, **stage.in_flight}  # ahead of later batches
@@ -478,7 +499,7 @@ class Executor:
             stage.metrics.dead_letters += batch.rows
             self.result.dead_letters += batch.rows
             return True
-        self._forward(i, stage, batch.epoch, [(future.meta, future.object_ref)])
+        self._forward(i, stage, batch, [(future.meta, future.object_ref)])
         return True
 
     def _keyed_submit(self, stage: _Stage, batch: _Batch) -> _KeyedCall:
@@ -495,7 +516,7 @@ class Executor:
         # A failing keyed actor fails the job: its state is only as good as the checkpoint.
         metas = ray.get([meta for meta, _ in call.parts])
         outputs = list(zip(metas, [ref for _, ref in call.parts], strict=True))
-        self._forward(i, stage, batch.epoch, outputs)
+        self._forward(i, stage, batch, outputs)
 
     def _keyed_snapshots(self, stage: _Stage, upto: int) -> None:
         while stage.snapshot_epoch < upto:
@@ -510,9 +531,10 @@ class Executor:
                 )
 
     def _forward(
-        self, i: int, stage: _Stage, epoch: int, outputs: list[tuple[dict[str, Any], Any]]
+        self, i: int, stage: _Stage, batch: _Batch, outputs: list[tuple[dict[str, Any], Any]]
     ) -> None:
         """Send a finished batch's outputs downstream (and dead letters to their sink)."""
+        epoch, priority = batch.epoch, batch.priority
         self._pending[epoch] -= 1
         for meta, ref in outputs:
             stage.metrics.observe(meta)
@@ -523,9 +545,9 @@ class Executor:
             if meta["rows_out"] == 0:
                 continue
             self._pending[epoch] += 1
-            out = _Batch(epoch=epoch, ref=ref, rows=meta["rows_out"])
+            out = _Batch(epoch=epoch, ref=ref, rows=meta["rows_out"], priority=priority)
             if i + 1 < len(self.stages):
-                self.stages[i + 1].queue.append(out)
+                _enqueue(self.stages[i + 1].queue, out)
             else:
                 self._write(out)
 

@@ -100,6 +100,9 @@ class Plan:
     """Where rows come from."""
     read_batch_size: int = 1024
     """Rows per batch read from the source (> 0)."""
+    priority_column: str | None = None
+    """An integer column: a batch takes the highest priority of its rows and overtakes
+    queued batches of lower priority at every stage (order is kept within a priority)."""
     stages: tuple[StageSpec, ...] = ()
     """The transformations, in order."""
     sink: Sink | None = None

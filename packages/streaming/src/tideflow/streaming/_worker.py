@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 
 from tideflow.core.scheduler import WithMeta
@@ -141,9 +142,10 @@ class StageWorker:
 class ReaderWorker:
     """Holds a source's open split readers; the driver asks it for the next batch of a split."""
 
-    def __init__(self, source: Source, ctx: JobContext) -> None:
+    def __init__(self, source: Source, ctx: JobContext, priority_column: str | None = None) -> None:
         self._source = source
         self._ctx = ctx
+        self._priority_column = priority_column
         self._readers: dict[str, SplitReader] = {}
 
     def open(self, split: Split, state: Any) -> bool:
@@ -155,6 +157,10 @@ class ReaderWorker:
         table = reader.read(max_rows)
         rows = 0 if table is None else table.num_rows
         meta = {"rows": rows, "finished": reader.finished, "state": reader.snapshot()}
+        column = self._priority_column
+        if table is not None and rows and column is not None and column in table.column_names:
+            top = pc.max(table.column(column)).as_py()
+            meta["priority"] = int(top) if top is not None else 0
         if reader.finished:
             reader.close()
         return meta, table

@@ -87,15 +87,22 @@ class Pipeline:
         return self._plan
 
     @classmethod
-    def read(cls, source: Source, *, batch_size: int = 1024) -> Pipeline:
-        """Start a pipeline that reads ``source`` in batches of at most ``batch_size`` rows."""
+    def read(
+        cls, source: Source, *, batch_size: int = 1024, priority_column: str | None = None
+    ) -> Pipeline:
+        """Start a pipeline that reads ``source`` in batches of at most ``batch_size`` rows.
+
+        With ``priority_column`` (an integer column), a batch takes the highest priority of
+        its rows and overtakes queued batches of lower priority at every stage: urgent
+        records go first. Order is kept within one priority.
+        """
         if not isinstance(source, Source):
             raise ConfigError(
                 f"Pipeline.read expects a tideflow.streaming.connectors Source; got {source!r}"
             )
         if batch_size < 1:
             raise ConfigError(f"Pipeline.read: batch_size must be >= 1; got {batch_size}")
-        return cls(Plan(source=source, read_batch_size=batch_size))
+        return cls(Plan(source=source, read_batch_size=batch_size, priority_column=priority_column))
 
     def map_batches(self, fn: Callable[..., Any], **options: Any) -> Pipeline:
         """Apply ``fn`` (Arrow table → table, dict of columns or DataFrame) to each batch.
