@@ -1,7 +1,7 @@
 """What runs: the driver-side executor of one job.
 
-The executor holds only references: batches are read by a reader actor, pass through each
-stage's elastic actor pool, and are written by sink actors; the driver sees row counts and
+The executor holds only references: batches are read by an I/O actor, pass through each
+stage's elastic actor pool, and are written by the same I/O actor; the driver sees row counts and
 ``ObjectRef``\\ s. Every batch carries the epoch it was read in. A checkpoint barrier is a
 point in the source (its split positions); epoch ``e`` is complete once every batch read
 before its barrier has been written, and then the sink pre-commits ``e``. The
@@ -30,7 +30,7 @@ from tideflow.streaming._jobdir import JobDirectory
 from tideflow.streaming._keyed import KeyedWorker
 from tideflow.streaming._metrics import JobResult, StageMetrics
 from tideflow.streaming._plan import CheckpointConfig, Plan, StageSpec
-from tideflow.streaming._worker import ReaderWorker, SinkWorker, StageWorker, slice_payload
+from tideflow.streaming._worker import IOWorker, StageWorker, slice_payload
 from tideflow.streaming.connectors._base import JobContext, Sink, Split
 from tideflow.streaming.errors import JobAbortedError
 
@@ -93,7 +93,7 @@ class _SplitState:
     split: Split
     state: Any = None
     finished: bool = False
-    # Reads in flight, in order: (meta ref, table ref, epoch). The reader actor runs them
+    # Reads in flight, in order: (meta ref, table ref, epoch). The I/O actor runs them
     # in order, so several can be outstanding (read-ahead) without changing the result.
     reading: deque[tuple[Any, Any, int]] = field(default_factory=deque)
     idle_until: float = 0.0
@@ -225,18 +225,16 @@ class Executor:
         return splits
 
     def _start_actors(self, splits: dict[str, _SplitState]) -> None:
-        remote_reader: Any = ray.remote(num_cpus=0)(ReaderWorker)
-        self.reader: Any = remote_reader.remote(
-            self.plan.source, self.ctx, self.plan.priority_column
+        remote_io: Any = ray.remote(num_cpus=0)(IOWorker)
+        self.io: Any = remote_io.remote(
+            self.plan.source,
+            self.sink,
+            self.dead_sink,
+            self.ctx,
+            priority_column=self.plan.priority_column,
+            id_column=self.id_column,
         )
-        opened = [
-            self.reader.open.remote(s.split, s.state) for s in splits.values() if not s.finished
-        ]
-        remote_sink: Any = ray.remote(num_cpus=0)(SinkWorker)
-        self.writer: Any = remote_sink.remote(
-            self.sink, self.ctx, 0, dead_letters=False, id_column=self.id_column
-        )
-        self.dead_writer: Any = remote_sink.remote(self.dead_sink, self.ctx, 0, dead_letters=True)
+        opened = [self.io.open.remote(s.split, s.state) for s in splits.values() if not s.finished]
         self.stages: list[_Stage] = []
         remote_keyed: Any = ray.remote(KeyedWorker)
         for spec in self.plan.stages:
@@ -280,8 +278,7 @@ class Executor:
                 continue
             stage.metrics.scale_events = [e for e in stage.pool.events if isinstance(e, ScaleEvent)]
             stage.pool.shutdown(wait=wait, cancel_pending=not wait, timeout=None if wait else 5)
-        for actor in (self.reader, self.writer, self.dead_writer):
-            ray.kill(actor)
+        ray.kill(self.io)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -344,7 +341,7 @@ class Executor:
         """Unbounded sources grow: open splits that appeared since the last look."""
         new = [s for s in self.plan.source.discover(self.ctx) if s.split_id not in splits]
         if new:
-            ray.get([self.reader.open.remote(split, None) for split in new])
+            ray.get([self.io.open.remote(split, None) for split in new])
             for split in new:
                 splits[split.split_id] = _SplitState(split=split)
             self._log.info("source.new_splits", count=len(new))
@@ -372,7 +369,7 @@ class Executor:
                 and s.idle_until <= now
                 and queued + in_reads < limit
             ):
-                meta_ref, table_ref = self.reader.read.options(num_returns=2).remote(
+                meta_ref, table_ref = self.io.read.options(num_returns=2).remote(
                     s.split.split_id, self.plan.read_batch_size
                 )
                 s.reading.append((meta_ref, table_ref, epoch))
@@ -492,7 +489,7 @@ class Executor:
         if error is not None:
             # A single row whose actor keeps dying: it goes to the dead-letter output.
             self._log.warning("stage.batch_failed", stage=stage.spec.name, error=str(error)[:300])
-            ref = self.dead_writer.write_failed.remote(
+            ref = self.io.write_failed.remote(
                 batch.epoch, batch.ref, stage.spec.name, f"{type(error).__name__}: {error}"
             )
             self._writes[ref] = batch.epoch
@@ -541,7 +538,7 @@ class Executor:
             if meta["dead"]:
                 self.result.dead_letters += meta["dead"]
                 self._pending[epoch] += 1
-                self._writes[self.dead_writer.write.remote(epoch, ref)] = epoch
+                self._writes[self.io.write_dead.remote(epoch, ref)] = epoch
             if meta["rows_out"] == 0:
                 continue
             self._pending[epoch] += 1
@@ -552,7 +549,7 @@ class Executor:
                 self._write(out)
 
     def _write(self, batch: _Batch) -> None:
-        self._writes[self.writer.write.remote(batch.epoch, batch.ref)] = batch.epoch
+        self._writes[self.io.write.remote(batch.epoch, batch.ref)] = batch.epoch
         self.result.rows_out += batch.rows
 
     def _collect_writes(self) -> None:
@@ -596,8 +593,8 @@ class Executor:
             for stage in self.stages:
                 if stage.pool is None:
                     self._keyed_snapshots(stage, epoch)
-            self._acks[self.writer.precommit.remote(epoch)] = (epoch, _SINK, 0, 1)
-            self._acks[self.dead_writer.precommit.remote(epoch)] = (epoch, _DEAD, 0, 1)
+            self._acks[self.io.precommit.remote(epoch)] = (epoch, _SINK, 0, 1)
+            self._acks[self.io.precommit_dead.remote(epoch)] = (epoch, _DEAD, 0, 1)
 
     def _commit(self, epoch: Any, states: Any) -> None:
         try:

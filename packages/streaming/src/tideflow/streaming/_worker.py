@@ -219,3 +219,45 @@ class SinkWorker:
 
     def close(self) -> None:
         self._writer.close()
+
+
+class IOWorker:
+    """The job's I/O in one actor: the source's readers, the sink's writer and the
+    dead-letter writer. One process instead of three saves two actor start-ups (seconds on a
+    small machine); calls run one at a time in submission order, which the protocol needs
+    anyway (a pre-commit after the epoch's writes)."""
+
+    def __init__(
+        self,
+        source: Source,
+        sink: Sink,
+        dead_sink: Sink,
+        ctx: JobContext,
+        *,
+        priority_column: str | None = None,
+        id_column: str | None = None,
+    ) -> None:
+        self._reader = ReaderWorker(source, ctx, priority_column)
+        self._sink = SinkWorker(sink, ctx, 0, dead_letters=False, id_column=id_column)
+        self._dead = SinkWorker(dead_sink, ctx, 0, dead_letters=True)
+
+    def open(self, split: Split, state: Any) -> bool:
+        return self._reader.open(split, state)
+
+    def read(self, split_id: str, max_rows: int) -> tuple[dict[str, Any], pa.Table | None]:
+        return self._reader.read(split_id, max_rows)
+
+    def write(self, epoch: int, payload: Any) -> int:
+        return self._sink.write(epoch, payload)
+
+    def write_dead(self, epoch: int, payload: Any) -> int:
+        return self._dead.write(epoch, payload)
+
+    def write_failed(self, epoch: int, payload: Any, stage: str, error: str) -> int:
+        return self._dead.write_failed(epoch, payload, stage, error)
+
+    def precommit(self, epoch: int) -> dict[str, Any]:
+        return self._sink.precommit(epoch)
+
+    def precommit_dead(self, epoch: int) -> dict[str, Any]:
+        return self._dead.precommit(epoch)
