@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tideflow.core.testing import local_ray
+from tideflow.core.testing import S3Server, local_ray, moto_s3_server
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -19,12 +17,6 @@ TESTS_DIR = Path(__file__).resolve().parent
 # working_dir (~2 s more per actor start); the workers share this venv already.
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("RAY_enable_worker_prestart", "0")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -41,62 +33,14 @@ def ray_session() -> Iterator[None]:
         yield
 
 
-@dataclass(frozen=True)
-class S3Server:
-    """A moto S3 server on 127.0.0.1 and how to reach it from pyarrow."""
-
-    host: str
-    port: int
-    access_key: str = "testing"
-    secret_key: str = "testing"
-    region: str = "us-east-1"
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def filesystem(self):  # -> pyarrow.fs.S3FileSystem
-        from pyarrow import fs
-
-        return fs.S3FileSystem(
-            endpoint_override=self.endpoint,
-            scheme="http",
-            access_key=self.access_key,
-            secret_key=self.secret_key,
-            region=self.region,
-            allow_bucket_creation=True,
-            allow_bucket_deletion=True,
-        )
-
-    def uri(self, bucket: str, path: str = "") -> str:
-        """An ``s3://`` URI with keys and endpoint inline, as ``FileSystem.from_uri`` wants."""
-        tail = f"/{path.strip('/')}" if path else ""
-        return (
-            f"s3://{self.access_key}:{self.secret_key}@{bucket}{tail}"
-            f"?endpoint_override={self.endpoint}&scheme=http&region={self.region}"
-        )
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """A real S3-protocol server (moto in server mode) on a free port of 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield S3Server(host="127.0.0.1", port=port)
-    finally:
-        server.stop()
+    with moto_s3_server() as server:
+        yield server
 
 
 @pytest.fixture
 def s3_bucket(s3_server: S3Server, request: pytest.FixtureRequest) -> str:
     """A fresh, empty bucket for one test; returns its name."""
-    import re
-
-    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") or "bucket"
-    name = f"tf-{name}-{_free_port()}"
-    s3_server.filesystem().create_dir(name)
-    return name
+    return s3_server.new_bucket(request.node.name)

@@ -1,13 +1,18 @@
-"""Test helpers that are part of the public API: a fake clock, a shared local Ray."""
+"""Test helpers that are part of the public API: a fake clock, a shared local Ray, a local
+S3-protocol server."""
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from tideflow.core.errors import ConfigError
 
-__all__ = ["FakeClock", "local_ray"]
+__all__ = ["FakeClock", "S3Server", "local_ray", "moto_s3_server"]
 
 
 class FakeClock:
@@ -85,3 +90,69 @@ def local_ray(
         yield True
     finally:
         ray.shutdown()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A local S3-protocol server (moto) on 127.0.0.1 and how to reach it from pyarrow.
+
+    The default keys are distinctive strings, so tests can assert they never leak into text.
+    """
+
+    host: str
+    port: int
+    access_key: str = "AKIAQUIETKEY7"
+    secret_key: str = "s3cr3t-Sw0rdfish"
+    region: str = "us-east-1"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def filesystem(self) -> Any:  # pyarrow.fs.S3FileSystem
+        from pyarrow import fs
+
+        return fs.S3FileSystem(
+            endpoint_override=self.endpoint,
+            scheme="http",
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            region=self.region,
+            allow_bucket_creation=True,
+            allow_bucket_deletion=True,
+        )
+
+    def uri(self, bucket: str, path: str = "") -> str:
+        """An ``s3://`` URI with keys and endpoint inline, as ``FileSystem.from_uri`` wants."""
+        tail = f"/{path.strip('/')}" if path else ""
+        return (
+            f"s3://{self.access_key}:{self.secret_key}@{bucket}{tail}"
+            f"?endpoint_override={self.endpoint}&scheme=http&region={self.region}"
+        )
+
+    def new_bucket(self, hint: str = "bucket") -> str:
+        """Create a fresh, empty bucket named after ``hint`` (e.g. a test's name)."""
+        name = re.sub(r"[^a-z0-9-]", "-", hint.lower())[:40].strip("-") or "bucket"
+        name = f"tf-{name}-{_free_port()}"
+        self.filesystem().create_dir(name)
+        return name
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def moto_s3_server() -> Iterator[S3Server]:
+    """A real S3-protocol server (moto in server mode, a test dependency) on a free port."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield S3Server(host="127.0.0.1", port=port)
+    finally:
+        server.stop()
