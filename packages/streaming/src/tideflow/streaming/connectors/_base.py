@@ -15,13 +15,21 @@ driver. A commit must be idempotent by ``(job_id, epoch)``: after a crash the en
 again every pre-committed epoch of the restored checkpoint, and :meth:`Sink.recover` removes
 what was staged for epochs after it, so a replay never writes twice.
 
+**Record-level ACK mode** (``CheckpointConfig(mode="ack")``) is for sources whose records
+carry per-split offsets (Kafka): a source names its offset column
+(:attr:`Source.offset_column`); the engine acknowledges a record once everything derived from
+it was written (or dead-lettered), keeps the contiguous prefix of acknowledged offsets per
+split, and checkpoints ``position_after(split, prefix)`` instead of waiting for epoch
+barriers. After a checkpoint is saved (either mode) the driver calls
+:meth:`Source.commit_positions`, e.g. to commit Kafka offsets to the consumer group.
+
 All states are JSON values (dicts, lists, str, int, float, bool, None).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +100,10 @@ class Source(ABC):
 
     name: str = "source"
 
+    offset_column: str | None = None
+    """Record-level ACK mode: the column of per-split, increasing integer offsets that every
+    batch carries (Kafka's ``offset``). ``None``: the source supports epoch mode only."""
+
     @property
     @abstractmethod
     def bounded(self) -> bool:
@@ -105,6 +117,17 @@ class Source(ABC):
     @abstractmethod
     def open(self, split: Split, state: JSON | None, ctx: JobContext) -> SplitReader:
         """A reader for ``split`` resuming after ``state`` (``None``: from its start)."""
+
+    def position_after(self, split: Split, offset: int) -> JSON:
+        """ACK mode: the resume state of ``split`` that starts right after ``offset``."""
+        message = f"{type(self).__name__} has no per-record offsets: use epoch mode"
+        raise NotImplementedError(message)
+
+    def commit_positions(self, ctx: JobContext, positions: Mapping[str, JSON]) -> None:  # noqa: B027
+        """Called on the driver once a checkpoint holding ``positions`` (split id → resume
+        state) is durable. Optional, best effort and idempotent: a Kafka source commits its
+        offsets to the consumer group here so that ordinary tooling sees the lag. An error is
+        logged and the job goes on (the checkpoint, not this, is what a rerun resumes from)."""
 
 
 class SinkWriter(ABC):
