@@ -91,6 +91,14 @@ class SplitReader(ABC):
     def snapshot(self) -> JSON:
         """The state to resume from *after* the last batch :meth:`read` returned."""
 
+    def dead_letters(self) -> list[dict[str, JSON]]:
+        """Records that could not be decoded since the last call, taken (the list is then
+        cleared). Each is ``{"error": str, "record": JSON}`` where ``record`` names the input
+        (for Kafka: topic, partition, offset, key and the raw value); in ACK mode it also
+        has ``"offset"`` (int) so that the skipped record is acknowledged. The engine writes
+        them to the dead-letter output with stage ``"source"``; the job goes on."""
+        return []
+
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release files and connections."""
 
