@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tideflow.streaming.testing import CollectingSink
+from tideflow.streaming.connectors import JobContext, Split, SplitReader
+from tideflow.streaming.testing import CollectingSink, TestSource
 
 KEYS = 7
 
@@ -138,3 +142,50 @@ class Poison:
         if self.poison_id in table.column("id").to_pylist():
             os._exit(1)
         return table
+
+
+@dataclass(frozen=True, repr=False)
+class RecordingSource(TestSource):
+    """A TestSource that appends every ``commit_positions`` call (JSON lines) to a file, and
+    whose reader reports rows with ``bad=True`` as undecodable (they never reach a stage)."""
+
+    __test__ = False
+
+    log: str = ""
+
+    def commit_positions(self, ctx: JobContext, positions: Mapping[str, Any]) -> None:
+        with open(self.log, "a") as out:
+            out.write(json.dumps(dict(positions)) + "\n")
+
+    def open(self, split: Split, state: Any, ctx: JobContext) -> SplitReader:
+        return _Undecodable(super().open(split, state, ctx))
+
+
+class _Undecodable(SplitReader):
+    def __init__(self, inner: SplitReader) -> None:
+        self._inner = inner
+        self._dead: list[dict[str, Any]] = []
+
+    @property
+    def finished(self) -> bool:
+        return self._inner.finished
+
+    def snapshot(self) -> Any:
+        return self._inner.snapshot()
+
+    def read(self, max_rows: int) -> pa.Table | None:
+        table = self._inner.read(max_rows)
+        if table is None or "bad" not in table.column_names:
+            return table
+        bad = table.column("bad").to_pylist()
+        for row, is_bad in zip(table.to_pylist(), bad, strict=True):
+            if is_bad:
+                letter = {"error": "ValueError: cannot decode", "record": row}
+                if "offset" in row:
+                    letter["offset"] = row["offset"]
+                self._dead.append(letter)
+        return table.filter(pc.invert(table.column("bad"))).drop_columns(["bad"])
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        taken, self._dead = self._dead, []
+        return taken

@@ -23,7 +23,7 @@ from typing import Any
 import ray
 
 from tideflow.core.autoscaler import PoolScaler, ScalingConfig
-from tideflow.core.checkpoint import CheckpointStore, EpochCoordinator
+from tideflow.core.checkpoint import AckTracker, CheckpointStore, EpochCoordinator
 from tideflow.core.observability import ScaleEvent, get_logger
 from tideflow.core.scheduler import ActorPool, PoolFuture
 from tideflow.streaming._jobdir import JobDirectory
@@ -32,7 +32,7 @@ from tideflow.streaming._metrics import JobResult, StageMetrics
 from tideflow.streaming._plan import CheckpointConfig, Plan, StageSpec
 from tideflow.streaming._worker import IOWorker, StageWorker, slice_payload
 from tideflow.streaming.connectors._base import JobContext, Sink, Split
-from tideflow.streaming.errors import JobAbortedError
+from tideflow.streaming.errors import ConfigError, JobAbortedError
 
 __all__ = ["Executor"]
 
@@ -50,6 +50,36 @@ class _Batch:
     ref: Any
     rows: int
     priority: int = 0
+    origin: _Origin | None = None  # ACK mode: the read this batch's rows came from
+
+
+@dataclass(eq=False)
+class _Origin:
+    """ACK mode: one read of a split, acknowledged once everything derived from it is
+    written or dead-lettered."""
+
+    split_id: str
+    start: int  # offsets start..end-1 (gaps between reads included)
+    end: int
+    pending: int = 0
+
+
+def _check_ack_mode(plan: Plan) -> None:
+    source = plan.source
+    if source.offset_column is None:
+        message = (
+            f'CheckpointConfig(mode="ack") needs a source with per-record offsets '
+            f"(offset_column, e.g. KafkaSource); {type(source).__name__} has none: "
+            'use mode="epoch"'
+        )
+        raise ConfigError(message)
+    keyed = [spec.name for spec in plan.stages if spec.kind == "keyed"]
+    if keyed:
+        message = (
+            f'CheckpointConfig(mode="ack") cannot run keyed stateful stages ({keyed}): their '
+            'state is consistent only at epoch barriers; use mode="epoch"'
+        )
+        raise ConfigError(message)
 
 
 def _enqueue(queue: deque[_Batch], batch: _Batch) -> None:
@@ -97,6 +127,10 @@ class _SplitState:
     # in order, so several can be outstanding (read-ahead) without changing the result.
     reading: deque[tuple[Any, Any, int]] = field(default_factory=deque)
     idle_until: float = 0.0
+    # ACK mode: the state this run opened the split at, and the next offset to track.
+    base_state: Any = None
+    ack_first: int | None = None
+    ack_next: int | None = None
 
 
 class Executor:
@@ -125,6 +159,9 @@ class Executor:
             job_id=self.jobdir.output_id, run=self.jobdir.start_run(), job_uri=self.jobdir.uri
         )
         self.interval_s = checkpoint.interval_s if checkpoint is not None else None
+        self.ack_mode = checkpoint is not None and checkpoint.mode == "ack"
+        if self.ack_mode:
+            _check_ack_mode(plan)
         self.dead_sink = (
             dead_letter if dead_letter is not None else self.jobdir.default_dead_letter()
         )
@@ -140,7 +177,8 @@ class Executor:
         self.coordinator = EpochCoordinator(
             store=self.store, timeout_s=checkpoint.timeout_s if checkpoint else None
         )
-        for name in (_SOURCE, _SINK, _DEAD):
+        # In ACK mode sinks commit as they write: a checkpoint is the source's positions.
+        for name in (_SOURCE,) if self.ack_mode else (_SOURCE, _SINK, _DEAD):
             self.coordinator.register(name)
         for spec in plan.stages:
             if spec.kind == "keyed":
@@ -154,7 +192,10 @@ class Executor:
         self._acks: dict[Any, tuple[int, str, int, int]] = {}
         self._ack_parts: dict[tuple[int, str], dict[int, Any]] = {}
         self._keyed_states: dict[str, list[bytes | None]] = {}
-        self._writes: dict[Any, int] = {}  # write ref -> epoch
+        self._writes: dict[Any, _Batch] = {}  # write ref -> the batch it holds
+        self._acker = AckTracker()  # ACK mode: offsets read and acknowledged, per split
+        self._origins: dict[int, _Origin] = {}  # ACK mode: reads not yet acknowledged
+        self._done_ids: list[Any] = []  # ACK mode: ids written, for on_complete
         self._stop = False
         self._fatal: BaseException | None = None
         self._wake = threading.Event()
@@ -207,14 +248,19 @@ class Executor:
             # The crash may have come between saving the checkpoint and committing it.
             self._commit(last_epoch, restored.states)
             self.result.restored_from = last_epoch
-        self.sink.recover(self.ctx, last_epoch)
-        self.dead_sink.recover(self.ctx, last_epoch)
+        # ACK mode commits every write when it is made: whatever is staged was never
+        # acknowledged (its records are read again), so all of it goes.
+        recover_after = None if self.ack_mode else last_epoch
+        self.sink.recover(self.ctx, recover_after)
+        self.dead_sink.recover(self.ctx, recover_after)
         splits = {}
         for split in self.plan.source.discover(self.ctx):
+            state = positions.get(split.split_id)
             splits[split.split_id] = _SplitState(
                 split=split,
-                state=positions.get(split.split_id),
+                state=state,
                 finished=split.split_id in finished,
+                base_state=state,
             )
         self._log.info(
             "job.started",
@@ -233,6 +279,8 @@ class Executor:
             self.ctx,
             priority_column=self.plan.priority_column,
             id_column=self.id_column,
+            # Above every number an earlier run of this job used (runs are counted).
+            ack_seq_base=self.ctx.run * 10**9 if self.ack_mode else None,
         )
         opened = [self.io.open.remote(s.split, s.state) for s in splits.values() if not s.finished]
         self.stages: list[_Stage] = []
@@ -303,7 +351,16 @@ class Executor:
                 self._discover_new(splits)
             if self.interval_s is not None and now - epoch_started >= self.interval_s:
                 barrier_wanted = True
-            if (barrier_wanted or exhausted or self._stop) and not reading:
+            if self.ack_mode:
+                # No barriers to align: a checkpoint is the acknowledged prefix, taken as is.
+                if (exhausted or self._stop) and not reading and not self._origins:
+                    self._ack_barrier(epoch, splits)
+                    break
+                if barrier_wanted:
+                    self._ack_barrier(epoch, splits)
+                    epoch, epoch_started = int(self.coordinator.begin_epoch()), now
+                    barrier_wanted = False
+            elif (barrier_wanted or exhausted or self._stop) and not reading:
                 # The barrier: every read of this epoch has returned; record the positions.
                 self._barrier(epoch, splits)
                 if exhausted or self._stop:
@@ -370,7 +427,7 @@ class Executor:
                 and queued + in_reads < limit
             ):
                 meta_ref, table_ref = self.io.read.options(num_returns=2).remote(
-                    s.split.split_id, self.plan.read_batch_size
+                    s.split.split_id, self.plan.read_batch_size, epoch
                 )
                 s.reading.append((meta_ref, table_ref, epoch))
                 in_reads += 1
@@ -389,15 +446,23 @@ class Executor:
                 s.state, s.finished = meta["state"], meta["finished"]
                 if s.reading:
                     next_heads[s.reading[0][0]] = s
+                self.result.dead_letters += meta.get("dead", 0)
+                origin = self._track(s, meta.get("offsets"))
                 if meta["rows"] == 0:
+                    if origin is not None:  # only undecodable records: dead-lettered already
+                        self._ack(origin)
                     if not s.finished:
                         s.idle_until = now + _IDLE_BACKOFF_S
                     continue
                 self.result.rows_in += meta["rows"]
-                self._pending[epoch] = self._pending.get(epoch, 0) + 1
                 batch = _Batch(
-                    epoch=epoch, ref=table_ref, rows=meta["rows"], priority=meta.get("priority", 0)
+                    epoch=epoch,
+                    ref=table_ref,
+                    rows=meta["rows"],
+                    priority=meta.get("priority", 0),
+                    origin=origin,
                 )
+                self._hold(batch)
                 if self.stages:
                     _enqueue(self.stages[0].queue, batch)
                 else:
@@ -474,10 +539,11 @@ class Executor:
                     ref=task.remote(batch.ref, start, length),
                     rows=length,
                     priority=batch.priority,
+                    origin=batch.origin,
                 )
                 for start, length in ((0, half), (half, batch.rows - half))
             ]
-            self._pending[batch.epoch] += 1
+            self._hold(batch)  # two halves replace one batch
             assert stage.pool is not None
             retries = {}
             for half_batch in halves:
@@ -492,7 +558,7 @@ class Executor:
             ref = self.io.write_failed.remote(
                 batch.epoch, batch.ref, stage.spec.name, f"{type(error).__name__}: {error}"
             )
-            self._writes[ref] = batch.epoch
+            self._writes[ref] = batch  # the batch's hold passes to its write
             stage.metrics.dead_letters += batch.rows
             self.result.dead_letters += batch.rows
             return True
@@ -531,34 +597,41 @@ class Executor:
         self, i: int, stage: _Stage, batch: _Batch, outputs: list[tuple[dict[str, Any], Any]]
     ) -> None:
         """Send a finished batch's outputs downstream (and dead letters to their sink)."""
-        epoch, priority = batch.epoch, batch.priority
-        self._pending[epoch] -= 1
+        epoch, priority, origin = batch.epoch, batch.priority, batch.origin
         for meta, ref in outputs:
             stage.metrics.observe(meta)
             if meta["dead"]:
                 self.result.dead_letters += meta["dead"]
-                self._pending[epoch] += 1
-                self._writes[self.io.write_dead.remote(epoch, ref)] = epoch
+                dead = _Batch(epoch=epoch, ref=ref, rows=meta["dead"], origin=origin)
+                self._hold(dead)
+                self._writes[self.io.write_dead.remote(epoch, ref)] = dead
             if meta["rows_out"] == 0:
                 continue
-            self._pending[epoch] += 1
-            out = _Batch(epoch=epoch, ref=ref, rows=meta["rows_out"], priority=priority)
+            out = _Batch(
+                epoch=epoch, ref=ref, rows=meta["rows_out"], priority=priority, origin=origin
+            )
+            self._hold(out)
             if i + 1 < len(self.stages):
                 _enqueue(self.stages[i + 1].queue, out)
             else:
                 self._write(out)
+        self._release(batch)  # after its outputs hold the epoch and the origin
 
     def _write(self, batch: _Batch) -> None:
-        self._writes[self.io.write.remote(batch.epoch, batch.ref)] = batch.epoch
+        self._writes[self.io.write.remote(batch.epoch, batch.ref)] = batch
         self.result.rows_out += batch.rows
 
     def _collect_writes(self) -> None:
         refs = list(self._writes)
         if refs:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-            ray.get(ready)  # a sink that cannot write stops the job
-            for ref in ready:
-                self._pending[self._writes.pop(ref)] -= 1
+            written = ray.get(ready)  # a sink that cannot write stops the job
+            for ref, ids in zip(ready, written, strict=True):
+                if ids:
+                    self._done_ids.extend(ids)
+                self._release(self._writes.pop(ref))
+            if len(self._done_ids) >= self.complete_every:
+                self._flush_done_ids()
         refs = list(self._acks)
         if refs:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
@@ -585,6 +658,70 @@ class Executor:
         self._pending.setdefault(epoch, 0)
         self._barriers.append(epoch)
 
+    # -- holds: what keeps an epoch (and, in ACK mode, a read) from completing -------------
+
+    def _hold(self, batch: _Batch) -> None:
+        self._pending[batch.epoch] = self._pending.get(batch.epoch, 0) + 1
+        if batch.origin is not None:
+            batch.origin.pending += 1
+
+    def _release(self, batch: _Batch) -> None:
+        self._pending[batch.epoch] -= 1
+        if self.ack_mode and self._pending[batch.epoch] == 0:
+            del self._pending[batch.epoch]  # no barriers wait on epochs in ACK mode
+        origin = batch.origin
+        if origin is not None:
+            origin.pending -= 1
+            if origin.pending == 0:
+                self._ack(origin)
+
+    # -- record-level ACK mode -----------------------------------------------------------------
+
+    def _track(self, s: _SplitState, offsets: Any) -> _Origin | None:
+        """ACK mode: record the offsets a read covered (from the end of the split's previous
+        read, so that gaps in the offsets do not hold the prefix back)."""
+        if not self.ack_mode or offsets is None:
+            return None
+        low, high = int(offsets[0]), int(offsets[1])
+        start = low if s.ack_next is None else min(s.ack_next, low)
+        if s.ack_first is None:
+            s.ack_first = start
+        self._acker.track_range(s.split.split_id, start, high + 1)
+        s.ack_next = high + 1
+        origin = _Origin(split_id=s.split.split_id, start=start, end=high + 1)
+        self._origins[id(origin)] = origin
+        return origin
+
+    def _ack(self, origin: _Origin) -> None:
+        del self._origins[id(origin)]
+        self._acker.ack_range(origin.split_id, origin.start, origin.end)
+
+    def _ack_barrier(self, epoch: int, splits: dict[str, _SplitState]) -> None:
+        """ACK mode: checkpoint each split's acknowledged prefix (not the reader's place)."""
+        self._flush_done_ids()  # before the positions that make them final: at least once
+        positions: dict[str, Any] = {}
+        finished = []
+        for key, s in splits.items():
+            committable = self._acker.committable(key) if s.ack_first is not None else None
+            if committable is None or committable == s.ack_first:
+                state = s.base_state  # nothing acknowledged in this run yet
+            else:
+                state = self.plan.source.position_after(s.split, committable - 1)
+            if state is not None:
+                positions[key] = state
+            if s.finished and not s.reading and self._acker_idle(key):
+                finished.append(key)
+        self.coordinator.ack(epoch, _SOURCE, {"positions": positions, "finished": finished})
+
+    def _acker_idle(self, split_id: str) -> bool:
+        return split_id not in self._acker.partitions or not self._acker.pending_count(split_id)
+
+    def _flush_done_ids(self) -> None:
+        ids, self._done_ids = self._done_ids, []
+        if self.on_complete is not None:
+            for start in range(0, len(ids), self.complete_every):
+                self.on_complete(ids[start : start + self.complete_every])
+
     def _complete_epochs(self) -> None:
         """Epochs whose batches were all written pre-commit, in order."""
         while self._barriers and self._pending.get(self._barriers[0], 0) == 0:
@@ -608,6 +745,10 @@ class Executor:
     def _commit_epoch(self, epoch: int, states: Any) -> None:
         if self._fatal is not None:
             raise JobAbortedError(f"epoch {epoch} not committed: an earlier commit failed")
+        if self.ack_mode:
+            self.result.committed_epochs.append(epoch)
+            self._commit_positions(states[_SOURCE]["positions"])
+            return
         sink = states[_SINK]["precommits"]
         self.sink.commit(self.ctx, epoch, [p["state"] for p in sink])
         self.dead_sink.commit(self.ctx, epoch, [p["state"] for p in states[_DEAD]["precommits"]])
@@ -618,3 +759,11 @@ class Executor:
             ids = [i for p in sink for i in p["ids"]]
             for start in range(0, len(ids), self.complete_every):
                 self.on_complete(ids[start : start + self.complete_every])
+        self._commit_positions(states[_SOURCE]["positions"])
+
+    def _commit_positions(self, positions: dict[str, Any]) -> None:
+        """Tell the source what is durable (Kafka: the consumer group's offsets)."""
+        try:
+            self.plan.source.commit_positions(self.ctx, positions)
+        except Exception as error:  # best effort: the checkpoint is what a rerun uses
+            self._log.warning("source.commit_positions_failed", error=str(error)[:300])

@@ -82,12 +82,21 @@ class CheckpointConfig:
     """Complete checkpoints kept (>= 1)."""
     timeout_s: float = 120.0
     """An epoch not complete after this long fails (the previous checkpoint stays)."""
+    mode: Literal["epoch", "ack"] = "epoch"
+    """``epoch``: exactly-once — sinks commit each epoch once its checkpoint is durable.
+    ``ack``: record-level acknowledgement for sources with per-record offsets (Kafka) —
+    sinks commit every batch as it is written (lowest latency), and each checkpoint holds
+    the contiguous prefix of acknowledged offsets per split. After a crash the records past
+    that prefix are read again: at least once, so a sink or consumer dedupes by the record's
+    coordinates. Keyed stateful stages need ``epoch``."""
 
     def __post_init__(self) -> None:
         if not self.uri:
             raise ConfigError("CheckpointConfig.uri must be a non-empty URI")
         if self.interval_s <= 0:
             raise ConfigError(f"CheckpointConfig.interval_s must be > 0; got {self.interval_s}")
+        if self.mode not in ("epoch", "ack"):
+            raise ConfigError(f'CheckpointConfig.mode must be "epoch" or "ack"; got {self.mode!r}')
         if self.retain < 1:
             raise ConfigError(f"CheckpointConfig.retain must be >= 1; got {self.retain}")
 

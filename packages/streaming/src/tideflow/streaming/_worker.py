@@ -71,6 +71,19 @@ def _dead(stage: str, rows: list[dict[str, Any]], error: BaseException) -> pa.Ta
     )
 
 
+def _source_dead(undecodable: list[dict[str, Any]]) -> pa.Table:
+    """Dead-letter rows for records a source reader could not decode."""
+    return pa.table(
+        {
+            "stage": ["source"] * len(undecodable),
+            "error": [str(d.get("error", "undecodable record")) for d in undecodable],
+            "record": [json.dumps(d.get("record"), default=str) for d in undecodable],
+            "epoch": pa.nulls(len(undecodable), pa.int64()),
+        },
+        schema=DEAD_LETTER_SCHEMA,
+    )
+
+
 def _concat(tables: Iterable[pa.Table]) -> pa.Table | None:
     parts = [t for t in tables if t is not None and t.num_rows > 0]
     if not parts:
@@ -152,18 +165,52 @@ class ReaderWorker:
         self._readers[split.split_id] = self._source.open(split, state, self._ctx)
         return True
 
-    def read(self, split_id: str, max_rows: int) -> tuple[dict[str, Any], pa.Table | None]:
+    def read(
+        self, split_id: str, max_rows: int
+    ) -> tuple[dict[str, Any], pa.Table | None, pa.Table | None]:
+        """The next batch of a split, its meta, and the records the reader could not decode
+        (as dead-letter rows of stage ``source``)."""
         reader = self._readers[split_id]
         table = reader.read(max_rows)
         rows = 0 if table is None else table.num_rows
-        meta = {"rows": rows, "finished": reader.finished, "state": reader.snapshot()}
+        undecodable = reader.dead_letters()
+        meta: dict[str, Any] = {
+            "rows": rows,
+            "finished": reader.finished,
+            "state": reader.snapshot(),
+            "dead": len(undecodable),
+        }
         column = self._priority_column
         if table is not None and rows and column is not None and column in table.column_names:
             top = pc.max(table.column(column)).as_py()
             meta["priority"] = int(top) if top is not None else 0
+        offsets = self._offsets(split_id, table, undecodable)
+        if offsets is not None:
+            meta["offsets"] = offsets
         if reader.finished:
             reader.close()
-        return meta, table
+        dead = _source_dead(undecodable) if undecodable else None
+        return meta, table, dead
+
+    def _offsets(
+        self, split_id: str, table: pa.Table | None, undecodable: list[dict[str, Any]]
+    ) -> tuple[int, int] | None:
+        """ACK mode: the lowest and highest record offset this read covered."""
+        column = self._source.offset_column
+        if column is None:
+            return None
+        found: list[int] = []
+        if table is not None and table.num_rows:
+            if column not in table.column_names:
+                message = (
+                    f"source {self._source.name!r} split {split_id!r}: offset_column "
+                    f"{column!r} is missing from its batch; columns: {table.column_names}"
+                )
+                raise ConfigError(message)
+            values = table.column(column)
+            found += [int(pc.min(values).as_py()), int(pc.max(values).as_py())]
+        found += [int(d["offset"]) for d in undecodable if d.get("offset") is not None]
+        return (min(found), max(found)) if found else None
 
 
 class SinkWorker:
@@ -179,6 +226,8 @@ class SinkWorker:
         id_column: str | None = None,
     ) -> None:
         self._writer = sink.writer(ctx, index)
+        self._sink = sink
+        self._ctx = ctx
         self._dead_letters = dead_letters
         self._id_column = id_column
         self._ids: dict[int, list[Any]] = {}
@@ -217,6 +266,14 @@ class SinkWorker:
         """The writer's pre-commit state and the ids of the epoch's rows (if tracked)."""
         return {"state": self._writer.precommit(epoch), "ids": self._ids.pop(epoch, [])}
 
+    def publish(self, seq: int) -> list[Any]:
+        """ACK mode: pre-commit and commit what was just written as its own epoch ``seq``
+        (output is visible at once); return the ids of its rows (if tracked)."""
+        pre = self.precommit(seq)
+        self._sink.commit(self._ctx, seq, [pre["state"]])
+        ids: list[Any] = pre["ids"]
+        return ids
+
     def close(self) -> None:
         self._writer.close()
 
@@ -236,25 +293,52 @@ class IOWorker:
         *,
         priority_column: str | None = None,
         id_column: str | None = None,
+        ack_seq_base: int | None = None,
     ) -> None:
         self._reader = ReaderWorker(source, ctx, priority_column)
         self._sink = SinkWorker(sink, ctx, 0, dead_letters=False, id_column=id_column)
         self._dead = SinkWorker(dead_sink, ctx, 0, dead_letters=True)
+        # ACK mode: every write is committed at once as its own "epoch", numbered from a
+        # base that no earlier run of the job used (commits are idempotent by epoch).
+        self._ack_seq: int | None = ack_seq_base
 
     def open(self, split: Split, state: Any) -> bool:
         return self._reader.open(split, state)
 
-    def read(self, split_id: str, max_rows: int) -> tuple[dict[str, Any], pa.Table | None]:
-        return self._reader.read(split_id, max_rows)
+    def read(self, split_id: str, max_rows: int, epoch: int) -> tuple[dict[str, Any], Any]:
+        meta, table, dead = self._reader.read(split_id, max_rows)
+        if dead is not None:
+            self._write(self._dead, epoch, (None, dead))
+        return meta, table
 
-    def write(self, epoch: int, payload: Any) -> int:
-        return self._sink.write(epoch, payload)
+    def write(self, epoch: int, payload: Any) -> list[Any]:
+        """Stage a batch; in ACK mode also commit it and return its row ids."""
+        return self._write(self._sink, epoch, payload)
 
-    def write_dead(self, epoch: int, payload: Any) -> int:
-        return self._dead.write(epoch, payload)
+    def write_dead(self, epoch: int, payload: Any) -> list[Any]:
+        self._write(self._dead, epoch, payload)
+        return []
 
-    def write_failed(self, epoch: int, payload: Any, stage: str, error: str) -> int:
-        return self._dead.write_failed(epoch, payload, stage, error)
+    def write_failed(self, epoch: int, payload: Any, stage: str, error: str) -> list[Any]:
+        if self._ack_seq is None:
+            self._dead.write_failed(epoch, payload, stage, error)
+            return []
+        seq = self._next_seq()
+        if self._dead.write_failed(seq, payload, stage, error):
+            self._dead.publish(seq)
+        return []
+
+    def _write(self, worker: SinkWorker, epoch: int, payload: Any) -> list[Any]:
+        if self._ack_seq is None:
+            worker.write(epoch, payload)
+            return []
+        seq = self._next_seq()
+        return worker.publish(seq) if worker.write(seq, payload) else []
+
+    def _next_seq(self) -> int:
+        assert self._ack_seq is not None
+        self._ack_seq += 1
+        return self._ack_seq - 1
 
     def precommit(self, epoch: int) -> dict[str, Any]:
         return self._sink.precommit(epoch)

@@ -108,6 +108,9 @@ class TestSource(Source):
     """How many splits the items are dealt to."""
     clock: Clock | None = None
     """Time for ``PAUSE`` in unbounded mode (None: the monotonic clock)."""
+    offsets: bool = False
+    """True: every batch gets an ``offset`` column (the row's index within its split, from
+    0), and the source supports record-level ACK mode (``CheckpointConfig(mode="ack")``)."""
 
     name = "test"
 
@@ -119,6 +122,8 @@ class TestSource(Source):
             raise ConfigError(f"TestSource.splits must be an int ≥ 1; got {self.splits!r}")
         if not isinstance(self.unbounded, bool):
             raise ConfigError(f"TestSource.unbounded must be a bool; got {self.unbounded!r}")
+        if self.offsets:
+            object.__setattr__(self, "offset_column", "offset")
 
     def __repr__(self) -> str:
         return (
@@ -139,8 +144,29 @@ class TestSource(Source):
         items = self._dealt()[j]
         item, row = _resume_point(self, split, state, len(items))
         return _TestReader(
-            items, unbounded=self.unbounded, run=ctx.run, clock=self.clock, item=item, row=row
+            items,
+            unbounded=self.unbounded,
+            run=ctx.run,
+            clock=self.clock,
+            item=item,
+            row=row,
+            offsets=self.offsets,
         )
+
+    def position_after(self, split: Split, offset: int) -> JSON:
+        """ACK mode: the snapshot of a reader that has returned rows ``0..offset``."""
+        if not self.offsets:
+            return super().position_after(split, offset)
+        j = split.info["split"] if isinstance(split.info, dict) else 0
+        done = offset + 1
+        for index, x in enumerate(self._dealt()[j]):
+            if isinstance(x, pa.Table) and x.num_rows:
+                if done < x.num_rows:
+                    return index if done == 0 else {"item": index, "row": done}
+                done -= x.num_rows
+                if done == 0:
+                    return index + 1
+        raise SourceError(f"{self!r}: split {split.split_id!r} has no offset {offset}")
 
     def _dealt(self) -> list[list[_Item]]:
         dealt: list[list[_Item]] = [[] for _ in range(self.splits)]
@@ -195,8 +221,12 @@ class _TestReader(SplitReader):
         clock: Clock | None,
         item: int,
         row: int,
+        offsets: bool = False,
     ) -> None:
         self._items = items
+        self._offsets = offsets
+        # The offset of the next row: rows of the items before the resume point.
+        self._offset = sum(x.num_rows for x in items[:item] if isinstance(x, pa.Table)) + row
         self._unbounded = unbounded
         self._run = run
         self._clock = clock
@@ -227,6 +257,11 @@ class _TestReader(SplitReader):
             elif isinstance(x, pa.Table):
                 out = x.slice(self._row, max_rows)
                 self._row += out.num_rows
+                if self._offsets:
+                    start, self._offset = self._offset, self._offset + out.num_rows
+                    out = out.append_column(
+                        "offset", pa.array(range(start, self._offset), pa.int64())
+                    )
                 if self._row >= x.num_rows:
                     self._next()
                 self._settle()
