@@ -318,3 +318,60 @@ def test_with_meta_gives_the_metadata_without_fetching_the_value(ray_session):
         assert future.meta == {"count": 1000}
         assert ray.get(future.object_ref) == list(range(1000))
         assert future.result() == list(range(1000))
+
+
+def test_isolated_work_runs_alone_on_its_actor(worker_cls: type, tmp_path: Path) -> None:
+    """Two calls may share an actor (max_concurrency=2); an isolated one never does."""
+    release = tmp_path / "release"
+    with ActorPool(
+        worker_cls,
+        size=1,
+        resources=SMALL,
+        name="isolated",
+        max_in_flight_per_actor=2,
+        actor_options={"max_concurrency": 2},
+    ) as pool:
+        assert pool.wait_ready(timeout=30)
+        # Control: a normal call runs next to a blocked one.
+        blocked = pool.submit("wait_for", str(release))
+        beside = pool.submit("add", 1, fn=1)
+        assert beside.result(timeout=30) == 2
+        assert not blocked.done()
+        release.touch()
+        assert blocked.result(timeout=30) == "released"
+
+        release.unlink()
+        alone = pool.submit("wait_for", str(release), isolated=True)
+        after = pool.submit("add", 2, fn=2)
+        time.sleep(1.0)
+        assert not after.done()  # held back while the isolated call runs
+        assert pool.stats.in_flight == 1
+        release.touch()
+        assert alone.result(timeout=30) == "released"
+        assert after.result(timeout=30) == 4
+
+
+def test_work_retried_after_an_actor_death_runs_alone(worker_cls: type, tmp_path: Path) -> None:
+    marker = tmp_path / "first-attempt-started"
+    release = tmp_path / "release"
+    with ActorPool(
+        worker_cls,
+        size=1,
+        resources=SMALL,
+        name="retry-alone",
+        max_in_flight_per_actor=2,
+        actor_options={"max_concurrency": 2},
+        **FAST_RETRY,
+    ) as pool:
+        import ray
+
+        future = pool.submit("block_first_time", str(marker), 21)
+        eventually(marker.exists)
+        (victim,) = pool.actors.values()
+        ray.kill(victim)
+        eventually(lambda: future.attempts == 2 or future.done())
+        # While the retry is pending or running, a new call waits for it.
+        other = pool.submit("wait_for", str(release))
+        assert future.result(timeout=30) == 42
+        release.touch()
+        assert other.result(timeout=30) == "released"

@@ -34,9 +34,12 @@ BATCH = 50
 
 def _source(*, abort_at: int | None = None) -> TestSource:
     items: list = [rows(BATCH, start) for start in range(0, N, BATCH)]
-    if abort_at is not None:
-        items.insert(abort_at, TestSource.ABORT(run=1))
-    return TestSource(items)
+    if abort_at is None:
+        return TestSource(items)
+    # An idle second before the abort lets the first run complete checkpoints however
+    # fast or slow this machine is; the stream ends at the EOF marker.
+    items[abort_at:abort_at] = [TestSource.PAUSE(1.0), TestSource.ABORT(run=1)]
+    return TestSource([*items, TestSource.EOF], unbounded=True)
 
 
 def _pipeline(source, sink, stage, **stage_options) -> Pipeline:

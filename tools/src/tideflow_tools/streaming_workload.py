@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 __all__ = [
@@ -187,6 +186,8 @@ def check_output(directory: str | Path, *, expected_rows: int) -> OutputCheck:
     )
     if not files:
         return OutputCheck(rows=0, missing=expected_rows, duplicates=0, files=0)
+    import pyarrow.dataset as pads  # here: it imports pandas (~1 s), which actors don't need
+
     ids = pads.dataset([str(p) for p in files], format="parquet").to_table(columns=["id"])
     values = ids.column("id").to_numpy()
     unique = set(values.tolist())

@@ -12,6 +12,7 @@ from the last barrier and a commit is never repeated with new data.
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
 import time
@@ -36,6 +37,7 @@ from tideflow.streaming.errors import ConfigError, JobAbortedError
 
 __all__ = ["Executor"]
 
+_PIPELINED = os.environ.get("TIDEFLOW_PIPELINED", "1") == "1"
 _POLL_S = 0.002
 _READ_AHEAD = 4  # reads in flight per split
 _IDLE_BACKOFF_S = 0.05  # an unbounded split with no data is asked again after this
@@ -51,6 +53,7 @@ class _Batch:
     rows: int
     priority: int = 0
     origin: _Origin | None = None  # ACK mode: the read this batch's rows came from
+    isolated: bool = False  # run alone on its actor (a half of a batch that crashed one)
 
 
 @dataclass(eq=False)
@@ -302,9 +305,14 @@ class Executor:
                 scaler = PoolScaler(
                     spec.name, ScalingConfig(min_size=spec.min_actors, max_size=spec.max_actors)
                 )
+            # Two calls at once per actor when batches are pipelined: the stage's function
+            # still runs one batch at a time (see StageWorker.process).
+            pipelined = spec.max_in_flight > 1 and _PIPELINED
             pool = ActorPool(
                 StageWorker,
                 args=(spec,),
+                kwargs={"pipelined": pipelined},
+                actor_options={"max_concurrency": 2} if pipelined else None,
                 size=spec.min_actors,
                 min_size=spec.min_actors,
                 max_size=spec.max_actors,
@@ -525,6 +533,16 @@ class Executor:
     def _stage_done(self, i: int, stage: _Stage, batch: _Batch, future: PoolFuture) -> bool:
         """Forward a finished batch; False when it failed and was split for a retry."""
         error = future.exception()
+        if error is not None and not batch.isolated and stage.spec.max_retries == 0:
+            # A crash may have been another call's doing (calls share an actor): try the
+            # batch again alone before blaming its rows. (With retries, the pool's own
+            # retries after a death already ran alone.)
+            assert stage.pool is not None
+            retry = stage.pool.submit("process", batch.ref, priority=batch.priority, isolated=True)
+            retry.add_done_callback(self._on_future)
+            batch.isolated = True
+            stage.in_flight = {retry: batch, **stage.in_flight}
+            return False
         if error is not None and batch.rows > 1:
             # The actor kept dying on this batch: retry its halves (first, to keep the
             # order) until the rows that kill it are alone.
@@ -540,6 +558,7 @@ class Executor:
                     rows=length,
                     priority=batch.priority,
                     origin=batch.origin,
+                    isolated=True,
                 )
                 for start, length in ((0, half), (half, batch.rows - half))
             ]
@@ -547,7 +566,9 @@ class Executor:
             assert stage.pool is not None
             retries = {}
             for half_batch in halves:
-                retry = stage.pool.submit("process", half_batch.ref, priority=batch.priority)
+                retry = stage.pool.submit(
+                    "process", half_batch.ref, priority=batch.priority, isolated=True
+                )
                 retry.add_done_callback(self._on_future)
                 retries[retry] = half_batch
             stage.in_flight = {**retries, **stage.in_flight}  # ahead of later batches

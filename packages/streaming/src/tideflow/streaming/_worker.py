@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -99,15 +100,30 @@ class StageWorker:
     letter with the error. A function that fails on every row costs about 2n calls.
     """
 
-    def __init__(self, spec: Any) -> None:
+    def __init__(self, spec: Any, *, pipelined: bool = False) -> None:
         self._name = spec.name
         self._kind = spec.kind
+        self._runner = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"stage-{spec.name}")
+            if pipelined
+            else None
+        )
         udf = spec.udf
         if spec.is_class:
             udf = udf(*spec.constructor_args, **dict(spec.constructor_kwargs))
         self._fn = udf
 
     def process(self, payload: Any) -> WithMeta:
+        """Run the function on one batch. Ray may call this from two threads at once (the
+        actor's ``max_concurrency`` is the stage's in-flight limit): the function itself
+        always runs on the one thread of ``_runner``, one batch at a time, while Ray fetches
+        the next batch and stores the last result on the other — so a one-slot accelerator
+        stage never waits for Ray between batches."""
+        if self._runner is None:
+            return self._process(payload)
+        return self._runner.submit(self._process, payload).result()
+
+    def _process(self, payload: Any) -> WithMeta:
         table = payload_table(payload)
         start = time.time()
         outputs: list[pa.Table] = []

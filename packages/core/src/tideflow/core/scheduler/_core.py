@@ -196,7 +196,7 @@ class _PoolCore:
         while count and self._pending_starts:
             self._pending_starts.pop()
             count -= 1
-        loads = [a.load() for a in self._actors.values()]
+        loads = [a.load(self._max_in_flight) for a in self._actors.values()]
         for name in pick_actors_to_remove(loads, count):
             actor = self._actors[name]
             if actor.in_flight:
@@ -242,7 +242,11 @@ class _PoolCore:
         if self._aborting:
             return
         while self._queue.ready_count:
-            name = pick_actor([a.load() for a in self._actors.values()], self._max_in_flight)
+            head = self._queue.peek()
+            limit = self._max_in_flight
+            # Isolated work waits for an idle actor (and keeps its place in the queue).
+            loads = [a.load(limit) for a in self._actors.values()]
+            name = pick_actor(loads, 1 if head is not None and head.isolated else limit)
             if name is None:
                 return
             work = self._queue.pop()
@@ -283,6 +287,8 @@ class _PoolCore:
                 )
             )
             not_before = now + delay if delay > 0 else None
+            if death:
+                work.isolated = True  # the crash may have been another call's doing
             self._queue.push(work, priority=work.priority, seq=work.seq, not_before=not_before)
             return
         if death:

@@ -157,10 +157,15 @@ class ActorPool(_PoolCore):
 
     # -- submitting work -------------------------------------------------------------------
 
-    def submit(self, method: str, /, *args: Any, priority: int = 0, **kwargs: Any) -> PoolFuture:
+    def submit(
+        self, method: str, /, *args: Any, priority: int = 0, isolated: bool = False, **kwargs: Any
+    ) -> PoolFuture:
         """Queue a call of ``method(*args, **kwargs)`` on some actor; return its future.
 
         Higher ``priority`` runs first; equal priorities run in submission order.
+        ``isolated=True`` runs the call alone on an idle actor (nothing else is sent there
+        until it ends): for work that may crash its actor, so that a crash cannot take
+        other calls down with it. Retries after an actor death are always isolated.
         ``ObjectRef`` arguments (top level, positional or keyword) are resolved by Ray.
         Raises :class:`~tideflow.core.errors.PoolClosedError` after :meth:`shutdown`.
         """
@@ -186,6 +191,7 @@ class ActorPool(_PoolCore):
                 kw_values=tuple(kwargs.values()),
                 priority=priority,
                 seq=self._seq,
+                isolated=bool(isolated),
             )
             self._counts["submitted"] += 1
             self._queue.push(work, priority=priority, seq=work.seq)

@@ -26,6 +26,9 @@ class _Work:
     kw_values: tuple[Any, ...]
     priority: int
     seq: int
+    isolated: bool = False
+    """Runs alone on its actor: nothing else is in flight there meanwhile (a retry after
+    an actor death, so that a crash cannot take innocent work down with it)."""
 
 
 @dataclass(eq=False)
@@ -37,10 +40,11 @@ class _Actor:
     ready_ref: Any = None
     in_flight: dict[Any, tuple[_Work, Any]] = field(default_factory=dict)
 
-    def load(self) -> ActorLoad:
-        return ActorLoad(
-            name=self.name, state=self.state, in_flight=len(self.in_flight), order=self.order
-        )
+    def load(self, max_in_flight: int) -> ActorLoad:
+        """The actor's load; one running isolated work counts as a full actor."""
+        isolated = any(work.isolated for work, _ in self.in_flight.values())
+        in_flight = max_in_flight if isolated else len(self.in_flight)
+        return ActorLoad(name=self.name, state=self.state, in_flight=in_flight, order=self.order)
 
 
 @dataclass(eq=False)
