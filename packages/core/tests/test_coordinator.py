@@ -381,3 +381,26 @@ def test_invalid_or_duplicate_participant_names_are_refused(
 def test_invalid_timeout_is_refused(timeout_s: float) -> None:
     with pytest.raises(ConfigError, match="timeout_s"):
         EpochCoordinator(store=None, timeout_s=timeout_s)
+
+
+def test_a_failed_commit_halts_later_checkpoints_when_asked(
+    store: CheckpointStore, clock: FakeClock, journal: Journal
+) -> None:
+    """Epoch 2 is ready when epoch 1 completes and its commit fails: with
+    ``halt_on_commit_error`` checkpoint 2 is never saved (a restore would skip epoch 1)."""
+    coordinator = _coordinator(store, clock, journal, timeout_s=10, halt_on_commit_error=True)
+
+    def commit(epoch: CheckpointId, states: Mapping[str, Any]) -> None:
+        if int(epoch) == 1:
+            raise RuntimeError("commit failed")
+
+    coordinator.on_complete(commit)
+    first, second = coordinator.begin_epoch(), coordinator.begin_epoch()
+    _ack_all(coordinator, second)
+    for name in PARTICIPANTS[:-1]:
+        coordinator.ack(first, name, {})
+    coordinator.ack(first, PARTICIPANTS[-1], {})  # completes 1, whose commit fails
+
+    assert store.ids() == [first]
+    assert journal.completed_ids == [1]
+    assert coordinator.pending == (second,)

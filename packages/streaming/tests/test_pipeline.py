@@ -82,6 +82,9 @@ def test_a_slow_last_stage_back_pressures_upstream_within_the_queue_bounds(ray_s
     )
     assert result.rows_out == 600
     assert depths and max(depths) <= 4
+    # Memory stays flat: the batches held at once are bounded by the queue limits (reads
+    # and each queue ≤ 4, calls ≤ 2 per actor + 2, writes ≤ 4), not by the input's 60.
+    assert result.peak_batches_held <= 4 + 2 * (4 + 4) + 4
     fast = result.stages["fast"]
     assert fast.backpressure_s > 0.5
     assert fast.backpressure_reason == "queue of 'slow' full"

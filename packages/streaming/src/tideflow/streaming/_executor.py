@@ -178,7 +178,9 @@ class Executor:
             self.jobdir.checkpoints_uri, retain=checkpoint.retain if checkpoint else 2
         )
         self.coordinator = EpochCoordinator(
-            store=self.store, timeout_s=checkpoint.timeout_s if checkpoint else None
+            store=self.store,
+            timeout_s=checkpoint.timeout_s if checkpoint else None,
+            halt_on_commit_error=True,  # no checkpoint may skip an epoch whose commit failed
         )
         # In ACK mode sinks commit as they write: a checkpoint is the source's positions.
         for name in (_SOURCE,) if self.ack_mode else (_SOURCE, _SINK, _DEAD):
@@ -187,6 +189,7 @@ class Executor:
             if spec.kind == "keyed":
                 self.coordinator.register(f"stage:{spec.name}")
         self.coordinator.on_complete(self._commit)
+        self.coordinator.on_abort(self._abort)
         self.result = JobResult(job_id=job_id, run=self.ctx.run)
         self._log = get_logger("tideflow.streaming.executor", job_id=job_id, run=self.ctx.run)
         self._pending: dict[int, int] = {}  # epoch -> batches and writes not yet done
@@ -201,6 +204,7 @@ class Executor:
         self._done_ids: list[Any] = []  # ACK mode: ids written, for on_complete
         self._stop = False
         self._fatal: BaseException | None = None
+        self._fatal_reason = ""
         self._wake = threading.Event()
 
     # -- life cycle --------------------------------------------------------------------------
@@ -382,6 +386,7 @@ class Executor:
                 self._read(splits, epoch, now)
             self._collect_reads(splits, now)
             self._advance_stages()
+            self._note_held(splits)
             self._collect_writes()
             self._complete_epochs()
             self._raise_fatal()
@@ -397,9 +402,17 @@ class Executor:
             self._raise_fatal()
             self._wait(splits)
 
+    def _note_held(self, splits: dict[str, _SplitState]) -> None:
+        held = sum(len(s.reading) for s in splits.values()) + len(self._writes)
+        held += sum(len(stage.queue) + len(stage.in_flight) for stage in self.stages)
+        self.result.peak_batches_held = max(self.result.peak_batches_held, held)
+
     def _raise_fatal(self) -> None:
         if self._fatal is not None:
-            message = f"job {self.ctx.job_id!r} stopped: committing its output failed"
+            message = (
+                f"job {self.ctx.job_id!r} stopped: {self._fatal_reason}; run it again with the "
+                "same job_id to resume from its last complete checkpoint"
+            )
             raise JobAbortedError(message) from self._fatal
 
     def _discover_new(self, splits: dict[str, _SplitState]) -> None:
@@ -754,13 +767,27 @@ class Executor:
             self._acks[self.io.precommit.remote(epoch)] = (epoch, _SINK, 0, 1)
             self._acks[self.io.precommit_dead.remote(epoch)] = (epoch, _DEAD, 0, 1)
 
+    def _abort(self, epoch: Any, reason: str) -> None:
+        """A checkpoint failed (timeout, or its state could not be saved): its epoch's output
+        would be skipped by the next one, so the job stops; a rerun resumes from the last
+        complete checkpoint and replays the epoch. Staged output of the epoch is dropped."""
+        for sink in (self.sink, self.dead_sink):
+            try:
+                sink.abort(self.ctx, int(epoch), [])
+            except Exception as error:  # recover() removes it on the rerun anyway
+                self._log.warning("sink.abort_failed", epoch=int(epoch), error=str(error)[:300])
+        if self._fatal is None:
+            self._fatal = JobAbortedError(f"checkpoint {int(epoch)} failed: {reason}")
+            self._fatal_reason = f"checkpoint {int(epoch)} failed"
+
     def _commit(self, epoch: Any, states: Any) -> None:
         try:
             self._commit_epoch(int(epoch), states)
         except Exception as error:
             # Later epochs must not be committed past this one: stop the job; a rerun
             # re-commits from the checkpoint (commits are idempotent).
-            self._fatal = self._fatal or error
+            if self._fatal is None:
+                self._fatal, self._fatal_reason = error, f"committing epoch {epoch} failed"
             raise
 
     def _commit_epoch(self, epoch: int, states: Any) -> None:

@@ -110,6 +110,9 @@ class JobResult:
     """Splits of the source (files' batch groups, partitions) known to this run."""
     splits_finished: int = 0
     """Splits read to their end (including those finished in earlier runs)."""
+    peak_batches_held: int = 0
+    """Most batches the job held at once (reads, stage queues and calls, writes): what it
+    keeps in Ray's object store. Bounded by the queue limits, whatever the input's size."""
 
     @property
     def rows_per_s(self) -> float:
@@ -125,4 +128,5 @@ class JobResult:
             "rows_per_s": round(self.rows_per_s, 1),
             "checkpoints": len(self.checkpoints),
             "restored_from": self.restored_from,
+            "peak_batches_held": self.peak_batches_held,
         }

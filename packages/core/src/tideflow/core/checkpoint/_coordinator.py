@@ -75,6 +75,7 @@ class EpochCoordinator:
         timeout_s: float | None = 60,
         clock: Clock | None = None,
         max_events: int = 1024,
+        halt_on_commit_error: bool = False,
     ) -> None:
         if timeout_s is not None and not (
             isinstance(timeout_s, int | float) and math.isfinite(timeout_s) and timeout_s > 0
@@ -95,6 +96,11 @@ class EpochCoordinator:
         self._events: deque[CheckpointEvent] = deque(maxlen=max_events)
         self._on_complete: list[CompleteCallback] = []
         self._on_abort: list[AbortCallback] = []
+        # When an on_complete callback is the sink's commit, a later checkpoint must not
+        # become durable after it failed: a restore would resume past an epoch never
+        # committed. Halted, the coordinator completes nothing more.
+        self._halt_on_commit_error = halt_on_commit_error
+        self._halted = False
         self._log = get_logger(
             "tideflow.checkpoint.coordinator", store=store.uri if store is not None else None
         )
@@ -328,14 +334,14 @@ class EpochCoordinator:
                 self._commit_lock.release()
             with self._lock:
                 first = next(iter(self._pending.values()), None)
-                if first is None or not first.ready:
+                if first is None or not first.ready or self._halted:
                     return
 
     def _commit_ready(self) -> None:
         while True:
             with self._lock:
                 ep = next(iter(self._pending.values()), None)
-                if ep is None or not ep.ready:
+                if ep is None or not ep.ready or self._halted:
                     return
                 ep.committing = True
                 states = {p: ep.states[p] for p in sorted(ep.states)}
@@ -373,20 +379,27 @@ class EpochCoordinator:
                 level="info" if error is None else "warning",
             )
             if error is None:
-                self._call(on_complete, ep.id, states)
+                if not self._call(on_complete, ep.id, states) and self._halt_on_commit_error:
+                    with self._lock:
+                        self._halted = True
+                    self._log.error("checkpoint.halted", after=ep.id.value)
             else:
                 self._call(on_abort, ep.id, event.reason or "")
 
     def _call(
         self, callbacks: Sequence[Callable[[CheckpointId, Any], None]], cid: CheckpointId, arg: Any
-    ) -> None:
+    ) -> bool:
+        """Run every callback; False if one raised (it is logged)."""
+        ok = True
         for callback in callbacks:
             try:
                 callback(cid, arg)
             except Exception as e:
+                ok = False
                 self._log.error(
                     "checkpoint.callback_failed",
                     checkpoint_id=cid.value,
                     callback=getattr(callback, "__qualname__", repr(callback)),
                     error=repr(e),
                 )
+        return ok
