@@ -87,7 +87,7 @@ def count_per_key(state: int | None, row: dict[str, Any]) -> tuple[int, dict[str
 
 
 class FlakySink(CollectingSink):
-    """A collecting sink that fails once: in pre-commit of ``epoch`` or in ``recover``."""
+    """A collecting sink that fails once: in pre-commit or commit of an epoch, or in ``recover``."""
 
     def __init__(
         self,
@@ -96,11 +96,13 @@ class FlakySink(CollectingSink):
         *,
         precommit_epoch: int | None = None,
         recover_run: int | None = None,
+        commit_epoch: int | None = None,
     ) -> None:
         super().__init__(path)
         self.flag = flag
         self.precommit_epoch = precommit_epoch
         self.recover_run = recover_run
+        self.commit_epoch = commit_epoch
 
     def _trip(self) -> bool:
         if Path(self.flag).exists():
@@ -124,6 +126,11 @@ class FlakySink(CollectingSink):
 
         writer.__class__ = _Writer
         return writer
+
+    def commit(self, ctx: Any, epoch: int, precommits: Any) -> None:
+        if self.commit_epoch is not None and epoch >= self.commit_epoch and self._trip():
+            raise OSError(f"object store refused the commit of epoch {epoch}")
+        super().commit(ctx, epoch, precommits)
 
     def recover(self, ctx: Any, last_epoch: int | None) -> None:
         if self.recover_run is not None and ctx.run == self.recover_run and self._trip():

@@ -23,7 +23,7 @@ import pytest
 from _udfs import CrashOnce, FailOn, FlakySink, Slow, count_per_key, rows
 
 from tideflow.core.checkpoint import CheckpointStore
-from tideflow.streaming import CheckpointConfig, Pipeline
+from tideflow.streaming import CheckpointConfig, JobAbortedError, Pipeline
 from tideflow.streaming.testing import CollectingSink, TestSource
 
 pytestmark = pytest.mark.ray
@@ -106,6 +106,19 @@ def test_a_failure_while_a_checkpoint_is_written_then_a_rerun_is_exact(ray_sessi
     rerun = pipe.run(job_id="b", checkpoint=_ckpt(tmp_path))
 
     assert rerun.run == 2
+    _assert_exactly_once_in_key_order(tmp_path / "out", set(range(N)))
+
+
+def test_a_failed_commit_stops_the_job_and_a_rerun_commits_that_epoch(ray_session, tmp_path):
+    flag = str(tmp_path / "tripped")
+    sink = FlakySink(str(tmp_path / "out"), flag, commit_epoch=2)
+    pipe = _pipeline(_source(), sink, Slow, fn_constructor_args=(0.01,))
+    with pytest.raises(JobAbortedError, match="committing epoch"):
+        pipe.run(job_id="commit", checkpoint=_ckpt(tmp_path, interval_s=0.1))
+    assert Path(flag).exists()
+    rerun = pipe.run(job_id="commit", checkpoint=_ckpt(tmp_path, interval_s=0.1))
+
+    assert rerun.restored_from is not None
     _assert_exactly_once_in_key_order(tmp_path / "out", set(range(N)))
 
 
