@@ -24,16 +24,17 @@ from typing import Any
 import ray
 
 from tideflow.core.autoscaler import PoolScaler, ScalingConfig
-from tideflow.core.checkpoint import AckTracker, CheckpointStore, EpochCoordinator
+from tideflow.core.checkpoint import CheckpointStore, EpochCoordinator
 from tideflow.core.observability import ScaleEvent, get_logger
 from tideflow.core.scheduler import ActorPool, PoolFuture
+from tideflow.streaming._acks import AckLedger, Origin, check_ack_mode
 from tideflow.streaming._jobdir import JobDirectory
 from tideflow.streaming._keyed import KeyedWorker
 from tideflow.streaming._metrics import JobResult, StageMetrics
 from tideflow.streaming._plan import CheckpointConfig, Plan, StageSpec
 from tideflow.streaming._worker import IOWorker, StageWorker, slice_payload
 from tideflow.streaming.connectors._base import JobContext, Sink, Split
-from tideflow.streaming.errors import ConfigError, JobAbortedError
+from tideflow.streaming.errors import JobAbortedError
 
 __all__ = ["Executor"]
 
@@ -52,37 +53,8 @@ class _Batch:
     ref: Any
     rows: int
     priority: int = 0
-    origin: _Origin | None = None  # ACK mode: the read this batch's rows came from
+    origin: Origin | None = None  # ACK mode: the read this batch's rows came from
     isolated: bool = False  # run alone on its actor (a half of a batch that crashed one)
-
-
-@dataclass(eq=False)
-class _Origin:
-    """ACK mode: one read of a split, acknowledged once everything derived from it is
-    written or dead-lettered."""
-
-    split_id: str
-    start: int  # offsets start..end-1 (gaps between reads included)
-    end: int
-    pending: int = 0
-
-
-def _check_ack_mode(plan: Plan) -> None:
-    source = plan.source
-    if source.offset_column is None:
-        message = (
-            f'CheckpointConfig(mode="ack") needs a source with per-record offsets '
-            f"(offset_column, e.g. KafkaSource); {type(source).__name__} has none: "
-            'use mode="epoch"'
-        )
-        raise ConfigError(message)
-    keyed = [spec.name for spec in plan.stages if spec.kind == "keyed"]
-    if keyed:
-        message = (
-            f'CheckpointConfig(mode="ack") cannot run keyed stateful stages ({keyed}): their '
-            'state is consistent only at epoch barriers; use mode="epoch"'
-        )
-        raise ConfigError(message)
 
 
 def _enqueue(queue: deque[_Batch], batch: _Batch) -> None:
@@ -130,10 +102,6 @@ class _SplitState:
     # in order, so several can be outstanding (read-ahead) without changing the result.
     reading: deque[tuple[Any, Any, int]] = field(default_factory=deque)
     idle_until: float = 0.0
-    # ACK mode: the state this run opened the split at, and the next offset to track.
-    base_state: Any = None
-    ack_first: int | None = None
-    ack_next: int | None = None
 
 
 class Executor:
@@ -164,7 +132,7 @@ class Executor:
         self.interval_s = checkpoint.interval_s if checkpoint is not None else None
         self.ack_mode = checkpoint is not None and checkpoint.mode == "ack"
         if self.ack_mode:
-            _check_ack_mode(plan)
+            check_ack_mode(plan)
         self.dead_sink = (
             dead_letter if dead_letter is not None else self.jobdir.default_dead_letter()
         )
@@ -199,8 +167,7 @@ class Executor:
         self._ack_parts: dict[tuple[int, str], dict[int, Any]] = {}
         self._keyed_states: dict[str, list[bytes | None]] = {}
         self._writes: dict[Any, _Batch] = {}  # write ref -> the batch it holds
-        self._acker = AckTracker()  # ACK mode: offsets read and acknowledged, per split
-        self._origins: dict[int, _Origin] = {}  # ACK mode: reads not yet acknowledged
+        self._ledger = AckLedger(plan.source)  # ACK mode: reads in flight, acknowledged prefix
         self._done_ids: list[Any] = []  # ACK mode: ids written, for on_complete
         self._stop = False
         self._fatal: BaseException | None = None
@@ -267,8 +234,8 @@ class Executor:
                 split=split,
                 state=state,
                 finished=split.split_id in finished,
-                base_state=state,
             )
+            self._ledger.open(split, state)
         self._log.info(
             "job.started",
             restored_from=last_epoch,
@@ -365,7 +332,7 @@ class Executor:
                 barrier_wanted = True
             if self.ack_mode:
                 # No barriers to align: a checkpoint is the acknowledged prefix, taken as is.
-                if (exhausted or self._stop) and not reading and not self._origins:
+                if (exhausted or self._stop) and not reading and not self._ledger.outstanding:
                     self._ack_barrier(epoch, splits)
                     break
                 if barrier_wanted:
@@ -417,11 +384,17 @@ class Executor:
 
     def _discover_new(self, splits: dict[str, _SplitState]) -> None:
         """Unbounded sources grow: open splits that appeared since the last look."""
-        new = [s for s in self.plan.source.discover(self.ctx) if s.split_id not in splits]
+        try:
+            found = self.plan.source.discover(self.ctx)
+        except Exception as error:  # a stalled broker or store: look again next round
+            self._log.warning("source.discover_failed", error=str(error)[:300])
+            return
+        new = [s for s in found if s.split_id not in splits]
         if new:
             ray.get([self.io.open.remote(split, None) for split in new])
             for split in new:
                 splits[split.split_id] = _SplitState(split=split)
+                self._ledger.open(split, None)
             self._log.info("source.new_splits", count=len(new))
 
     def _limit(self, stage: _Stage | None) -> int:
@@ -468,10 +441,10 @@ class Executor:
                 if s.reading:
                     next_heads[s.reading[0][0]] = s
                 self.result.dead_letters += meta.get("dead", 0)
-                origin = self._track(s, meta.get("offsets"))
+                origin = self._ledger.track(s.split.split_id, meta.get("offsets"))
                 if meta["rows"] == 0:
                     if origin is not None:  # only undecodable records: dead-lettered already
-                        self._ack(origin)
+                        self._ledger.ack(origin)
                     if not s.finished:
                         s.idle_until = now + _IDLE_BACKOFF_S
                     continue
@@ -707,48 +680,15 @@ class Executor:
         if origin is not None:
             origin.pending -= 1
             if origin.pending == 0:
-                self._ack(origin)
+                self._ledger.ack(origin)
 
     # -- record-level ACK mode -----------------------------------------------------------------
-
-    def _track(self, s: _SplitState, offsets: Any) -> _Origin | None:
-        """ACK mode: record the offsets a read covered (from the end of the split's previous
-        read, so that gaps in the offsets do not hold the prefix back)."""
-        if not self.ack_mode or offsets is None:
-            return None
-        low, high = int(offsets[0]), int(offsets[1])
-        start = low if s.ack_next is None else min(s.ack_next, low)
-        if s.ack_first is None:
-            s.ack_first = start
-        self._acker.track_range(s.split.split_id, start, high + 1)
-        s.ack_next = high + 1
-        origin = _Origin(split_id=s.split.split_id, start=start, end=high + 1)
-        self._origins[id(origin)] = origin
-        return origin
-
-    def _ack(self, origin: _Origin) -> None:
-        del self._origins[id(origin)]
-        self._acker.ack_range(origin.split_id, origin.start, origin.end)
 
     def _ack_barrier(self, epoch: int, splits: dict[str, _SplitState]) -> None:
         """ACK mode: checkpoint each split's acknowledged prefix (not the reader's place)."""
         self._flush_done_ids()  # before the positions that make them final: at least once
-        positions: dict[str, Any] = {}
-        finished = []
-        for key, s in splits.items():
-            committable = self._acker.committable(key) if s.ack_first is not None else None
-            if committable is None or committable == s.ack_first:
-                state = s.base_state  # nothing acknowledged in this run yet
-            else:
-                state = self.plan.source.position_after(s.split, committable - 1)
-            if state is not None:
-                positions[key] = state
-            if s.finished and not s.reading and self._acker_idle(key):
-                finished.append(key)
-        self.coordinator.ack(epoch, _SOURCE, {"positions": positions, "finished": finished})
-
-    def _acker_idle(self, split_id: str) -> bool:
-        return split_id not in self._acker.partitions or not self._acker.pending_count(split_id)
+        read = [key for key, s in splits.items() if s.finished and not s.reading]
+        self.coordinator.ack(epoch, _SOURCE, self._ledger.checkpoint(read))
 
     def _flush_done_ids(self) -> None:
         ids, self._done_ids = self._done_ids, []

