@@ -24,15 +24,19 @@ def test_ack_mode_commits_each_batch_and_checkpoints_the_acknowledged_prefix(ray
     source = RecordingSource([rows(25, s) for s in range(0, 200, 25)], log=str(log), offsets=True)
     ckpt = CheckpointConfig(uri=str(tmp_path / "ck"), interval_s=0.2, mode="ack")
     dead = CollectingSink(str(tmp_path / "dead"))
+    done: list[int] = []
     result = (
         Pipeline.read(source, batch_size=10)
         .map_batches(FailOn, num_cpus=0.25, fn_constructor_args=(50,))  # ids 49, 99, …
         .map_batches(add_one, num_cpus=0.25)
         .write(CollectingSink(str(tmp_path / "out")))
-        .run(job_id="ack", checkpoint=ckpt, dead_letter=dead)
+        .run(
+            job_id="ack", checkpoint=ckpt, dead_letter=dead, on_complete=done.extend, id_column="id"
+        )
     )
     out = CollectingSink.read(str(tmp_path / "out"))
     good = [i for i in range(200) if i % 50 != 49]
+    assert sorted(done) == good  # completion callbacks in ACK mode: every written id
     assert sorted(out.column("id").to_pylist()) == good
     assert out.column("offset").to_pylist() == good  # offsets are the split's row indexes
     assert result.dead_letters == 4

@@ -296,6 +296,27 @@ class Executor:
             self.stages.append(_Stage(spec=spec, pool=pool, metrics=StageMetrics(name=spec.name)))
         self.result.stages = {s.spec.name: s.metrics for s in self.stages}
         ray.get(opened)
+        self._wait_for_stages()
+
+    def _wait_for_stages(self) -> None:
+        """Start the flow once every stage has an actor: batches read earlier would only
+        queue in front of a stage still starting, and the stages before it would stall on
+        that queue (bubbles in the accelerator stage's busy time). A stage that cannot be
+        placed (it asks for more than the cluster has) is reported every 10 s."""
+        waited = 0.0
+        for stage in self.stages:
+            if stage.pool is None:
+                continue
+            while not stage.pool.wait_ready(1, timeout=10.0):
+                waited += 10.0
+                self._log.warning(
+                    "stage.waiting_for_actor",
+                    stage=stage.spec.name,
+                    waited_s=waited,
+                    needs=stage.spec.resources.to_ray_options(),
+                    cluster=ray.cluster_resources(),
+                    available=ray.available_resources(),
+                )
 
     def _shutdown(self, *, wait: bool) -> None:
         for stage in self.stages:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tideflow.streaming._worker import DEAD_LETTER_SCHEMA, payload_table
+from tideflow.streaming._worker import DEAD_LETTER_SCHEMA, payload_table, warm_up
 
 __all__ = ["KeyedWorker", "partition_by_key"]
 
@@ -60,6 +60,7 @@ class KeyedWorker:
         self._key = key
         self._index = index
         self._partitions = partitions
+        warm_up()
         fn = spec.udf
         if spec.is_class:
             fn = fn(*spec.constructor_args, **dict(spec.constructor_kwargs))

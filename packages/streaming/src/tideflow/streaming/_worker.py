@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -92,6 +93,14 @@ def _concat(tables: Iterable[pa.Table]) -> pa.Table | None:
     return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
 
 
+def warm_up() -> None:
+    """Do once, while the actor starts, what pyarrow otherwise does lazily on a batch: its
+    first ``pa.array`` from Python objects imports pandas (~1 s), which would stall the
+    pipeline at its first batch in every new actor."""
+    table = pa.table({"warm": pa.array(["up"])})
+    pickle.loads(pickle.dumps(table))
+
+
 class StageWorker:
     """Runs one stage's function on batches; records that raise become dead letters.
 
@@ -108,6 +117,7 @@ class StageWorker:
             if pipelined
             else None
         )
+        warm_up()
         udf = spec.udf
         if spec.is_class:
             udf = udf(*spec.constructor_args, **dict(spec.constructor_kwargs))
@@ -311,6 +321,7 @@ class IOWorker:
         id_column: str | None = None,
         ack_seq_base: int | None = None,
     ) -> None:
+        warm_up()
         self._reader = ReaderWorker(source, ctx, priority_column)
         self._sink = SinkWorker(sink, ctx, 0, dead_letters=False, id_column=id_column)
         self._dead = SinkWorker(dead_sink, ctx, 0, dead_letters=True)
