@@ -4,10 +4,14 @@
    "embedding" pool, a keyed stage that gathers each video's frames, a two-phase Parquet
    sink — then the same job id again, which resumes and writes nothing new
    (see :mod:`tideflow_tools.streaming_demo`).
-1. Simulation: an elastic actor pool (3 s cold start) on one bursty load trace, under Ray
+1. LLM: a Processor (preprocess → chat template → tokenize → transformers engine →
+   detokenize → postprocess) on generated captions with a tiny random Qwen2 model built
+   on the spot; one over-long caption lands in the dead letters
+   (see :mod:`tideflow_tools.llm_demo`).
+2. Simulation: an elastic actor pool (3 s cold start) on one bursty load trace, under Ray
    Data's actor-pool rule (Ray 2.60) and under Tideflow's
    :class:`~tideflow.core.autoscaler.PoolScaler`, side by side.
-2. Live: a bursty stream of batches through a real :class:`~tideflow.core.ActorPool` on a
+3. Live: a bursty stream of batches through a real :class:`~tideflow.core.ActorPool` on a
    local Ray, scaled by a ``PoolScaler``, checkpointed every 2 s through the epoch
    coordinator, with one actor killed half way (see :mod:`tideflow_tools.live_demo`).
 
@@ -92,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds (600)")
     parser.add_argument(
         "--only",
-        choices=("streaming", "sim", "live"),
-        help="run only the streaming job, the autoscaling simulation or the live pool job",
+        choices=("streaming", "llm", "sim", "live"),
+        help="run only the streaming job, the LLM stage, the autoscaling simulation or the "
+        "live pool job",
     )
     parser.add_argument(
         "--workdir", default=".tideflow/demo", help="where the streaming job keeps its files"
@@ -123,11 +128,18 @@ def main(argv: list[str] | None = None) -> int:
         from tideflow_tools.live_view import local_ray
         from tideflow_tools.streaming_demo import run_streaming_part
 
-        console.rule("1/3 a streaming job: checkpointed, exactly once")
+        console.rule("1/4 a streaming job: checkpointed, exactly once")
         workdir = Path(args.workdir)
         shutil.rmtree(workdir, ignore_errors=True)  # a fresh job every time the demo runs
         with local_ray(console):
             ok = run_streaming_part(console, workdir=workdir) and ok
+    if args.only in (None, "llm"):
+        from tideflow_tools.live_view import local_ray
+        from tideflow_tools.llm_demo import run_llm_demo
+
+        console.rule("2/4 an LLM stage: a Processor of six stages on generated text")
+        with local_ray(console):
+            ok = run_llm_demo(console, rows=48) and ok
     if args.only in (None, "sim"):
         _simulation(args, console)
     if args.only in (None, "live"):
@@ -146,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _simulation(args: argparse.Namespace, console: Console) -> None:
-    console.rule("2/3 autoscaling policies, simulated")
+    console.rule("3/4 autoscaling policies, simulated")
     comparison = _run(args.seed, args.duration, console)
     console.print(_table(comparison))
     ray, ours = (comparison.results[k].metrics for k in ("ray_data", "tideflow"))

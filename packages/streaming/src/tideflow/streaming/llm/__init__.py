@@ -1,0 +1,75 @@
+"""The LLM operator: a Processor of Stages that drops into a Pipeline.
+
+preprocess → chat template → tokenize → engine → detokenize → postprocess, each stage its
+own elastic actor pool (CPU stages on CPU actors, the engine on GPU actors when it needs
+them). Engines share one small interface (:class:`Engine`) and are chosen by config:
+``transformers`` (local, CPU or GPU, also embeddings), ``vllm`` and ``sglang`` (async
+engines, optional extras, imported lazily) and ``openai`` (any OpenAI-compatible server).
+
+>>> from tideflow.streaming.llm import (
+...     ProcessorConfig, SamplingParams, TransformersEngineConfig, build_processor)
+>>> processor = build_processor(
+...     ProcessorConfig(engine=TransformersEngineConfig(model_source="/models/tiny"),
+...                     sampling=SamplingParams(max_tokens=16)),
+...     preprocess=lambda row: {"messages": [{"role": "user", "content": row["text"]}]},
+... )  # doctest: +SKIP
+>>> pipeline = processor(Pipeline.read(source))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from tideflow.streaming.llm._config import (
+    EngineConfig,
+    OpenAIEngineConfig,
+    ProcessorConfig,
+    SamplingParams,
+    SGLangEngineConfig,
+    TransformersEngineConfig,
+    VLLMEngineConfig,
+)
+from tideflow.streaming.llm._engine import (
+    Engine,
+    EngineCrashedError,
+    EngineUnavailableError,
+    GenerateRequest,
+    GenerateResult,
+    LLMError,
+    RequestError,
+    create_engine,
+    register_engine,
+)
+from tideflow.streaming.llm._stages import ROW_ID
+from tideflow.streaming.llm.processor import (
+    Processor,
+    StageDef,
+    build_llm_processor,
+    build_processor,
+)
+
+__all__ = [
+    # building a processor
+    "Processor",
+    "ProcessorConfig",
+    "SamplingParams",
+    "StageDef",
+    "build_llm_processor",
+    "build_processor",
+    # engine configs
+    "EngineConfig",
+    "OpenAIEngineConfig",
+    "SGLangEngineConfig",
+    "TransformersEngineConfig",
+    "VLLMEngineConfig",
+    # the engine interface (also used by tideflow.rl)
+    "Engine",
+    "GenerateRequest",
+    "GenerateResult",
+    "create_engine",
+    "register_engine",
+    # errors and internals users may see
+    "EngineCrashedError",
+    "EngineUnavailableError",
+    "LLMError",
+    "ROW_ID",
+    "RequestError",
+]

@@ -1,0 +1,1 @@
+"""Engine implementations; each module imports its heavy dependency only when used."""
