@@ -172,6 +172,11 @@ class Executor:
         self._stop = False
         self._fatal: BaseException | None = None
         self._fatal_reason = ""
+        self._positions_lock = threading.Lock()
+        self._positions_next: dict[str, Any] | None = None
+        self._positions_busy = False
+        self._positions_idle = threading.Event()
+        self._positions_idle.set()
         self._wake = threading.Event()
 
     # -- life cycle --------------------------------------------------------------------------
@@ -319,6 +324,8 @@ class Executor:
                 )
 
     def _shutdown(self, *, wait: bool) -> None:
+        if wait:  # the final positions reach the source before run() returns (bounded wait)
+            self._positions_idle.wait(timeout=30.0)
         for stage in self.stages:
             if stage.pool is None:
                 for actor in stage.actors:
@@ -771,8 +778,26 @@ class Executor:
         self._commit_positions(states[_SOURCE]["positions"])
 
     def _commit_positions(self, positions: dict[str, Any]) -> None:
-        """Tell the source what is durable (Kafka: the consumer group's offsets)."""
-        try:
-            self.plan.source.commit_positions(self.ctx, positions)
-        except Exception as error:  # best effort: the checkpoint is what a rerun uses
-            self._log.warning("source.commit_positions_failed", error=str(error)[:300])
+        """Tell the source what is durable (Kafka: the consumer group's offsets), on a
+        thread of its own: a stalled broker must not stall the job. Only the newest
+        positions matter, so a call still running makes the next ones wait and merge."""
+        with self._positions_lock:
+            self._positions_next = positions
+            self._positions_idle.clear()
+            if self._positions_busy:
+                return
+            self._positions_busy = True
+        threading.Thread(target=self._positions_loop, name="commit-positions", daemon=True).start()
+
+    def _positions_loop(self) -> None:
+        while True:
+            with self._positions_lock:
+                positions, self._positions_next = self._positions_next, None
+                if positions is None:
+                    self._positions_busy = False
+                    self._positions_idle.set()
+                    return
+            try:
+                self.plan.source.commit_positions(self.ctx, positions)
+            except Exception as error:  # best effort: the checkpoint is what a rerun uses
+                self._log.warning("source.commit_positions_failed", error=str(error)[:300])
