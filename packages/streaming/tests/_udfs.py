@@ -196,3 +196,23 @@ class _Undecodable(SplitReader):
     def dead_letters(self) -> list[dict[str, Any]]:
         taken, self._dead = self._dead, []
         return taken
+
+
+class NamesBadRows:
+    """A batch function that names its bad rows (ids divisible by 5) with RecordErrors and
+    counts its calls in ``log`` (one line per call)."""
+
+    def __init__(self, log: str) -> None:
+        self.log = log
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        from tideflow.streaming import RecordErrors
+
+        with open(self.log, "a") as out:
+            out.write(f"{table.num_rows}\n")
+        ids = table.column("id").to_pylist()
+        bad = {i: ValueError(f"id {v} is a multiple of 5") for i, v in enumerate(ids) if v % 5 == 0}
+        good = table.filter(pa.array([v % 5 != 0 for v in ids]))
+        if bad:
+            raise RecordErrors(bad, output=good)
+        return table

@@ -7,7 +7,7 @@ import time
 
 import pyarrow as pa
 import pytest
-from _udfs import Poison, Slow, add_one, always_fails, rows
+from _udfs import NamesBadRows, Poison, Slow, add_one, always_fails, rows
 
 from tideflow.streaming import CheckpointConfig, Pipeline
 from tideflow.streaming._prometheus import exposition
@@ -209,3 +209,24 @@ def test_urgent_records_overtake_queued_ones(ray_session, tmp_path):
     # Read after 1.5 s, while normal batches still waited (0.3 s each): it went first.
     assert order.index(100) < 11
     assert [i for i in order if i != 100] == list(range(12))
+
+
+def test_a_function_may_name_its_bad_rows_and_runs_once_per_batch(ray_session, tmp_path):
+    log = tmp_path / "calls.log"
+    result = (
+        Pipeline.read(TestSource([rows(20, s) for s in range(0, 100, 20)]), batch_size=20)
+        .map_batches(NamesBadRows, num_cpus=0.25, fn_constructor_args=(str(log),))
+        .write(CollectingSink(str(tmp_path / "out")))
+        .run(
+            job_id="named",
+            checkpoint=CheckpointConfig(uri=str(tmp_path / "ck")),
+            dead_letter=CollectingSink(str(tmp_path / "dead")),
+        )
+    )
+    out = CollectingSink.read(str(tmp_path / "out"))
+    assert out.column("id").to_pylist() == [i for i in range(100) if i % 5]
+    letters = CollectingSink.read(str(tmp_path / "dead")).to_pylist()
+    assert sorted(json.loads(r["record"])["id"] for r in letters) == list(range(0, 100, 5))
+    assert all("multiple of 5" in r["error"] for r in letters)
+    assert result.dead_letters == 20
+    assert log.read_text().split() == ["20"] * 5  # no bisection: one call per batch

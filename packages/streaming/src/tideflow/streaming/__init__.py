@@ -11,6 +11,7 @@ from tideflow.streaming._plan import CheckpointConfig
 from tideflow.streaming.errors import (
     JobAbortedError,
     PipelineError,
+    RecordErrors,
     SinkError,
     SourceError,
     StreamingError,
@@ -28,6 +29,7 @@ __all__ = [
     # errors
     "JobAbortedError",
     "PipelineError",
+    "RecordErrors",
     "SinkError",
     "SourceError",
     "StreamingError",

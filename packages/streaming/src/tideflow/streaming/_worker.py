@@ -15,7 +15,7 @@ import ray
 
 from tideflow.core.scheduler import WithMeta
 from tideflow.streaming.connectors._base import JobContext, Sink, Source, Split, SplitReader
-from tideflow.streaming.errors import ConfigError
+from tideflow.streaming.errors import ConfigError, RecordErrors
 
 __all__ = [
     "DEAD_LETTER_SCHEMA",
@@ -158,6 +158,8 @@ class StageWorker:
             return
         try:
             outputs.append(self._call(table))
+        except RecordErrors as failure:  # the function named its bad rows itself
+            self._named_failures(table, failure, outputs, dead)
         except Exception as error:
             if table.num_rows == 1:
                 dead.append(_dead(self._name, table.to_pylist(), error))
@@ -165,6 +167,27 @@ class StageWorker:
             half = table.num_rows // 2
             self._apply(table.slice(0, half), outputs, dead)
             self._apply(table.slice(half), outputs, dead)
+
+    def _named_failures(
+        self,
+        table: pa.Table,
+        failure: RecordErrors,
+        outputs: list[pa.Table],
+        dead: list[pa.Table],
+    ) -> None:
+        rows = table.num_rows
+        bad = [i for i in failure.errors if not (isinstance(i, int) and 0 <= i < rows)]
+        if bad:
+            message = (
+                f"stage {self._name!r} raised RecordErrors naming rows {bad[:5]}; expected "
+                f"row indexes 0..{rows - 1} of its input batch"
+            )
+            raise ConfigError(message) from failure
+        for index, error in sorted(failure.errors.items()):
+            cause = error if isinstance(error, BaseException) else RuntimeError(str(error))
+            dead.append(_dead(self._name, table.slice(index, 1).to_pylist(), cause))
+        if failure.output is not None:
+            outputs.append(_as_table(failure.output, self._name))
 
     def _call(self, table: pa.Table) -> pa.Table:
         if self._kind == "batches":

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from tideflow.core.errors import ConfigError, TideflowError
 
 __all__ = [
     "ConfigError",
     "JobAbortedError",
     "PipelineError",
+    "RecordErrors",
     "SinkError",
     "SourceError",
     "StreamingError",
@@ -32,3 +36,19 @@ class SinkError(StreamingError):
 
 class JobAbortedError(StreamingError):
     """The job stopped on an unrecoverable error; its last checkpoint is intact for a rerun."""
+
+
+class RecordErrors(StreamingError):
+    """Raised by a batch function to name the rows it could not process.
+
+    ``raise RecordErrors({3: ValueError("prompt too long")}, output=good_rows)``: each named
+    row (0-based index in the input batch) goes to the dead-letter output with its error,
+    and ``output`` (a table like the function's normal result, or ``None`` for no rows) is
+    the batch's result. The batch is not split and retried to find the bad rows, so an
+    expensive function (a model) runs once per batch.
+    """
+
+    def __init__(self, errors: Mapping[int, BaseException | str], output: Any = None) -> None:
+        self.errors = dict(errors)
+        self.output = output
+        super().__init__(f"{len(self.errors)} record(s) failed")
