@@ -26,7 +26,7 @@ def main(tmp: str, log: str, n: int, batch: int) -> None:
     source = TestSource([rows(batch, start) for start in range(0, n, batch)])
     (
         Pipeline.read(source, batch_size=batch)
-        .map_batches(Slow, num_cpus=0.25, concurrency=2, fn_constructor_args=(0.02, log))
+        .map_batches(Slow, num_cpus=0.25, concurrency=2, fn_constructor_args=(0.2, log))
         .stateful_map("key", count_per_key, partitions=2, num_cpus=0.25)
         .write(CollectingSink(f"{tmp}/out"))
         .run(

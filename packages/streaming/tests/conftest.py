@@ -16,6 +16,8 @@ import pytest
 from tideflow.core.testing import S3Server, moto_s3_server
 
 TESTS_DIR = Path(__file__).resolve().parent
+# Helper modules whose functions and classes run inside Ray actors.
+UDF_MODULES = ("_udfs", "_kafka_driver", "_kafka_iceberg_driver", "_llm_udfs", "_table_driver")
 # Test helper modules (_udfs, _driver) import by plain name here and on Ray's workers.
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
@@ -34,14 +36,17 @@ def ray_session() -> Iterator[None]:
     The tests folder goes on the workers' ``PYTHONPATH`` so that helper modules of this
     folder import under the same name on both sides.
     """
-    import _udfs
+    import importlib
+
     from ray import cloudpickle
 
     from tideflow.core.testing import local_ray
 
     # When another package's tests started the shared Ray first, its workers lack this
-    # folder on their path: ship this folder's helpers by value instead of by name.
-    cloudpickle.register_pickle_by_value(_udfs)
+    # folder on their path: ship this folder's helper modules (the functions and classes
+    # that run in actors) by value instead of by name.
+    for name in UDF_MODULES:
+        cloudpickle.register_pickle_by_value(importlib.import_module(name))
     with local_ray(num_cpus=8, resources={"accel": 2}, pythonpath=[str(TESTS_DIR)]):
         yield
 

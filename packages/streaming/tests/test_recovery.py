@@ -99,7 +99,8 @@ def test_an_actor_killed_mid_batch_is_replaced_and_its_batch_retried(ray_session
 def test_a_failure_while_a_checkpoint_is_written_then_a_rerun_is_exact(ray_session, tmp_path):
     flag = str(tmp_path / "tripped")
     sink = FlakySink(str(tmp_path / "out"), flag, precommit_epoch=3)
-    pipe = _pipeline(_source(), sink, Slow, fn_constructor_args=(0.01,))
+    # 40 batches × 80 ms on 2 actors: ≥ 1.6 s, so epoch 3 (barriers every 0.3 s) exists.
+    pipe = _pipeline(_source(), sink, Slow, fn_constructor_args=(0.08,))
     with pytest.raises(Exception, match="disk full"):
         pipe.run(job_id="b", checkpoint=_ckpt(tmp_path))
     assert Path(flag).exists()
