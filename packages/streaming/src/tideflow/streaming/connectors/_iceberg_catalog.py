@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
@@ -56,10 +57,16 @@ def load_catalog(name: str = "tideflow", **properties: Any) -> Catalog:
     from pyiceberg.catalog import AVAILABLE_CATALOGS, CatalogType
 
     problem = None
-    try:
-        return AVAILABLE_CATALOGS[CatalogType(kind)](name, props)
-    except Exception as e:  # drivers raise anything: OperationalError, ConnectionError, …
-        problem = f"{type(e).__name__}: {redact(str(e))}"
+    for attempt in range(5):
+        try:
+            return AVAILABLE_CATALOGS[CatalogType(kind)](name, props)
+        except Exception as e:  # drivers raise anything: OperationalError, ConnectionError, …
+            problem = f"{type(e).__name__}: {redact(str(e))}"
+            # Two processes opening a new SQL catalog at once race to create its tables;
+            # the loser sees "already exists" and succeeds on a second look.
+            if "already exists" not in str(e) or attempt == 4:
+                break
+            time.sleep(0.05 * (attempt + 1))
     uri = redact(props.get("uri", ""))
     raise ConfigError(f"{where} at {uri!r} cannot be opened: {problem}")
 
