@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from tideflow.core.testing import S3Server, moto_s3_server
+from tideflow.streaming.testing import KafkaBroker
+from tideflow.streaming.testing import kafka_broker as start_broker
 
 TESTS_DIR = Path(__file__).resolve().parent
 # Helper modules whose functions and classes run inside Ray actors.
@@ -49,6 +51,19 @@ def ray_session() -> Iterator[None]:
         cloudpickle.register_pickle_by_value(importlib.import_module(name))
     with local_ray(num_cpus=8, resources={"accel": 2}, pythonpath=[str(TESTS_DIR)]):
         yield
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[KafkaBroker]:
+    """A local in-memory Kafka-protocol broker (tansu) for the whole test session."""
+    from tideflow.streaming.connectors._kafka_sink import _DRIVER as sink_clients
+    from tideflow.streaming.connectors.kafka import _DRIVER as source_clients
+
+    with start_broker() as broker:
+        yield broker
+        # Driver-side clients cached in this process would keep calling a stopped broker.
+        source_clients.close_all()
+        sink_clients.close_all()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The Kafka connector against a real Kafka-protocol broker (tansu, in memory; no mocks).
 
-One broker serves the module; every test uses its own topics and job ids. The broker has no
-transactions, so :class:`KafkaSink` runs at least once with its dedupe key here.
+One broker serves the test session (``kafka_broker`` in conftest); every test uses its own
+topics and job ids. The broker has no transactions, so :class:`KafkaSink` runs at least
+once with its dedupe key here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +22,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from _kafka_driver import pipeline, tag
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from _kafka_helpers import create_topic, group_offsets, produce, wait_for
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tideflow.core.checkpoint import CheckpointStore
 from tideflow.streaming import CheckpointConfig, Pipeline
-from tideflow.streaming._broker import KafkaBroker
-from tideflow.streaming._broker import kafka_broker as start_broker
 from tideflow.streaming.connectors import JobContext, JSONLSink, ParquetSink, Split
-from tideflow.streaming.connectors._kafka_sink import _DRIVER as _kafka_sink_clients
 from tideflow.streaming.connectors._kafka_sink import DEDUPE_HEADER
-from tideflow.streaming.connectors.kafka import _DRIVER as _kafka_source_clients
 from tideflow.streaming.connectors.kafka import KafkaSink, KafkaSource, end_offsets
 from tideflow.streaming.errors import SinkError, SourceError
 
 pytestmark = pytest.mark.kafka
 
 SECRET = "hunter2-do-not-log-me"
-
-
-@pytest.fixture(scope="module")
-def kafka_broker() -> Iterator[KafkaBroker]:
-    """A local in-memory broker for this module."""
-    with start_broker() as broker:
-        yield broker
-        # The driver-side clients this process cached would keep calling a stopped broker.
-        _kafka_source_clients.close_all()
-        _kafka_sink_clients.close_all()
 
 
 @pytest.fixture
@@ -58,33 +44,6 @@ def topic(request: pytest.FixtureRequest) -> str:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _create(bootstrap: str, topic: str, partitions: int) -> None:
-    async def go() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, partitions, 1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(go())
-
-
-def _produce(bootstrap: str, topic: str, values: list[tuple[int, bytes]]) -> None:
-    """Produce ``(partition, value)`` messages, in order."""
-
-    async def go() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            futures = [await producer.send(topic, v, partition=p) for p, v in values]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    asyncio.run(go())
 
 
 def _json_messages(partitions: int, n: int, start: int = 0) -> list[tuple[int, bytes]]:
@@ -110,22 +69,6 @@ def _consume(bootstrap: str, topic: str, partitions: int) -> list[Any]:
     return asyncio.run(go())
 
 
-def _group_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, Any]:
-    async def go() -> dict[int, Any]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            return {
-                p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)
-            }
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(go())
-
-
 def _ctx(tmp_path: Path, job_id: str = "j") -> JobContext:
     return JobContext(job_id=job_id, job_uri=str(tmp_path / "job"))
 
@@ -143,13 +86,6 @@ def _drain(source: KafkaSource, ctx: JobContext, states: dict[str, Any] | None =
                 idle_since = time.monotonic()
         reader.close()
     return rows
-
-
-def _wait_for(what: str, check: Callable[[], bool], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def _output(out: Path) -> list[dict[str, Any]]:
@@ -170,8 +106,8 @@ def _assert_exactly_once(rows: list[dict[str, Any]], n: int) -> None:
 
 def test_source_reads_every_partition_with_coordinates(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 3)
-    _produce(bs, topic, _json_messages(3, 30))
+    create_topic(bs, topic, 3)
+    produce(bs, topic, _json_messages(3, 30))
     source = KafkaSource(topics=topic, bootstrap_servers=bs, value_format="json", until="now")
 
     splits = source.discover(_ctx(tmp_path))
@@ -185,8 +121,8 @@ def test_source_reads_every_partition_with_coordinates(kafka_broker, topic, tmp_
 
 def test_resume_from_a_snapshot_neither_skips_nor_repeats(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 1)
-    _produce(bs, topic, _json_messages(1, 25))
+    create_topic(bs, topic, 1)
+    produce(bs, topic, _json_messages(1, 25))
     source = KafkaSource(topics=topic, bootstrap_servers=bs, value_format="json")
     ctx = _ctx(tmp_path)
     (split,) = source.discover(ctx)
@@ -206,12 +142,12 @@ def test_resume_from_a_snapshot_neither_skips_nor_repeats(kafka_broker, topic, t
 
 def test_until_now_ends_where_the_first_discovery_saw_the_end(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 2)
-    _produce(bs, topic, _json_messages(2, 10))
+    create_topic(bs, topic, 2)
+    produce(bs, topic, _json_messages(2, 10))
     source = KafkaSource(topics=topic, bootstrap_servers=bs, value_format="json", until="now")
     ctx = _ctx(tmp_path)
     first = source.discover(ctx)
-    _produce(bs, topic, _json_messages(2, 6, start=10))
+    produce(bs, topic, _json_messages(2, 6, start=10))
 
     again = source.discover(ctx)  # a rerun of the same job
     rows = _drain(source, ctx)
@@ -223,8 +159,8 @@ def test_until_now_ends_where_the_first_discovery_saw_the_end(kafka_broker, topi
 
 def test_explicit_end_offsets_bound_the_partitions_read(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 2)
-    _produce(bs, topic, _json_messages(2, 10))
+    create_topic(bs, topic, 2)
+    produce(bs, topic, _json_messages(2, 10))
     source = KafkaSource(
         topics=topic, bootstrap_servers=bs, value_format="json", until={f"{topic}:1": 3}
     )
@@ -261,8 +197,8 @@ def _arrow_ipc(table: pa.Table) -> bytes:
 def test_values_decode_by_format(kafka_broker, topic, tmp_path, case):
     value_format, values, expected = case
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 1)
-    _produce(bs, topic, [(0, v) for v in values])
+    create_topic(bs, topic, 1)
+    produce(bs, topic, [(0, v) for v in values])
     source = KafkaSource(topics=topic, bootstrap_servers=bs, value_format=value_format, until="now")
 
     rows = _drain(source, _ctx(tmp_path))
@@ -275,8 +211,8 @@ def test_values_decode_by_format(kafka_broker, topic, tmp_path, case):
 
 def test_a_callable_decodes_values(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 1)
-    _produce(bs, topic, [(0, b"3"), (0, b"4")])
+    create_topic(bs, topic, 1)
+    produce(bs, topic, [(0, b"3"), (0, b"4")])
     source = KafkaSource(
         topics=topic,
         bootstrap_servers=bs,
@@ -291,8 +227,8 @@ def test_a_malformed_json_message_becomes_a_dead_letter_with_coordinates(
     kafka_broker, topic, tmp_path
 ):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 1)
-    _produce(bs, topic, [(0, b'{"n": 0}'), (0, b"{not json"), (0, b'{"n": 2}')])
+    create_topic(bs, topic, 1)
+    produce(bs, topic, [(0, b'{"n": 0}'), (0, b"{not json"), (0, b'{"n": 2}')])
     source = KafkaSource(topics=topic, bootstrap_servers=bs, value_format="json", until="now")
     ctx = _ctx(tmp_path)
     (split,) = source.discover(ctx)
@@ -318,8 +254,8 @@ def test_a_message_whose_types_do_not_fit_its_batch_becomes_a_dead_letter(
     kafka_broker, topic, tmp_path
 ):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 1)
-    _produce(bs, topic, [(0, b'{"n": 1}'), (0, b'{"n": "one"}'), (0, b'{"n": 3}')])
+    create_topic(bs, topic, 1)
+    produce(bs, topic, [(0, b'{"n": 1}'), (0, b'{"n": "one"}'), (0, b'{"n": 3}')])
     source = KafkaSource(topics=topic, bootstrap_servers=bs, value_format="json", until="now")
     ctx = _ctx(tmp_path)
     (split,) = source.discover(ctx)
@@ -336,8 +272,8 @@ def test_start_latest_and_committed_pick_where_a_new_partition_starts(
     kafka_broker, topic, tmp_path
 ):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 1)
-    _produce(bs, topic, _json_messages(1, 5))
+    create_topic(bs, topic, 1)
+    produce(bs, topic, _json_messages(1, 5))
     ctx = _ctx(tmp_path, job_id="starts")
     committed = KafkaSource(topics=topic, bootstrap_servers=bs, value_format="json")
     committed.commit_positions(ctx, {f"{topic}:0": {"offset": 3}})
@@ -345,7 +281,7 @@ def test_start_latest_and_committed_pick_where_a_new_partition_starts(
     (split,) = latest.discover(ctx)
     latest_reader = latest.open(split, None, ctx)
     assert latest_reader.read(10) is None  # positions itself at the end
-    _produce(bs, topic, _json_messages(1, 2, start=5))
+    produce(bs, topic, _json_messages(1, 2, start=5))
 
     got: list[int] = []
     deadline = time.monotonic() + 30
@@ -363,10 +299,10 @@ def test_start_latest_and_committed_pick_where_a_new_partition_starts(
 
 def test_a_topic_created_later_is_found_on_rediscovery(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, f"{topic}-a", 1)
+    create_topic(bs, f"{topic}-a", 1)
     source = KafkaSource(topics=[f"{topic}-a", f"{topic}-b"], bootstrap_servers=bs)
     before = source.discover(_ctx(tmp_path))
-    _create(bs, f"{topic}-b", 2)
+    create_topic(bs, f"{topic}-b", 2)
 
     after = source.discover(_ctx(tmp_path))
 
@@ -377,7 +313,7 @@ def test_a_topic_created_later_is_found_on_rediscovery(kafka_broker, topic, tmp_
 
 def test_commit_positions_commits_the_consumer_group_offsets(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 2)
+    create_topic(bs, topic, 2)
     source = KafkaSource(topics=topic, bootstrap_servers=bs)
     ctx = _ctx(tmp_path, job_id="cp")
 
@@ -385,7 +321,7 @@ def test_commit_positions_commits_the_consumer_group_offsets(kafka_broker, topic
     source.commit_positions(ctx, {f"{topic}:0": {"offset": 9}})
 
     assert source.group(ctx) == "tideflow-cp"
-    assert _group_offsets(bs, "tideflow-cp", topic, 2) == {0: 9, 1: 2}
+    assert group_offsets(bs, "tideflow-cp", topic, 2) == {0: 9, 1: 2}
 
 
 def test_secrets_stay_out_of_reprs_and_errors(tmp_path):
@@ -436,7 +372,7 @@ def test_the_local_broker_has_no_transactions_so_auto_mode_is_at_least_once(
     kafka_broker, topic, tmp_path
 ):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 1)
+    create_topic(bs, topic, 1)
     ctx = _ctx(tmp_path, job_id="tx")
     strict = KafkaSink(topic=topic, bootstrap_servers=bs, transactional=True, request_timeout_s=10)
     writer = strict.writer(ctx, 0)
@@ -450,7 +386,7 @@ def test_the_local_broker_has_no_transactions_so_auto_mode_is_at_least_once(
 
 def test_sink_commit_produces_an_epoch_once_even_when_called_twice(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 2)
+    create_topic(bs, topic, 2)
     ctx = _ctx(tmp_path, job_id="once")
     sink = KafkaSink(topic=topic, bootstrap_servers=bs, value_format="json", transactional=False)
     writers = [sink.writer(ctx, 0), sink.writer(ctx, 1)]
@@ -473,7 +409,7 @@ def test_sink_commit_produces_an_epoch_once_even_when_called_twice(kafka_broker,
 
 def test_sink_recover_drops_staged_epochs_after_the_checkpoint(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 1)
+    create_topic(bs, topic, 1)
     ctx = _ctx(tmp_path, job_id="rec")
     sink = KafkaSink(topic=topic, bootstrap_servers=bs, value_format="bytes")
     writer = sink.writer(ctx, 0)
@@ -491,7 +427,7 @@ def test_sink_recover_drops_staged_epochs_after_the_checkpoint(kafka_broker, top
 
 def test_sink_refuses_an_epoch_older_than_the_produced_marker(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 1)
+    create_topic(bs, topic, 1)
     sink = KafkaSink(topic=topic, bootstrap_servers=bs, value_format="bytes")
 
     def commit(job_dir: str, epoch: int) -> None:
@@ -514,10 +450,10 @@ def test_a_malformed_message_lands_in_the_dead_letters_and_the_job_goes_on(
     ray_session, kafka_broker, topic, tmp_path
 ):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 2)
+    create_topic(bs, topic, 2)
     messages = _json_messages(2, 40)
     messages[17] = (1, b"{broken")
-    _produce(bs, topic, messages)
+    produce(bs, topic, messages)
     source = KafkaSource(topics=topic, bootstrap_servers=bs, value_format="json", until="now")
 
     result = (
@@ -542,15 +478,15 @@ def test_a_malformed_message_lands_in_the_dead_letters_and_the_job_goes_on(
     assert letter["stage"] == "source" and "JSONDecodeError" in letter["error"]
     assert (record["topic"], record["partition"], record["offset"]) == (topic, 1, 8)
     assert result.dead_letters == 1
-    assert _group_offsets(bs, "tideflow-dl", topic, 2) == {0: 20, 1: 20}
+    assert group_offsets(bs, "tideflow-dl", topic, 2) == {0: 20, 1: 20}
 
 
 def test_ack_mode_delivers_every_message_and_commits_the_group_offsets(
     ray_session, kafka_broker, topic, tmp_path
 ):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 3)
-    _produce(bs, topic, _json_messages(3, 90))
+    create_topic(bs, topic, 3)
+    produce(bs, topic, _json_messages(3, 90))
     source = KafkaSource(topics=topic, bootstrap_servers=bs, value_format="json", until="now")
 
     (
@@ -565,16 +501,16 @@ def test_ack_mode_delivers_every_message_and_commits_the_group_offsets(
     )
 
     _assert_exactly_once(_output(tmp_path / "out"), 90)
-    assert _group_offsets(bs, "tideflow-ack", topic, 3) == {0: 30, 1: 30, 2: 30}
+    assert group_offsets(bs, "tideflow-ack", topic, 3) == {0: 30, 1: 30, 2: 30}
 
 
 def test_a_pipeline_into_kafka_produces_each_row_once_with_its_dedupe_key(
     ray_session, kafka_broker, topic, tmp_path
 ):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, f"{topic}-in", 2)
-    _create(bs, f"{topic}-out", 2)
-    _produce(bs, f"{topic}-in", _json_messages(2, 60))
+    create_topic(bs, f"{topic}-in", 2)
+    create_topic(bs, f"{topic}-out", 2)
+    produce(bs, f"{topic}-in", _json_messages(2, 60))
     source = KafkaSource(
         topics=f"{topic}-in", bootstrap_servers=bs, value_format="json", until="now"
     )
@@ -603,8 +539,8 @@ def test_driver_killed_mid_run_then_rerun_gives_every_message_exactly_once(
 ):
     bs = kafka_broker.bootstrap_servers
     n = 600
-    _create(bs, topic, 3)
-    _produce(bs, topic, _json_messages(3, n))
+    create_topic(bs, topic, 3)
+    produce(bs, topic, _json_messages(3, n))
     script = Path(__file__).with_name("_kafka_driver.py")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     child = subprocess.Popen(
@@ -621,7 +557,7 @@ def test_driver_killed_mid_run_then_rerun_gives_every_message_exactly_once(
         return len(store.ids()) >= 2 and bool(_output(tmp_path / "out"))
 
     try:
-        _wait_for("two checkpoints with output", progressed, timeout_s=120)
+        wait_for("two checkpoints with output", progressed, timeout_s=120)
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
@@ -637,7 +573,7 @@ def test_driver_killed_mid_run_then_rerun_gives_every_message_exactly_once(
 
     assert rerun.restored_from is not None
     _assert_exactly_once(_output(tmp_path / "out"), n)
-    assert _group_offsets(bs, "tideflow-k", topic, 3) == {0: n // 3, 1: n // 3, 2: n // 3}
+    assert group_offsets(bs, "tideflow-k", topic, 3) == {0: n // 3, 1: n // 3, 2: n // 3}
 
 
 @pytest.mark.slow
@@ -645,7 +581,7 @@ def test_broker_paused_for_10s_mid_run_then_the_job_recovers_without_loss_or_dup
     ray_session, kafka_broker, topic, tmp_path
 ):
     bs = kafka_broker.bootstrap_servers
-    _create(bs, topic, 2)
+    create_topic(bs, topic, 2)
     source = KafkaSource(
         topics=topic, bootstrap_servers=bs, value_format="json", request_timeout_s=3
     )
@@ -659,19 +595,19 @@ def test_broker_paused_for_10s_mid_run_then_the_job_recovers_without_loss_or_dup
         )
     )
     try:
-        _produce(bs, topic, _json_messages(2, 100))
-        _wait_for("the first half", lambda: len(_output(out)) >= 100)
+        produce(bs, topic, _json_messages(2, 100))
+        wait_for("the first half", lambda: len(_output(out)) >= 100)
         kafka_broker.pause()
         try:
             time.sleep(10)
             assert not job.done(), "the job stopped while the broker was paused"
         finally:
             kafka_broker.resume()
-        _produce(bs, topic, _json_messages(2, 100, start=100))
-        _wait_for("the second half", lambda: len(_output(out)) >= 200)
+        produce(bs, topic, _json_messages(2, 100, start=100))
+        wait_for("the second half", lambda: len(_output(out)) >= 200)
     finally:
         job.stop()
     job.wait(timeout=120)
 
     _assert_exactly_once(_output(out), 200)
-    assert _group_offsets(bs, "tideflow-pause", topic, 2) == {0: 100, 1: 100}
+    assert group_offsets(bs, "tideflow-pause", topic, 2) == {0: 100, 1: 100}
