@@ -30,7 +30,9 @@ def _needs(module: str) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    pytest.importorskip(module)
+    # The engines are optional extras: `tools/gpu_check.sh` installs vllm; sglang is a
+    # separate `pip install sglang` (its CUDA pins clash with vllm's in one lock).
+    pytest.importorskip(module, reason=f"{module} is not installed (see tools/gpu_check.sh)")
 
 
 @pytest.fixture(scope="module")
