@@ -1,0 +1,1 @@
+"""Video OCR at scale, built on Tideflow."""

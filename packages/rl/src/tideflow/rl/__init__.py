@@ -1,0 +1,1 @@
+"""Tideflow's asynchronous RL trainer: rollout and training decoupled by a bounded buffer."""
