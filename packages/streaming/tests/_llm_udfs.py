@@ -2,7 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tideflow.streaming.llm import GenerateRequest, GenerateResult, TransformersEngineConfig
+from tideflow.streaming.llm.engines.transformers import TransformersEngine
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiesOnceConfig(TransformersEngineConfig):
+    """The transformers engine, whose actor process dies once (SIGKILL) in its second call."""
+
+    kind: ClassVar[str] = "test-dies-once"
+    flag: str = ""
+    """Created just before the kill, so that only the first actor dies."""
+
+
+class DiesOnceEngine(TransformersEngine):
+    def __init__(self, config: DiesOnceConfig) -> None:
+        super().__init__(config)
+        self._calls = 0
+
+    async def generate(
+        self, requests: Sequence[GenerateRequest]
+    ) -> list[GenerateResult | BaseException]:
+        self._calls += 1
+        flag = Path(self.config.flag)  # type: ignore[attr-defined]
+        if self._calls == 2 and not flag.exists():
+            flag.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)  # as a segfault or an OOM kill would
+        return await super().generate(requests)
 
 
 def to_chat(row: dict[str, Any]) -> dict[str, Any]:

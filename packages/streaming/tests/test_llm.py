@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import _llm_udfs
 import pyarrow as pa
 import pytest
-from _llm_udfs import decode, direct_generate, keep_answer, to_chat, to_prompt
+from _llm_udfs import (
+    DiesOnceConfig,
+    DiesOnceEngine,
+    decode,
+    direct_generate,
+    keep_answer,
+    to_chat,
+    to_prompt,
+)
 from ray import cloudpickle
 
 from tideflow.streaming import CheckpointConfig, Pipeline
@@ -22,6 +31,7 @@ from tideflow.streaming.llm import (
     SamplingParams,
     TransformersEngineConfig,
     build_processor,
+    register_engine,
 )
 from tideflow.streaming.llm._stages import EngineStage
 from tideflow.streaming.llm.testing import OpenAIServer, Slow, build_tiny_model, sample_texts
@@ -137,7 +147,7 @@ def test_a_prompt_too_long_is_a_dead_letter_and_the_batch_runs_the_engine_once(
     monkeypatch.setattr(EngineStage, "process", counting)
     out, dead = _worker_chain(processor, pa.Table.from_pylist(rows))
     assert sorted(out.column("id").to_pylist()) == list(range(7))
-    assert calls == [8]  # the halves were answered from the stage's cache
+    assert calls == [8]  # the bad row was named (RecordErrors): no calls on halves
     (letters,) = dead
     assert letters.column("stage").to_pylist() == ["llm_engine"]
     assert "exceeds the model's max_model_len" in letters.column("error")[0].as_py()
@@ -237,3 +247,41 @@ def test_the_openai_engine_returns_every_row_once_despite_429s_500s_and_slow_rep
         letters.column("error")[0].as_py()
     ]
     assert "HTTP 400" in letters.column("error")[0].as_py()
+
+
+@pytest.mark.ray
+def test_an_engine_actor_that_dies_is_restarted_and_its_rows_retried(
+    ray_session, tiny_model, tmp_path
+):
+    # Registered in the driver only: the processor ships the engine class to its actors.
+    register_engine(DiesOnceConfig.kind, DiesOnceEngine)
+    flag = tmp_path / "died"
+    config = ProcessorConfig(
+        engine=DiesOnceConfig(model_source=tiny_model, flag=str(flag), max_batch_size=4),
+        sampling=SamplingParams(max_tokens=MAX_TOKENS),
+        batch_size=4,
+    )
+    questions = _questions(24)
+    processor = build_processor(config, preprocess=to_chat, postprocess=keep_answer)
+    pipeline = processor(Pipeline.read(TestSource([questions]), batch_size=4))
+    out, dead = _run(pipeline, tmp_path, "llm-engine-dies")
+
+    assert flag.exists()  # the engine's actor process was SIGKILLed mid-run
+    assert dead is None or dead.num_rows == 0
+    assert out.column("id").to_pylist() == list(range(24))  # every row once
+    expected = decode(
+        tiny_model,
+        direct_generate(tiny_model, [to_chat(q)["messages"] for q in questions], MAX_TOKENS),
+    )
+    assert out.column("answer").to_pylist() == expected
+
+
+def test_an_unknown_engine_kind_fails_when_the_processor_is_built():
+    @dataclass(frozen=True, kw_only=True)
+    class Nowhere(TransformersEngineConfig):
+        kind: ClassVar[str] = "test-nowhere"
+
+    with pytest.raises(ConfigError, match="no engine named 'test-nowhere'"):
+        build_processor(ProcessorConfig(engine=Nowhere(model_source="/m")))
+    with pytest.raises(ConfigError, match="Engine subclass"):
+        register_engine("test-bad", 42)  # type: ignore[arg-type]

@@ -38,7 +38,6 @@ from tideflow.streaming.llm._engine import (
     create_engine,
     register_engine,
 )
-from tideflow.streaming.llm._stages import ROW_ID
 from tideflow.streaming.llm.processor import (
     Processor,
     StageDef,
@@ -70,6 +69,5 @@ __all__ = [
     "EngineCrashedError",
     "EngineUnavailableError",
     "LLMError",
-    "ROW_ID",
     "RequestError",
 ]

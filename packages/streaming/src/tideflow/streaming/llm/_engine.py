@@ -22,12 +22,14 @@ from tideflow.streaming.llm._config import EngineConfig, SamplingParams
 __all__ = [
     "Engine",
     "EngineCrashedError",
+    "EngineTarget",
     "EngineUnavailableError",
     "GenerateRequest",
     "GenerateResult",
     "LLMError",
     "RequestError",
     "create_engine",
+    "engine_target",
     "register_engine",
 ]
 
@@ -115,7 +117,10 @@ class Engine(abc.ABC):
         """Release the model, the client and their processes."""
 
 
-_ENGINES: dict[str, str] = {
+EngineTarget = str | type[Engine]
+"""An engine class, or ``"module:Class"`` (imported when the engine is created)."""
+
+_ENGINES: dict[str, EngineTarget] = {
     "transformers": "tideflow.streaming.llm.engines.transformers:TransformersEngine",
     "openai": "tideflow.streaming.llm.engines.openai:OpenAIEngine",
     "vllm": "tideflow.streaming.llm.engines.vllm:VLLMEngine",
@@ -123,18 +128,38 @@ _ENGINES: dict[str, str] = {
 }
 
 
-def register_engine(kind: str, target: str) -> None:
-    """Make ``kind`` (an :class:`EngineConfig` ``kind``) build ``"module:Class"``."""
+def register_engine(kind: str, target: EngineTarget) -> None:
+    """Make ``kind`` (an :class:`EngineConfig` ``kind``) build ``target``: an :class:`Engine`
+    subclass or ``"module:Class"``. A processor resolves the target where it is built (the
+    driver) and ships it to its engine actors, so registering in the driver is enough."""
+    if not isinstance(target, str) and not (
+        isinstance(target, type) and issubclass(target, Engine)
+    ):
+        raise ConfigError(
+            f"register_engine: expected an Engine subclass or 'module:Class'; got {target!r}"
+        )
+    if isinstance(target, str) and ":" not in target:
+        raise ConfigError(f"register_engine: expected 'module:Class'; got {target!r}")
     _ENGINES[kind] = target
 
 
-def create_engine(config: EngineConfig) -> Engine:
-    """The engine ``config`` asks for (its module is imported only now)."""
+def engine_target(config: EngineConfig) -> EngineTarget:
+    """What builds the engine ``config`` asks for (see :func:`register_engine`)."""
     target = _ENGINES.get(config.kind)
     if target is None:
         message = f"no engine named {config.kind!r}; known engines: {sorted(_ENGINES)}"
         raise ConfigError(message)
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    return target
+
+
+def create_engine(config: EngineConfig, target: EngineTarget | None = None) -> Engine:
+    """The engine ``config`` asks for (its module is imported only now); ``target``
+    overrides the registry (a processor passes the one it resolved in the driver)."""
+    target = engine_target(config) if target is None else target
+    if isinstance(target, str):
+        module_name, _, class_name = target.partition(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+    else:
+        cls = target
     engine: Engine = cls(config)
     return engine

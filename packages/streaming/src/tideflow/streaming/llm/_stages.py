@@ -1,60 +1,48 @@
 """The batch functions of the LLM operator's stages (one instance per actor).
 
-Per-row failures without re-running good rows: the engine's stage worker isolates failing
-rows by calling the function again on halves of the batch. Each stage here keeps every
-row's outcome (new columns, or the exception) in a small cache keyed by a row id, and
-raises when any row of the batch failed; the calls on halves are then answered from the
-cache, so a batch of 64 rows with one bad prompt runs the engine once, not ~12 times, and
-the bad row alone becomes a dead letter with its own error. The first stage keys rows by
-their content and gives each a random id (column :data:`ROW_ID`); the last drops it.
+Per-row failures without re-running good rows: each stage computes every row's outcome
+(new columns, or the exception that failed the row) and, when some rows failed, raises
+:class:`~tideflow.streaming.RecordErrors` naming them with the good rows as the batch's
+output. The stage worker sends the named rows to the dead letters with their own errors
+and passes the rest on, so a batch of 64 rows with one bad prompt runs the engine once.
+Each stage converts only the columns it reads to Python; the others pass through as Arrow.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import threading
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pyarrow as pa
 
 from tideflow.core.observability import get_logger
-from tideflow.streaming.errors import ConfigError
+from tideflow.streaming.errors import ConfigError, RecordErrors
 from tideflow.streaming.llm._config import ProcessorConfig, TransformersEngineConfig
 from tideflow.streaming.llm._engine import (
     EngineCrashedError,
+    EngineTarget,
     GenerateRequest,
     GenerateResult,
-    LLMError,
     RequestError,
     create_engine,
 )
 
 __all__ = [
-    "ROW_ID",
     "ChatTemplateStage",
     "DetokenizeStage",
     "EngineStage",
     "RowFunctionStage",
-    "RowsFailedError",
     "TokenizeStage",
 ]
 
 _log = get_logger("tideflow.streaming.llm.stages")
 
-ROW_ID = "__llm_row_id"
-"""Internal column that identifies a row between the processor's stages."""
-
-_CACHE_LIMIT = 100_000
 _T = TypeVar("_T")
 
 _TYPES: dict[str, pa.DataType] = {
-    ROW_ID: pa.string(),
     "prompt": pa.string(),
     "prompt_token_ids": pa.list_(pa.int32()),
     "generated_tokens": pa.list_(pa.int32()),
@@ -71,49 +59,34 @@ _TYPES: dict[str, pa.DataType] = {
 Outcome = dict[str, Any] | BaseException
 
 
-class RowsFailedError(LLMError):
-    """Some rows of a batch failed; raised so that the stage worker isolates them (the good
-    rows are answered from the stage's cache when it retries)."""
-
-
 class _RowStage:
-    """Base of the stages: per-row outcomes, the row-id cache, typed output columns."""
+    """Base of the stages: per-row outcomes, failed rows named, typed output columns."""
 
-    def __init__(self, *, drop_row_id: bool = False) -> None:
-        self._drop_row_id = drop_row_id
-        self._cache: OrderedDict[str, Outcome] = OrderedDict()
+    reads: ClassVar[tuple[str, ...] | None] = None
+    """The columns :meth:`process` looks at (``None``: the whole row)."""
+
+    def __init__(self) -> None:
+        pass
 
     def process(self, rows: list[dict[str, Any]]) -> list[Outcome]:
         """New column values per row (a dict), or the exception that failed the row."""
         raise NotImplementedError
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        assign = ROW_ID not in table.column_names
-        rows = table.to_pylist()
-        keys = [_content_key(r) for r in rows] if assign else [r[ROW_ID] for r in rows]
-        todo = [i for i, key in enumerate(keys) if key not in self._cache]
-        if todo:
-            outcomes = self.process([rows[i] for i in todo])
-            if len(outcomes) != len(todo):
-                raise RuntimeError(f"{type(self).__name__} returned a wrong number of outcomes")
-            for i, outcome in zip(todo, outcomes, strict=True):
-                self._cache[keys[i]] = outcome
-            while len(self._cache) > _CACHE_LIMIT:
-                self._cache.popitem(last=False)
-        outcomes = [self._cache[key] for key in keys]
-        failures = [o for o in outcomes if isinstance(o, BaseException)]
-        if failures:
-            if len(rows) == 1:
-                self._cache.pop(keys[0], None)
-                raise failures[0]
-            raise RowsFailedError(f"{len(failures)} of {len(rows)} rows failed: {failures[0]}")
-        for key in keys:
-            self._cache.pop(key, None)
-        columns = [dict(o) for o in outcomes if isinstance(o, dict)]
-        if assign:
-            for column in columns:
-                column[ROW_ID] = uuid.uuid4().hex
-        return self._output(table, columns)
+        view = table
+        if self.reads is not None:
+            view = table.select([c for c in self.reads if c in table.column_names])
+        outcomes = self.process(view.to_pylist())
+        if len(outcomes) != table.num_rows:
+            raise RuntimeError(f"{type(self).__name__} returned a wrong number of outcomes")
+        failed = {i: o for i, o in enumerate(outcomes) if isinstance(o, BaseException)}
+        if not failed:
+            return self._output(table, outcomes)  # type: ignore[arg-type]
+        if len(failed) == table.num_rows:
+            raise RecordErrors(failed, output=None)
+        good = [i for i in range(table.num_rows) if i not in failed]
+        output = self._output(table.take(good), [outcomes[i] for i in good])  # type: ignore[misc]
+        raise RecordErrors(failed, output=output)
 
     def _output(self, table: pa.Table, columns: list[dict[str, Any]]) -> pa.Table:
         names: dict[str, None] = {}
@@ -127,14 +100,7 @@ class _RowStage:
                 table = table.set_column(index, name, array)
             else:
                 table = table.append_column(name, array)
-        if self._drop_row_id and ROW_ID in table.column_names:
-            table = table.drop_columns([ROW_ID])
         return table
-
-
-def _content_key(row: dict[str, Any]) -> str:
-    text = json.dumps(row, sort_keys=True, default=str).encode()
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
 def _capture(fn: Callable[..., _T], *args: Any) -> _T | BaseException:
@@ -147,8 +113,8 @@ def _capture(fn: Callable[..., _T], *args: Any) -> _T | BaseException:
 class RowFunctionStage(_RowStage):
     """A user's row function (preprocess, postprocess): its dict updates the row."""
 
-    def __init__(self, fn: Callable[[dict[str, Any]], Mapping[str, Any]], **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(self, fn: Callable[[dict[str, Any]], Mapping[str, Any]]) -> None:
+        super().__init__()
         self._fn = fn
 
     def process(self, rows: list[dict[str, Any]]) -> list[Outcome]:
@@ -174,8 +140,10 @@ def _load_tokenizer(model_source: str, chat_template: str | None = None) -> Any:
 class ChatTemplateStage(_RowStage):
     """``messages`` → ``prompt`` with the model's chat template (rows with a prompt pass)."""
 
-    def __init__(self, model_source: str, chat_template: str | None = None, **options: Any):
-        super().__init__(**options)
+    reads = ("messages", "prompt")
+
+    def __init__(self, model_source: str, chat_template: str | None = None) -> None:
+        super().__init__()
         self._tokenizer = _load_tokenizer(model_source, chat_template)
 
     def process(self, rows: list[dict[str, Any]]) -> list[Outcome]:
@@ -200,8 +168,10 @@ class TokenizeStage(_RowStage):
     """``prompt`` → ``prompt_token_ids`` (a prompt from a chat template gets no extra
     special tokens: the template wrote them)."""
 
-    def __init__(self, model_source: str, *, templated: bool, **options: Any) -> None:
-        super().__init__(**options)
+    reads = ("prompt",)
+
+    def __init__(self, model_source: str, *, templated: bool) -> None:
+        super().__init__()
         self._tokenizer = _load_tokenizer(model_source)
         self._add_special = not templated
 
@@ -220,8 +190,10 @@ class TokenizeStage(_RowStage):
 class DetokenizeStage(_RowStage):
     """``generated_tokens`` → ``generated_text`` (special tokens skipped)."""
 
-    def __init__(self, model_source: str, **options: Any) -> None:
-        super().__init__(**options)
+    reads = ("generated_tokens",)
+
+    def __init__(self, model_source: str) -> None:
+        super().__init__()
         self._tokenizer = _load_tokenizer(model_source)
 
     def process(self, rows: list[dict[str, Any]]) -> list[Outcome]:
@@ -250,15 +222,17 @@ class EngineStage(_RowStage):
     ``text`` → ``embeddings``). Rows of a batch go to the engine in calls of
     ``batch_size``, all at once: the engine's own limits decide how many run together."""
 
-    def __init__(self, config: ProcessorConfig, **options: Any) -> None:
-        super().__init__(**options)
+    reads = ("prompt_token_ids", "prompt", "messages", "sampling_params", "text")
+
+    def __init__(self, config: ProcessorConfig, engine: EngineTarget | None = None) -> None:
+        super().__init__()
         self._config = config
         self._loop = _Loop()
-        self.engine = create_engine(config.engine)
+        self.engine = create_engine(config.engine, engine)
         self.engine.prepare()
         self._loop.run(self.engine.start())
-        engine = config.engine
-        self._embed = isinstance(engine, TransformersEngineConfig) and engine.task == "embed"
+        spec = config.engine
+        self._embed = isinstance(spec, TransformersEngineConfig) and spec.task == "embed"
 
     def process(self, rows: list[dict[str, Any]]) -> list[Outcome]:
         try:

@@ -20,6 +20,7 @@ from typing import Any
 
 from tideflow.streaming.errors import ConfigError
 from tideflow.streaming.llm._config import ProcessorConfig, TransformersEngineConfig
+from tideflow.streaming.llm._engine import engine_target
 from tideflow.streaming.llm._stages import (
     ChatTemplateStage,
     DetokenizeStage,
@@ -162,7 +163,14 @@ def _plan_stages(
     if config.accelerator_type is not None:
         engine_options["accelerator_type"] = config.accelerator_type
     stages.append(
-        StageDef(name=f"{prefix}_engine", udf=EngineStage, args=(config,), options=engine_options)
+        StageDef(
+            name=f"{prefix}_engine",
+            udf=EngineStage,
+            # Resolved here, in the driver: engines registered with register_engine() in this
+            # process build in the actors too.
+            args=(config, engine_target(engine)),
+            options=engine_options,
+        )
     )
     if local_text and config.detokenize:
         stages.append(
@@ -174,12 +182,4 @@ def _plan_stages(
                 name=f"{prefix}_postprocess", udf=RowFunctionStage, args=(postprocess,), options=cpu
             )
         )
-    last = stages[-1]
-    stages[-1] = StageDef(
-        name=last.name,
-        udf=last.udf,
-        args=last.args,
-        kwargs={**last.kwargs, "drop_row_id": True},
-        options=last.options,
-    )
     return tuple(stages)
