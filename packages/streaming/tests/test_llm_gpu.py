@@ -30,8 +30,8 @@ def _needs(module: str) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    # The engines are optional extras: `tools/gpu_check.sh` installs vllm; sglang is a
-    # separate `pip install sglang` (its CUDA pins clash with vllm's in one lock).
+    # The engines are optional extras, resolved apart in the lock (their CUDA pins clash):
+    # `tools/gpu_check.sh` syncs the vllm extra, then the sglang extra, and runs each's tests.
     pytest.importorskip(module, reason=f"{module} is not installed (see tools/gpu_check.sh)")
 
 

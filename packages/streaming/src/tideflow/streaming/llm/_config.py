@@ -170,7 +170,8 @@ class VLLMEngineConfig(EngineConfig):
 class SGLangEngineConfig(EngineConfig):
     """SGLang's offline engine (``sglang.Engine``), async generation; imported lazily.
 
-    Needs ``pip install sglang`` (CUDA wheels).
+    Needs ``pip install "tideflow-streaming[sglang]"`` (CUDA wheels; it cannot share an
+    environment with the ``vllm`` extra).
     """
 
     kind: ClassVar[str] = "sglang"

@@ -4,7 +4,7 @@ Written against SGLang's documented Python API: ``Engine(model_path=..., **serve
 ``await engine.async_generate(input_ids=..., sampling_params={...})`` (a dict with
 ``text``, ``output_ids`` and ``meta_info``) and ``update_weights_from_tensor``. The engine
 is built on the actor's main thread (it installs signal handlers). Needs
-``pip install sglang`` (CUDA wheels); imported when the engine starts.
+``pip install "tideflow-streaming[sglang]"`` (CUDA wheels); imported when the engine starts.
 """
 
 from __future__ import annotations
