@@ -44,7 +44,7 @@ class SGLangEngine(Engine):
         try:
             sglang = importlib.import_module("sglang")  # by name: an optional extra
         except ImportError as error:
-            message = "the sglang engine needs: pip install sglang (CUDA wheels)"
+            message = "the sglang engine needs: pip install 'tideflow-streaming[sglang]'"
             raise EngineUnavailableError(message) from error
         kwargs = dict(self.config.engine_kwargs)
         self._engine = sglang.Engine(model_path=self.config.model_source, **kwargs)
