@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the GPU-only tests of the LLM engines (vLLM, SGLang) on a machine with a CUDA GPU.
+# Runs the GPU-only tests of the LLM engines (vLLM, SGLang) and of the RL trainer (vLLM
+# rollout, CUDA trainer) on a machine with a CUDA GPU.
 # Each test builds its own tiny random model (no download); the whole run takes a few
 # minutes, well under 10. Tests of an engine that is not installed are skipped, and say so.
 #
@@ -20,5 +21,5 @@ if [[ "${TIDEFLOW_GPU_SYNC:-1}" == "1" ]] && ! uv run python -c "import vllm" >/
 fi
 
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV=0 RAY_enable_worker_prestart=0
-timeout 570 uv run pytest packages/streaming/tests/test_llm_gpu.py -m gpu -q -rs \
-    -p no:cacheprovider "$@"
+timeout 570 uv run pytest packages/streaming/tests/test_llm_gpu.py packages/rl/tests/test_gpu.py \
+    -m gpu -q -rs -p no:cacheprovider "$@"

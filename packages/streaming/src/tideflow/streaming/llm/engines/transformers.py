@@ -32,6 +32,9 @@ class TransformersEngine(Engine):
     """``transformers`` models in the actor's process."""
 
     config: TransformersEngineConfig
+    keep_stop_token: bool = False
+    """True: a row that ended on end-of-sequence keeps that token, with its log-prob, last in
+    ``token_ids`` (as vLLM returns it); the RL trainer trains on it. Set by subclassing."""
 
     def __init__(self, config: TransformersEngineConfig) -> None:
         super().__init__(config)
@@ -182,6 +185,8 @@ class TransformersEngine(Engine):
                     break
             if finish == "length" and sampling.stop and end < sampling.max_tokens:
                 finish = "stop"  # a stop string ended it early
+            elif finish == "stop" and self.keep_stop_token and end < len(tokens):
+                end += 1  # the end-of-sequence token stays
             # After the eos token a finished row is padded; neither is part of the output.
             results.append(
                 GenerateResult(

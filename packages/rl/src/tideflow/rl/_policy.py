@@ -1,0 +1,360 @@
+"""The trainer's work without Ray: batches to verl ``DataProto``, advantages, losses, steps.
+
+Advantages, policy losses, KL estimators and truncated importance weights are verl's
+(``core_algos`` registries and ``rollout_corr_helper``); this module only lays samples out
+as tensors and calls them.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import pickle
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from tideflow.core.observability import get_logger
+from tideflow.rl.config import AlgorithmConfig, ModelConfig, TrainerConfig
+from tideflow.rl.errors import ConfigError
+
+__all__ = ["PolicyTrainer", "batch_tensors", "check_algorithm"]
+
+# Bound when used: a logger bound at import would miss the CLI's logging set-up.
+_log = functools.partial(get_logger, "tideflow.rl.trainer")
+
+
+def check_algorithm(config: AlgorithmConfig) -> None:
+    """Raise :class:`ConfigError` naming the valid choices when verl lacks a named piece."""
+    from verl.trainer.ppo import core_algos
+
+    advantages = sorted(set(core_algos.ADV_ESTIMATOR_REGISTRY) - {"gae"})
+    if config.advantage not in advantages:
+        message = f"AlgorithmConfig.advantage must be one of {advantages}; got {config.advantage!r}"
+        raise ConfigError(message)
+    losses = sorted(set(core_algos.POLICY_LOSS_REGISTRY) - {"bypass_mode"})
+    if config.policy_loss not in losses:
+        message = f"AlgorithmConfig.policy_loss must be one of {losses}; got {config.policy_loss!r}"
+        raise ConfigError(message)
+
+
+def batch_tensors(
+    samples: Sequence[Any], *, pad_token_id: int, temperature: float
+) -> Any:  # verl DataProto
+    """Samples as a verl ``DataProto``: left-padded prompts, right-padded responses.
+
+    Tensors: ``prompts``, ``responses``, ``input_ids``, ``attention_mask``,
+    ``position_ids``, ``response_mask``, ``rollout_log_probs``, ``token_level_scores``,
+    ``token_level_rewards`` (the reward on each response's last token). Non-tensors:
+    ``uid`` (the group), ``prompt_id``, ``policy_version``.
+    """
+    import numpy as np
+    import torch
+    from verl import DataProto
+
+    n = len(samples)
+    prompt_len = max(len(s.prompt_token_ids) for s in samples)
+    response_len = max(1, *(len(s.response_token_ids) for s in samples))
+    prompts = torch.full((n, prompt_len), pad_token_id, dtype=torch.long)
+    prompt_mask = torch.zeros((n, prompt_len), dtype=torch.long)
+    responses = torch.full((n, response_len), pad_token_id, dtype=torch.long)
+    response_mask = torch.zeros((n, response_len), dtype=torch.long)
+    behaviour = torch.zeros((n, response_len), dtype=torch.float32)
+    scores = torch.zeros((n, response_len), dtype=torch.float32)
+    for row, sample in enumerate(samples):
+        p, r = sample.prompt_token_ids, sample.response_token_ids
+        prompts[row, prompt_len - len(p) :] = torch.tensor(p, dtype=torch.long)
+        prompt_mask[row, prompt_len - len(p) :] = 1
+        if r:
+            responses[row, : len(r)] = torch.tensor(r, dtype=torch.long)
+            response_mask[row, : len(r)] = 1
+            behaviour[row, : len(r)] = torch.tensor(sample.behaviour_logprobs)
+        scores[row, max(len(r), 1) - 1] = float(sample.reward or 0.0)
+    attention_mask = torch.cat([prompt_mask, response_mask], dim=1)
+    position_ids = torch.clamp(torch.cumsum(attention_mask, dim=1) - 1, min=0)
+    return DataProto.from_dict(
+        tensors={
+            "prompts": prompts,
+            "responses": responses,
+            "input_ids": torch.cat([prompts, responses], dim=1),
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            "response_mask": response_mask.float(),
+            "rollout_log_probs": behaviour,
+            "token_level_scores": scores,
+            "token_level_rewards": scores.clone(),
+        },
+        non_tensors={
+            "uid": np.array([s.group for s in samples], dtype=object),
+            "prompt_id": np.array([s.prompt_id for s in samples], dtype=np.int64),
+            "policy_version": np.array([s.version for s in samples], dtype=np.int64),
+        },
+        meta_info={"temperature": temperature},
+    )
+
+
+class PolicyTrainer:
+    """The policy, an optional frozen reference, AdamW, and one step per batch."""
+
+    def __init__(
+        self,
+        *,
+        model: ModelConfig,
+        algorithm: AlgorithmConfig,
+        trainer: TrainerConfig,
+        temperature: float,
+        samples_per_prompt: int,
+        seed: int,
+    ) -> None:
+        import torch
+        import transformers
+        from verl.trainer.config.algorithm import AlgoConfig, RolloutCorrectionConfig
+        from verl.workers.config.actor import ActorConfig, PolicyLossConfig
+
+        check_algorithm(algorithm)
+        transformers.utils.logging.disable_progress_bar()
+        if trainer.num_threads:
+            torch.set_num_threads(trainer.num_threads)
+        random.seed(seed)
+        torch.manual_seed(seed)
+        self.algorithm = algorithm
+        self.config = trainer
+        self.temperature = temperature
+        self.device = trainer.device
+        dtype = getattr(torch, model.dtype)
+        auto: Any = transformers.AutoModelForCausalLM
+        self.model = auto.from_pretrained(model.path, dtype=dtype).to(self.device)
+        self.model.train()
+        self.reference = None
+        if algorithm.kl_coef > 0:
+            self.reference = auto.from_pretrained(model.path, dtype=dtype).to(self.device).eval()
+            self.reference.requires_grad_(False)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(model.path)
+        pad = tokenizer.pad_token_id
+        self.pad_token_id = int(pad if pad is not None else (tokenizer.eos_token_id or 0))
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=trainer.lr,
+            betas=(trainer.betas[0], trainer.betas[1]),
+            weight_decay=trainer.weight_decay,
+        )
+        low = algorithm.clip_ratio_low if algorithm.clip_ratio_low is not None else None
+        high = algorithm.clip_ratio_high if algorithm.clip_ratio_high is not None else None
+        correction = RolloutCorrectionConfig(
+            rollout_is=algorithm.rollout_is,
+            rollout_is_threshold=algorithm.rollout_is_threshold,
+            loss_type=algorithm.bypass_loss,
+            bypass_mode=algorithm.off_policy == "bypass",
+        )
+        self.actor_config = ActorConfig(
+            strategy="fsdp",
+            rollout_n=samples_per_prompt,
+            ppo_micro_batch_size_per_gpu=1,
+            use_torch_compile=False,
+            clip_ratio=algorithm.clip_ratio,
+            clip_ratio_low=low if low is not None else algorithm.clip_ratio,
+            clip_ratio_high=high if high is not None else algorithm.clip_ratio,
+            clip_ratio_c=algorithm.clip_ratio_c,
+            loss_agg_mode=algorithm.loss_agg_mode,
+            policy_loss=PolicyLossConfig(
+                loss_mode=algorithm.policy_loss, rollout_correction=correction
+            ),
+        )
+        self.algo_config = AlgoConfig(
+            adv_estimator=algorithm.advantage,
+            norm_adv_by_std_in_grpo=algorithm.norm_adv_by_std,
+        )
+        self.version = 0
+        """Optimizer steps applied (the policy version of the current weights)."""
+        self.trained: list[list[int]] = []
+        """The prompt ids of each trained step, in order (the exactly-once ledger)."""
+
+    # -- one step --------------------------------------------------------------------------
+    def log_probs(self, model: Any, data: Any) -> Any:
+        """Log-probability of each response token under ``model`` (logits ÷ temperature)."""
+        from verl.utils.torch_functional import logprobs_from_logits
+
+        batch = data.batch
+        responses = batch["responses"].to(self.device)
+        width = responses.shape[1]
+        out = model(
+            input_ids=batch["input_ids"].to(self.device),
+            attention_mask=batch["attention_mask"].to(self.device),
+            position_ids=batch["position_ids"].to(self.device),
+            use_cache=False,
+        )
+        logits = out.logits[:, -width - 1 : -1, :].float() / self.temperature
+        return logprobs_from_logits(logits, responses), logits
+
+    def advantages(self, data: Any) -> None:
+        """verl's advantage estimator over the batch (groups by ``uid``), in place."""
+        from verl.trainer.ppo import core_algos
+
+        fn = core_algos.get_adv_estimator_fn(self.algorithm.advantage)
+        kwargs: dict[str, Any] = {
+            "token_level_rewards": data.batch["token_level_rewards"],
+            "response_mask": data.batch["response_mask"],
+            "index": data.non_tensor_batch["uid"],
+            "config": self.algo_config,
+        }
+        if self.algorithm.advantage in ("grpo", "grpo_vectorized"):
+            kwargs["norm_adv_by_std_in_grpo"] = self.algorithm.norm_adv_by_std
+        advantages, returns = fn(**kwargs)
+        data.batch["advantages"] = advantages
+        data.batch["returns"] = returns
+
+    def train_step(self, samples: Sequence[Any]) -> dict[str, Any]:
+        """One training step on a batch: advantages, ``ppo_epochs × mini_batches`` updates."""
+        import torch
+
+        started = time.perf_counter()
+        data = batch_tensors(samples, pad_token_id=self.pad_token_id, temperature=self.temperature)
+        self.advantages(data)
+        if self.reference is not None:
+            with torch.no_grad():
+                data.batch["ref_log_prob"] = self.log_probs(self.reference, data)[0].cpu()
+        several = self.config.ppo_epochs * self.config.mini_batches > 1
+        if self.algorithm.off_policy == "decoupled" and several:
+            with torch.no_grad():  # π_old: the weights before this step's first update
+                data.batch["old_log_probs"] = self.log_probs(self.model, data)[0].cpu()
+        sums: dict[str, float] = {}
+        updates = 0
+        for _ in range(self.config.ppo_epochs):
+            for part in data.chunk(self.config.mini_batches):
+                for key, value in self._update(part).items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+                updates += 1
+        self.version += 1
+        self.trained.append(sorted({int(s.prompt_id) for s in samples}))
+        out: dict[str, Any] = {key: value / updates for key, value in sums.items()}
+        out["train_s"] = time.perf_counter() - started
+        out["version"] = self.version
+        return out
+
+    def _policy_loss(self, batch: Any, log_prob: Any, mask: Any) -> tuple[Any, dict[str, float]]:
+        """verl's policy loss; the ratio's anchor and the weights follow ``off_policy``."""
+        from verl.trainer.ppo import core_algos
+        from verl.trainer.ppo.rollout_corr_helper import compute_rollout_correction_weights
+
+        algorithm = self.algorithm
+        behaviour = batch["rollout_log_probs"].to(self.device)
+        advantages = batch["advantages"].to(self.device)
+        metrics: dict[str, float] = {}
+        if algorithm.off_policy == "bypass":  # the ratio is anchored on the behaviour log-probs
+            loss, pg_metrics = core_algos.get_policy_loss_fn("bypass_mode")(
+                old_log_prob=behaviour,
+                log_prob=log_prob,
+                advantages=advantages,
+                response_mask=mask,
+                loss_agg_mode=algorithm.loss_agg_mode,
+                config=self.actor_config,
+            )
+            return loss, {**metrics, **pg_metrics}
+        # decoupled: anchored on π_old, weighted by truncated π_old / π_behaviour
+        old = batch["old_log_probs"].to(self.device) if "old_log_probs" in batch else None
+        old = log_prob.detach() if old is None else old
+        weights = None
+        if algorithm.rollout_is is not None:
+            weights, is_metrics = compute_rollout_correction_weights(
+                log_ratio=old - behaviour,
+                response_mask=mask,
+                rollout_is=algorithm.rollout_is,
+                rollout_is_threshold=algorithm.rollout_is_threshold,
+            )
+            metrics.update({f"rollout_corr/{k}": v for k, v in is_metrics.items()})
+        loss, pg_metrics = core_algos.get_policy_loss_fn(algorithm.policy_loss)(
+            old_log_prob=old,
+            log_prob=log_prob,
+            advantages=advantages,
+            response_mask=mask,
+            loss_agg_mode=algorithm.loss_agg_mode,
+            config=self.actor_config,
+            rollout_is_weights=weights,
+        )
+        return loss, {**metrics, **pg_metrics}
+
+    def _update(self, part: Any) -> dict[str, float]:
+        """One optimizer step on a mini-batch."""
+        import torch
+        import verl.utils.torch_functional as verl_F
+        from verl.trainer.ppo import core_algos
+
+        algorithm = self.algorithm
+        batch = part.batch
+        mask = batch["response_mask"].to(self.device)
+        log_prob, logits = self.log_probs(self.model, part)
+        pg_loss, metrics = self._policy_loss(batch, log_prob, mask)
+        loss = pg_loss
+        if self.reference is not None:
+            kl = core_algos.kl_penalty(
+                log_prob, batch["ref_log_prob"].to(self.device), algorithm.kl_type
+            )
+            kl_loss = core_algos.agg_loss(
+                loss_mat=kl, loss_mask=mask, loss_agg_mode=algorithm.loss_agg_mode
+            )
+            metrics["kl"] = float(kl_loss.detach())
+            loss = loss + algorithm.kl_coef * kl_loss
+        if algorithm.entropy_coef:
+            entropy = core_algos.compute_entropy_loss(
+                logits, mask, loss_agg_mode=algorithm.loss_agg_mode
+            )
+            metrics["entropy"] = float(entropy.detach())
+            loss = loss - algorithm.entropy_coef * entropy
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            metrics["grad_norm"] = float(norm)
+        self.optimizer.step()
+        behaviour = batch["rollout_log_probs"].to(self.device)
+        metrics["loss"] = float(loss.detach())
+        metrics["pg_loss"] = float(pg_loss.detach())
+        metrics["behaviour_kl"] = float(verl_F.masked_mean(behaviour - log_prob.detach(), mask))
+        return metrics
+
+    # -- weights and state -----------------------------------------------------------------
+    def named_weights(self) -> Iterator[tuple[str, Any]]:
+        """The parameters the rollout engines load, by name (detached, on the CPU)."""
+        for name, parameter in self.model.named_parameters():
+            yield name, parameter.detach().cpu()
+
+    def state(self) -> dict[str, bytes | dict[str, Any]]:
+        """What a checkpoint holds of the trainer: weights, optimizer, RNG, counters."""
+        import numpy as np
+        import torch
+
+        def dumps(value: Any) -> bytes:
+            buffer = io.BytesIO()
+            torch.save(value, buffer)
+            return buffer.getvalue()
+
+        rng = {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+        }
+        return {
+            "model": dumps(self.model.state_dict()),
+            "optimizer": dumps(self.optimizer.state_dict()),
+            "rng": pickle.dumps(rng),
+            "trainer": {"version": self.version, "trained": self.trained},
+        }
+
+    def load_state(self, states: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state` returned."""
+        import numpy as np
+        import torch
+
+        def loads(value: bytes) -> Any:
+            return torch.load(io.BytesIO(value), map_location=self.device, weights_only=False)
+
+        self.model.load_state_dict(loads(states["model"]))
+        self.optimizer.load_state_dict(loads(states["optimizer"]))
+        rng = pickle.loads(states["rng"])  # our own checkpoint's bytes
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        self.version = int(states["trainer"]["version"])
+        self.trained = [list(ids) for ids in states["trainer"]["trained"]]
+        _log().info("trainer_restored", version=self.version)

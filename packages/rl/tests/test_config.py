@@ -1,0 +1,94 @@
+"""Configuration: typed dataclasses, YAML and the command line reject bad fields clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tideflow.rl import (
+    ConfigError,
+    ModelConfig,
+    RLConfig,
+    RolloutConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
+from tideflow.rl.cli import main
+
+
+def test_a_yaml_file_builds_the_nested_typed_config(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "model: {path: /models/tiny}\n"
+        "rollout: {samples_per_prompt: 8, temperature: 1}\n"
+        "trainer: {betas: [0.9, 0.95]}\n"
+        "buffer_size: 2\n"
+    )
+    config = load_config(path)
+    assert config.rollout.samples_per_prompt == 8
+    assert config.rollout.temperature == 1.0 and isinstance(config.rollout.temperature, float)
+    assert config.trainer.betas == (0.9, 0.95)
+    assert config.buffer_size == 2
+    assert config.staleness_limit == 1
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            {"model": {"path": "m"}, "rollout": {"samples": 4}},
+            "rollout: unknown field(s) ['samples']",
+        ),
+        ({"model": {"path": "m"}, "buffer_size": "two"}, "buffer_size must be an integer"),
+        ({"model": {"path": "m"}, "rollout": {"temperature": 0}}, "temperature must be > 0"),
+        (
+            {"model": {"path": "m"}, "rollout": {"engine": "sglang"}},
+            "rollout.engine must be one of",
+        ),
+        ({"data": {}}, "missing required field(s) ['model']"),
+        ({"model": {"path": "m"}, "buffer_size": 0}, "RLConfig.buffer_size must be >= 1; got 0"),
+    ],
+)
+def test_a_bad_field_is_named_with_what_was_expected(document: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config_from_dict(document)
+    assert expected in str(raised.value)
+
+
+def test_the_staleness_limit_is_the_smaller_of_buffer_and_max_staleness() -> None:
+    model = ModelConfig(path="m")
+    assert RLConfig(model=model, buffer_size=1).staleness_limit == 0
+    assert RLConfig(model=model, buffer_size=4).staleness_limit == 3
+    assert RLConfig(model=model, buffer_size=4, max_staleness=1).staleness_limit == 1
+
+
+def test_dataclass_configs_validate_on_construction() -> None:
+    with pytest.raises(ConfigError, match=r"RolloutConfig\.top_p must be in"):
+        RolloutConfig(top_p=0.0)
+
+
+def test_the_cli_reports_a_bad_config_field_and_exits_2(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: {path: /m}\nalgorithm: {kl_type: nope}\n")
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "AlgorithmConfig.kl_type must be one of" in err and "'nope'" in err
+
+
+def test_the_cli_set_option_overrides_a_field_and_is_checked(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("model: {path: /m}\n")
+    assert main(["train", str(path), "--set", "rollout.max_tokens=0"]) == 2
+    assert "RolloutConfig.max_tokens must be >= 1; got 0" in capsys.readouterr().err
+
+
+def test_the_cli_has_help_for_each_command(capsys) -> None:
+    for argv in (["--help"], ["train", "--help"], ["demo", "--help"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "--set" in out and "--out" in out
