@@ -285,3 +285,40 @@ def test_an_unknown_engine_kind_fails_when_the_processor_is_built():
         build_processor(ProcessorConfig(engine=Nowhere(model_source="/m")))
     with pytest.raises(ConfigError, match="Engine subclass"):
         register_engine("test-bad", 42)  # type: ignore[arg-type]
+
+
+def test_an_engine_that_keeps_the_stop_token_returns_it_with_its_logprob(tiny_model):
+    import asyncio
+
+    from tideflow.streaming.llm import GenerateRequest, create_engine
+    from tideflow.streaming.llm.engines.transformers import TransformersEngine
+
+    class KeepsStop(TransformersEngine):
+        keep_stop_token = True
+
+    config = TransformersEngineConfig(model_source=tiny_model)
+    prompt = GenerateRequest(prompt="river and sea", sampling=SamplingParams(max_tokens=8))
+    free = SamplingParams(max_tokens=8, ignore_eos=True, logprobs=True)
+    stop_on = SamplingParams(max_tokens=8, logprobs=True)
+
+    async def go() -> tuple[Any, Any, Any, int]:
+        plain, keeps = create_engine(config), KeepsStop(config)
+        await plain.start()
+        await keeps.start()
+        (run,) = await plain.generate([GenerateRequest(prompt=prompt.prompt, sampling=free)])
+        # Make the third greedy token the end of sequence (it must not occur before it).
+        stop = next(t for i, t in enumerate(run.token_ids) if i >= 2 and t not in run.token_ids[:i])
+        for engine in (plain, keeps):
+            engine._model.generation_config.eos_token_id = stop
+        (cut,) = await plain.generate([GenerateRequest(prompt=prompt.prompt, sampling=stop_on)])
+        (kept,) = await keeps.generate([GenerateRequest(prompt=prompt.prompt, sampling=stop_on)])
+        return run, cut, kept, stop
+
+    run, cut, kept, stop = asyncio.run(go())
+    at = run.token_ids.index(stop)
+    assert cut.finish_reason == kept.finish_reason == "stop"
+    assert cut.token_ids == run.token_ids[:at]  # the default drops the stop token
+    assert kept.token_ids == run.token_ids[: at + 1]  # as vLLM returns it
+    assert len(kept.logprobs) == at + 1
+    assert kept.logprobs[:at] == pytest.approx(cut.logprobs)
+    assert kept.num_generated_tokens == at + 1
