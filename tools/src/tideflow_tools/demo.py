@@ -1,17 +1,20 @@
 """``tideflow-demo``: Tideflow end to end on embedded defaults.
 
-0. Streaming: a checkpointed job over generated video shards — decode, an autoscaled
+0. The video OCR app (``apps/ocr``) on generated videos: shards OCR'd in parallel, gathered
+   per video, filtered in two layers, written to Iceberg and JSON lines as each video
+   completes; a corrupt file goes to the failure callback (see :mod:`tideflow_ocr.demo`).
+1. Streaming: a checkpointed job over generated video shards — decode, an autoscaled
    "embedding" pool, a keyed stage that gathers each video's frames, a two-phase Parquet
    sink — then the same job id again, which resumes and writes nothing new
    (see :mod:`tideflow_tools.streaming_demo`).
-1. LLM: a Processor (preprocess → chat template → tokenize → transformers engine →
+2. LLM: a Processor (preprocess → chat template → tokenize → transformers engine →
    detokenize → postprocess) on generated captions with a tiny random Qwen2 model built
    on the spot; one over-long caption lands in the dead letters
    (see :mod:`tideflow_tools.llm_demo`).
-2. Simulation: an elastic actor pool (3 s cold start) on one bursty load trace, under Ray
+3. Simulation: an elastic actor pool (3 s cold start) on one bursty load trace, under Ray
    Data's actor-pool rule (Ray 2.60) and under Tideflow's
    :class:`~tideflow.core.autoscaler.PoolScaler`, side by side.
-3. Live: a bursty stream of batches through a real :class:`~tideflow.core.ActorPool` on a
+4. Live: a bursty stream of batches through a real :class:`~tideflow.core.ActorPool` on a
    local Ray, scaled by a ``PoolScaler``, checkpointed every 2 s through the epoch
    coordinator, with one actor killed half way (see :mod:`tideflow_tools.live_demo`).
 
@@ -96,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds (600)")
     parser.add_argument(
         "--only",
-        choices=("streaming", "llm", "sim", "live"),
-        help="run only the streaming job, the LLM stage, the autoscaling simulation or the "
-        "live pool job",
+        choices=("ocr", "streaming", "llm", "sim", "live"),
+        help="run only the OCR app, the streaming job, the LLM stage, the autoscaling "
+        "simulation or the live pool job",
     )
     parser.add_argument(
         "--workdir", default=".tideflow/demo", help="where the streaming job keeps its files"
@@ -121,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(format=args.log_format, level=args.log_level)
     console = Console()
     ok = True
+    if args.only in (None, "ocr"):
+        ok = _ocr(args, console) and ok
     if args.only in (None, "streaming"):
         import shutil
         from pathlib import Path
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         from tideflow_tools.live_view import local_ray
         from tideflow_tools.streaming_demo import run_streaming_part
 
-        console.rule("1/4 a streaming job: checkpointed, exactly once")
+        console.rule("2/5 a streaming job: checkpointed, exactly once")
         workdir = Path(args.workdir)
         shutil.rmtree(workdir, ignore_errors=True)  # a fresh job every time the demo runs
         with local_ray(console):
@@ -137,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         from tideflow_tools.live_view import local_ray
         from tideflow_tools.llm_demo import run_llm_demo
 
-        console.rule("2/4 an LLM stage: a Processor of six stages on generated text")
+        console.rule("3/5 an LLM stage: a Processor of six stages on generated text")
         with local_ray(console):
             ok = run_llm_demo(console, rows=48) and ok
     if args.only in (None, "sim"):
@@ -157,8 +162,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def _ocr(args: argparse.Namespace, console: Console) -> bool:
+    import shutil
+    from pathlib import Path
+
+    from tideflow_ocr.demo import DemoCheckError, run_demo
+    from tideflow_tools.live_view import local_ray
+
+    console.rule("1/5 the video OCR app: shards → OCR pool → per-video gather → two filters")
+    workdir = Path(args.workdir) / "ocr"
+    shutil.rmtree(workdir, ignore_errors=True)  # a fresh run every time the demo runs
+    with local_ray(console):
+        try:
+            run_demo(workdir, console=console)
+        except DemoCheckError as error:
+            console.print(f"[red]the OCR app's results are wrong:[/red] {error}")
+            return False
+    return True
+
+
 def _simulation(args: argparse.Namespace, console: Console) -> None:
-    console.rule("3/4 autoscaling policies, simulated")
+    console.rule("4/5 autoscaling policies, simulated")
     comparison = _run(args.seed, args.duration, console)
     console.print(_table(comparison))
     ray, ours = (comparison.results[k].metrics for k in ("ray_data", "tideflow"))

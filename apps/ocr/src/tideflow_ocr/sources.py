@@ -1,0 +1,419 @@
+"""Where videos come from: a folder or bucket of video files, or a Kafka topic of video URIs.
+
+Both sources *probe and shard* as they read: each video is opened once (PyAV) for its
+duration and size, cut into shards of ``shard_seconds``, and every shard leaves the source
+as its own row (:data:`~tideflow_ocr.stages.SHARD_SCHEMA`). Read with ``batch_size=1``,
+each shard is its own batch, so the OCR pool works on the shards of one video in parallel.
+(The engine forwards a stage's output as one batch, so a probe *stage* that fanned a video
+out into shards would hand all of them to one OCR actor; see the README's engine notes.)
+
+A split's resume state is the position after the last video taken plus the shards of that
+video not yet returned, so a rerun after a crash neither skips nor repeats a shard. A video
+that cannot be probed goes to the job's dead-letter output (stage ``probe``) with the
+reason; the others go on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+from pyarrow import fs as pafs
+
+from tideflow.core.observability import get_logger
+from tideflow.streaming.connectors import JSON, JobContext, Source, Split, SplitReader
+from tideflow_ocr.errors import ConfigError, VideoError
+from tideflow_ocr.stages import SHARD_SCHEMA
+from tideflow_ocr.video import probe, redact, shard_plan
+
+__all__ = ["VIDEO_EXTENSIONS", "VideoFolderSource", "VideoTopicSource"]
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".flv", ".mpg")
+
+
+def _check_shard_seconds(owner: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{owner}.shard_seconds must be a number > 0; got {value!r}")
+
+
+class _ShardingReader(SplitReader):
+    """Takes videos one at a time from ``_take()``, probes them and returns their shards."""
+
+    def __init__(self, shard_seconds: float, state: JSON | None) -> None:
+        self._shard_seconds = shard_seconds
+        state = state if isinstance(state, dict) else {}
+        self._current: dict[str, Any] | None = state.get("current")
+        self._dead: list[dict[str, JSON]] = []
+        self._log = get_logger("tideflow_ocr.source")
+
+    # -- what a concrete reader provides -----------------------------------------------
+    def _take(self) -> dict[str, Any] | None:
+        """The next video ``{video_id, uri, priority}``, or None (none now, or the end)."""
+        raise NotImplementedError
+
+    def _position(self) -> JSON:
+        """Where the inner input resumes after the last video taken."""
+        raise NotImplementedError
+
+    def _inner_finished(self) -> bool:
+        raise NotImplementedError
+
+    # -- SplitReader -------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self._current is None and self._inner_finished()
+
+    def snapshot(self) -> JSON:
+        return {"inner": self._position(), "current": self._current}
+
+    def dead_letters(self) -> list[dict[str, JSON]]:
+        taken, self._dead = self._dead, []
+        return taken
+
+    def read(self, max_rows: int) -> pa.Table | None:
+        rows: list[dict[str, Any]] = []
+        while len(rows) < max_rows:
+            if self._current is None:
+                video = self._take()
+                if video is None:
+                    break
+                self._current = self._probe(video)
+                continue
+            current = self._current
+            plan = shard_plan(current["duration_s"], self._shard_seconds)
+            index = current["next"]
+            start, end = plan[index]
+            rows.append(
+                {
+                    "video_id": current["video_id"],
+                    "uri": current["uri"],
+                    "priority": current["priority"],
+                    "shard": index,
+                    "shards": len(plan),
+                    "start_s": start,
+                    "end_s": end,
+                    "duration_s": current["duration_s"],
+                    "width": current["width"],
+                    "height": current["height"],
+                }
+            )
+            current["next"] = index + 1
+            if current["next"] >= len(plan):
+                self._current = None
+        return pa.Table.from_pylist(rows, schema=SHARD_SCHEMA) if rows else None
+
+    def _probe(self, video: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            info = probe(video["uri"])
+        except VideoError as error:
+            self._log.warning("video.undecodable", video_id=video["video_id"], error=str(error))
+            self._dead.append(
+                {
+                    "error": f"probe: {error}",
+                    "record": {
+                        "video_id": video["video_id"],
+                        "uri": redact(video["uri"]),
+                        "stage": "probe",
+                    },
+                }
+            )
+            return None
+        return {
+            **video,
+            "duration_s": info.duration_s,
+            "width": info.width,
+            "height": info.height,
+            "next": 0,
+        }
+
+
+# -- a folder (or bucket) of videos ---------------------------------------------------------
+
+
+def _split_uri(uri: str) -> tuple[str, str, str]:
+    """``(prefix, path, query)`` of a URI: ``s3://KEY:SECRET@`` + ``bucket/dir`` + ``?…``."""
+    if "://" not in uri:
+        return "", os.path.abspath(uri), ""
+    base, _, query = uri.partition("?")
+    scheme, _, rest = base.partition("://")
+    userinfo = ""
+    if "@" in rest.split("/", 1)[0]:
+        userinfo, _, rest = rest.partition("@")
+        userinfo += "@"
+    if scheme == "file":
+        return "", "/" + rest.lstrip("/"), ""
+    return f"{scheme}://{userinfo}", rest.rstrip("/"), f"?{query}" if query else ""
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class VideoFolderSource(Source):
+    """The video files under a directory on any ``pyarrow.fs`` filesystem (bounded).
+
+    ``VideoFolderSource(uri="s3://KEY:SECRET@bucket/videos?endpoint_override=…",
+    shard_seconds=10)``. Files are listed recursively and sorted; hidden ones (a part
+    starting with ``.`` or ``_``) and other extensions than ``extensions`` are left out.
+    The listing is pinned in the job's directory at the first run, so a rerun reads the
+    same videos even if the folder changed.
+    """
+
+    uri: str
+    """A directory (or a single video) as a local path, ``file://``, ``s3://``, ``hdfs://``."""
+    shard_seconds: float = 10.0
+    """Length of a shard."""
+    priority: Mapping[str, int] = field(default_factory=dict)
+    """Glob of a video's path relative to ``uri`` → priority (first match wins; else 0)."""
+    videos_per_split: int = 64
+    """Videos per split (a split's videos are read in order; splits are read in parallel)."""
+    extensions: tuple[str, ...] = VIDEO_EXTENSIONS
+    """File name endings taken as videos (case-insensitive)."""
+
+    name = "videos"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.uri, str) or not self.uri:
+            raise ConfigError(f"VideoFolderSource.uri must be a non-empty string; got {self.uri!r}")
+        _check_shard_seconds("VideoFolderSource", self.shard_seconds)
+        n = self.videos_per_split
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"VideoFolderSource.videos_per_split must be an int >= 1; got {n!r}")
+
+    def __repr__(self) -> str:
+        return f"VideoFolderSource({redact(self.uri)!r})"
+
+    @property
+    def bounded(self) -> bool:
+        return True
+
+    def _filesystem(self) -> tuple[pafs.FileSystem, str]:
+        prefix, path, query = _split_uri(self.uri)
+        problem = None
+        try:
+            filesystem, inner = pafs.FileSystem.from_uri(
+                f"{prefix}{path}{query}" if prefix else path
+            )
+        except (ValueError, OSError, TypeError) as error:
+            problem = redact(str(error))
+        else:
+            return filesystem, inner.rstrip("/") or "/"
+        raise ConfigError(f"{self!r}: cannot open: {problem}")
+
+    def list_videos(self) -> list[str]:
+        """The videos' paths relative to ``uri`` (a single file: its name), sorted."""
+        filesystem, root = self._filesystem()
+        info = filesystem.get_file_info(root)
+        if info.type == pafs.FileType.File:
+            return [posixpath.basename(root)]
+        if info.type != pafs.FileType.Directory:
+            raise ConfigError(f"{self!r}: expected a directory of videos or a video; found nothing")
+        found = []
+        for entry in filesystem.get_file_info(pafs.FileSelector(root, recursive=True)):
+            if entry.type != pafs.FileType.File:
+                continue
+            relative = entry.path[len(root.rstrip("/")) + 1 :]
+            if any(part.startswith((".", "_")) for part in relative.split("/")):
+                continue
+            if relative.lower().endswith(tuple(e.lower() for e in self.extensions)):
+                found.append(relative)
+        return sorted(found)
+
+    def _video_uri(self, relative: str) -> str:
+        prefix, path, query = _split_uri(self.uri)
+        filesystem, root = self._filesystem()
+        if filesystem.get_file_info(root).type == pafs.FileType.File:
+            return self.uri
+        return f"{prefix}{path.rstrip('/')}/{relative}{query}"
+
+    def priority_of(self, relative: str) -> int:
+        for pattern, value in self.priority.items():
+            if fnmatch.fnmatch(relative, pattern):
+                return value
+        return 0
+
+    def _pinned_listing(self, ctx: JobContext) -> list[str]:
+        if not ctx.job_uri:
+            return self.list_videos()
+        filesystem, job_dir = pafs.FileSystem.from_uri(ctx.job_uri)
+        path = f"{job_dir}/ocr-videos.json"
+        if filesystem.get_file_info(path).type == pafs.FileType.File:
+            with filesystem.open_input_stream(path) as stream:
+                return list(json.loads(stream.read().decode())["videos"])
+        videos = self.list_videos()
+        filesystem.create_dir(job_dir, recursive=True)
+        with filesystem.open_output_stream(f"{path}.tmp") as out:
+            out.write(json.dumps({"videos": videos}).encode())
+        filesystem.move(f"{path}.tmp", path)
+        return videos
+
+    def discover(self, ctx: JobContext) -> Sequence[Split]:
+        videos = self._pinned_listing(ctx)
+        n = self.videos_per_split
+        splits = [
+            Split(split_id=f"videos-{i:05d}", info={"videos": videos[s : s + n]})
+            for i, s in enumerate(range(0, len(videos), n))
+        ]
+        get_logger("tideflow_ocr.source").info(
+            "source.discovered", source=repr(self), videos=len(videos), splits=len(splits)
+        )
+        return splits
+
+    def open(self, split: Split, state: JSON | None, ctx: JobContext) -> SplitReader:
+        videos = list(split.info["videos"]) if isinstance(split.info, dict) else []
+        return _FolderReader(self, videos, state)
+
+
+class _FolderReader(_ShardingReader):
+    def __init__(self, source: VideoFolderSource, videos: list[str], state: JSON | None) -> None:
+        super().__init__(source.shard_seconds, state)
+        self._source = source
+        self._videos = videos
+        inner = state.get("inner") if isinstance(state, dict) else None
+        self._next = int(inner["next"]) if isinstance(inner, dict) else 0
+
+    def _take(self) -> dict[str, Any] | None:
+        if self._next >= len(self._videos):
+            return None
+        relative = self._videos[self._next]
+        self._next += 1
+        return {
+            "video_id": relative,
+            "uri": self._source._video_uri(relative),
+            "priority": self._source.priority_of(relative),
+        }
+
+    def _position(self) -> JSON:
+        return {"next": self._next}
+
+    def _inner_finished(self) -> bool:
+        return self._next >= len(self._videos)
+
+
+# -- a Kafka topic of video URIs ------------------------------------------------------------
+
+
+def parse_message(value: bytes | None) -> dict[str, Any]:
+    """A message's video: a URI as text, or JSON ``{"uri": …, "video_id": …, "priority": …}``.
+
+    Raises ValueError with what was expected.
+    """
+    text = (value or b"").decode("utf-8", errors="replace").strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"expected a video URI or a JSON object with 'uri': {error}") from None
+        uri = data.get("uri")
+        if not isinstance(uri, str) or not uri:
+            raise ValueError("expected a JSON object with a non-empty 'uri' string")
+        priority = data.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ValueError(f"'priority' must be an integer; got {priority!r}")
+        video_id = data.get("video_id") or redact(uri)
+        return {"video_id": str(video_id), "uri": uri, "priority": priority}
+    if not text or any(c.isspace() for c in text):
+        raise ValueError(f"expected a video URI or a JSON object with 'uri'; got {text[:80]!r}")
+    return {"video_id": redact(text), "uri": text, "priority": 0}
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class VideoTopicSource(Source):
+    """Videos named by the messages of Kafka topics (one video per message).
+
+    A message is a URI as text (``s3://bucket/a.mp4``, ``/data/b.mp4``) or JSON
+    ``{"uri": …, "video_id": …, "priority": 5}``; anything else goes to the dead-letter
+    output with its topic, partition and offset. Splits, resume and consumer-group commits
+    are :class:`~tideflow.streaming.connectors.KafkaSource`'s (one split per partition).
+    """
+
+    topics: str | Sequence[str]
+    bootstrap_servers: str | Sequence[str] = "localhost:9092"
+    shard_seconds: float = 10.0
+    until: Literal["now"] | None = None
+    """``None``: follow the topics until stopped; ``"now"``: read what is there at the start."""
+    group_id: str | None = None
+    client_options: Mapping[str, Any] = field(default_factory=dict)
+
+    name = "video-topic"
+
+    def __post_init__(self) -> None:
+        _check_shard_seconds("VideoTopicSource", self.shard_seconds)
+        if self.until not in (None, "now"):
+            raise ConfigError(f'VideoTopicSource.until must be None or "now"; got {self.until!r}')
+        self.kafka()  # validates topics, servers and options
+
+    def __repr__(self) -> str:
+        return f"VideoTopicSource({self.kafka()!r})"
+
+    def kafka(self) -> Any:
+        """The underlying :class:`~tideflow.streaming.connectors.KafkaSource` (raw bytes)."""
+        from tideflow.streaming.connectors import KafkaSource
+
+        return KafkaSource(
+            topics=self.topics,
+            bootstrap_servers=self.bootstrap_servers,
+            until=self.until,
+            group_id=self.group_id,
+            value_format="bytes",
+            client_options=dict(self.client_options),
+        )
+
+    @property
+    def bounded(self) -> bool:
+        return self.until is not None
+
+    def discover(self, ctx: JobContext) -> Sequence[Split]:
+        return list(self.kafka().discover(ctx))
+
+    def open(self, split: Split, state: JSON | None, ctx: JobContext) -> SplitReader:
+        inner = state.get("inner") if isinstance(state, dict) else None
+        return _TopicReader(self, self.kafka().open(split, inner, ctx), state)
+
+    def commit_positions(self, ctx: JobContext, positions: Mapping[str, JSON]) -> None:
+        inner = {k: v.get("inner") for k, v in positions.items() if isinstance(v, dict)}
+        self.kafka().commit_positions(ctx, {k: v for k, v in inner.items() if v is not None})
+
+
+class _TopicReader(_ShardingReader):
+    def __init__(self, source: VideoTopicSource, inner: SplitReader, state: JSON | None) -> None:
+        super().__init__(source.shard_seconds, state)
+        self._inner = inner
+        self._inner_state = state.get("inner") if isinstance(state, dict) else None
+
+    def _take(self) -> dict[str, Any] | None:
+        while True:
+            table = self._inner.read(1)
+            self._dead.extend(self._inner.dead_letters())
+            if table is None or table.num_rows == 0:
+                return None
+            self._inner_state = self._inner.snapshot()
+            row = table.to_pylist()[0]
+            try:
+                return parse_message(row.get("value"))
+            except ValueError as error:
+                value = row.get("value") or b""
+                self._dead.append(
+                    {
+                        "error": f"message: {error}",
+                        "record": {
+                            "topic": row.get("topic"),
+                            "partition": row.get("partition"),
+                            "offset": row.get("offset"),
+                            "value": value.decode("utf-8", errors="replace")[:1000],
+                            "stage": "message",
+                        },
+                    }
+                )
+
+    def _position(self) -> JSON:
+        return self._inner_state
+
+    def _inner_finished(self) -> bool:
+        return bool(self._inner.finished)
+
+    def close(self) -> None:
+        self._inner.close()
