@@ -85,3 +85,29 @@ def test_tideflow_is_a_namespace_package():
     # The three libraries share `tideflow`; none of them may own tideflow/__init__.py.
     src = Path(tideflow.core.__file__).resolve().parents[1]
     assert not (src / "__init__.py").exists()
+
+
+def test_logging_follows_stderr_and_never_raises_on_a_closed_stream(monkeypatch):
+    import io
+
+    import structlog
+
+    from tideflow.core.observability import configure_logging, get_logger
+
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    try:
+        configure_logging(format="json", level="info")
+        get_logger("t").info("one")
+        first.close()  # a test's capture, or a CLI's redirected stderr, went away
+        get_logger("t").warning("two")  # used to raise ValueError in whatever thread logged
+        second = io.StringIO()
+        monkeypatch.setattr("sys.stderr", second)
+        get_logger("t").info("three")
+        assert '"event": "three"' in second.getvalue()
+        explicit = io.StringIO()
+        configure_logging(format="json", stream=explicit)
+        explicit.close()
+        get_logger("t").error("four")  # dropped, not raised
+    finally:
+        structlog.reset_defaults()

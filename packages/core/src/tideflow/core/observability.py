@@ -41,6 +41,37 @@ _LEVELS = {
 }
 
 
+class _SafeStream:
+    """What structlog writes to: the given stream, or whatever ``sys.stderr`` is at the
+    time of each write (a stream captured at configure time may be closed later: a test's
+    capture, a redirected CLI). A failed write is dropped: logging must never raise in a
+    library's thread (an actor pool's dispatcher stops when it does)."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self._stream = stream
+
+    def _target(self) -> IO[str]:
+        return self._stream if self._stream is not None else sys.stderr
+
+    def write(self, text: str) -> int:
+        try:
+            return self._target().write(text)
+        except (OSError, ValueError):  # closed or broken stream
+            return 0
+
+    def flush(self) -> None:
+        try:
+            self._target().flush()
+        except (OSError, ValueError):
+            return
+
+    def isatty(self) -> bool:
+        try:
+            return self._target().isatty()
+        except (OSError, ValueError):
+            return False
+
+
 def configure_logging(
     *, format: LogFormat = "auto", level: str = "info", stream: IO[str] | None = None
 ) -> None:
@@ -55,7 +86,7 @@ def configure_logging(
     if level not in _LEVELS:
         message = f"configure_logging: level must be one of {sorted(_LEVELS)}; got {level!r}"
         raise ConfigError(message)
-    out = stream if stream is not None else sys.stderr
+    out = _SafeStream(stream)
     use_console = format == "console" or (format == "auto" and out.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=out.isatty())
