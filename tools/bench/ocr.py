@@ -35,6 +35,7 @@ from typing import Any
 
 import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
 from tideflow_ocr import OcrApp, OcrConfig, layer1, layer2
+from tideflow_ocr.stages import ocr_engine
 from tideflow_ocr.testdata import bench_specs, character_error_rate, make_corpus
 from tideflow_ocr.video import probe, sample_frames, shard_plan
 from tideflow_tools.bench import at_least, at_most, write_result
@@ -81,18 +82,8 @@ class LoadMeter:
 
 
 def _engine(threads: int) -> Any:
-    from rapidocr import RapidOCR
-
-    return RapidOCR(
-        params={
-            "Global.use_cls": False,
-            "Global.log_level": "critical",
-            "Det.limit_type": "max",
-            "Det.limit_side_len": 736,
-            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-        }
-    )
+    """The app's own OCR settings, so that every pipeline compared reads the same way."""
+    return ocr_engine(threads)
 
 
 def _read(engine: Any, image: Any, t: float) -> list[dict[str, Any]]:

@@ -19,6 +19,16 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("RAY_enable_worker_prestart", "0")
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI tests configure structlog for the whole process (a level, a stream); put
+    structlog back afterwards, or later tests (of any package) lose their log records."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """The local Ray shared by every package's tests (started here if none runs yet)."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from tideflow_ocr.config import OcrConfig
 
-__all__ = ["Segment", "layer1", "layer2", "normalize", "similarity"]
+__all__ = ["Segment", "edit_distance", "layer1", "layer2", "normalize", "similarity"]
 
 
 def normalize(text: str) -> str:
@@ -97,7 +97,8 @@ class _Open:
         return min(t for t, n in self.readings.items() if n == best)
 
 
-def _distance(a: str, b: str) -> int:
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance between two sequences (of characters, usually)."""
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         current = [i]
@@ -112,7 +113,7 @@ def similarity(a: str, b: str) -> float:
     to 1, a different line (other words) does not."""
     if a == b:
         return 1.0
-    return 1.0 - _distance(a, b) / max(len(a), len(b))
+    return 1.0 - edit_distance(a, b) / max(len(a), len(b))
 
 
 def layer2(

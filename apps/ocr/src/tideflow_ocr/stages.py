@@ -21,6 +21,7 @@ from tideflow_ocr.filters import layer1, layer2
 from tideflow_ocr.video import redact, sample_frames
 
 __all__ = [
+    "ocr_engine",
     "FRAME_TYPE",
     "LINE_TYPE",
     "OUTCOME_TYPE",
@@ -168,6 +169,24 @@ class DecodeShards:
         return pa.Table.from_pylist(rows, schema=schema)
 
 
+def ocr_engine(threads: int = 1) -> Any:
+    """rapidocr with the settings tuned for video frames (shared/NOTES.md): no angle
+    classifier, a detector that never upscales (``limit_type="max"``, 736 px), ``threads``
+    onnxruntime threads."""
+    from rapidocr import RapidOCR
+
+    return RapidOCR(
+        params={
+            "Global.use_cls": False,
+            "Global.log_level": "critical",
+            "Det.limit_type": "max",
+            "Det.limit_side_len": 736,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+
+
 class OcrShards:
     """OCR: every sampled frame of a shard through rapidocr (PP-OCRv6, onnxruntime).
 
@@ -176,21 +195,9 @@ class OcrShards:
     """
 
     def __init__(self, config: OcrConfig) -> None:
-        from rapidocr import RapidOCR
-
         self._config = config
         self._log = get_logger("tideflow_ocr.ocr", pid=os.getpid())
-        threads = config.ocr_threads
-        self._engine = RapidOCR(
-            params={
-                "Global.use_cls": False,
-                "Global.log_level": "critical",
-                "Det.limit_type": "max",
-                "Det.limit_side_len": 736,
-                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            }
-        )
+        self._engine = ocr_engine(config.ocr_threads)
         self._engine(np.zeros((64, 256, 3), np.uint8))  # load the models now, not on a shard
 
     def read_frame(self, image: np.ndarray) -> list[dict[str, Any]]:

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tideflow_ocr.filters import edit_distance
+
 __all__ = [
     "CJK_FONT",
     "LATIN_FONT",
@@ -214,16 +216,6 @@ def make_corpus(
     return chosen
 
 
-def _levenshtein(a: Sequence[str], b: Sequence[str]) -> int:
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
 def character_error_rate(expected: str, got: str) -> float:
     """Edit distance between the two texts ÷ the expected text's length (whitespace runs
     count as one space; line breaks as spaces)."""
@@ -231,4 +223,4 @@ def character_error_rate(expected: str, got: str) -> float:
     have = " ".join(got.split())
     if not want:
         return 0.0 if not have else 1.0
-    return _levenshtein(want, have) / len(want)
+    return edit_distance(want, have) / len(want)
