@@ -176,6 +176,12 @@ def make_video(spec: VideoSpec, path: str | os.PathLike[str]) -> Path:
     from PIL import Image, ImageDraw, ImageFont
 
     font_path = CJK_FONT if spec.cjk else LATIN_FONT
+    if not os.path.exists(font_path):
+        message = (
+            f"test video {spec.name!r} needs the font {font_path} "
+            "(make fonts, or: apt-get install fonts-wqy-microhei fonts-dejavu-core)"
+        )
+        raise FileNotFoundError(message)
     font = ImageFont.truetype(font_path, size=max(12, spec.height // 9))
     frames = round(spec.duration_s * spec.rate)
     options = {"movflags": "faststart"} if spec.truncate is not None else {}
