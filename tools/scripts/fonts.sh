@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the CJK font (WenQuanYi Micro Hei) that the OCR app's generated test videos render
 # Chinese with, when it is missing and apt can install it (root, or passwordless sudo).
-# Safe to run again: a no-op once the font is there. Never fails the build: without the font
-# the Chinese cases of the OCR tests say why they cannot run.
+# Safe to run again: a no-op once the font is there. It never fails itself: without the font
+# the OCR tests fail and name the missing font.
 set -uo pipefail
 font=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 [ -f "$font" ] && exit 0
