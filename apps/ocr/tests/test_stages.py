@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from tideflow.streaming.connectors import JSONLSink
-from tideflow_ocr import OcrConfig, parse_output, parse_source
+from tideflow_ocr import OcrApp, OcrConfig, parse_output, parse_source
 from tideflow_ocr.errors import ConfigError
 from tideflow_ocr.sources import VideoFolderSource, VideoTopicSource, parse_message
 from tideflow_ocr.stages import RESULT_SCHEMA, FilterVideos, gather_shards
@@ -113,3 +113,19 @@ def test_a_jsonl_file_output_holds_each_committed_epoch_once(tmp_path):
         sink.commit(ctx, epoch, [state])  # a replayed commit changes nothing
     lines = (tmp_path / "new" / "results.jsonl").read_text().splitlines()
     assert lines == ['{"id": 1}', '{"id": 2}', '{"id": 3}']
+
+
+def test_an_epoch_holds_about_two_rounds_of_ocr_unless_told(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")  # only listed here, never read
+
+    def cap(**kwargs) -> int | None:
+        app = OcrApp(
+            str(tmp_path), [str(tmp_path / "out")], state_uri=str(tmp_path / "st"), **kwargs
+        )
+        return app.checkpoint().max_batches
+
+    assert cap(config=OcrConfig(ocr_concurrency=(1, 3))) == 6
+    assert cap(config=OcrConfig(ocr_concurrency=(1, 3)), epoch_shards=40) == 40
+    for bad in (0, -2, 1.0, True):
+        with pytest.raises(ConfigError, match="epoch_shards"):
+            OcrApp(str(tmp_path), [str(tmp_path / "out")], epoch_shards=bad)

@@ -11,6 +11,7 @@ from _udfs import NamesBadRows, Poison, Slow, add_one, always_fails, rows
 
 from tideflow.streaming import CheckpointConfig, Pipeline
 from tideflow.streaming._prometheus import exposition
+from tideflow.streaming.errors import ConfigError
 from tideflow.streaming.testing import CollectingSink, TestSource
 
 pytestmark = pytest.mark.ray
@@ -230,3 +231,23 @@ def test_a_function_may_name_its_bad_rows_and_runs_once_per_batch(ray_session, t
     assert all("multiple of 5" in r["error"] for r in letters)
     assert result.dead_letters == 20
     assert log.read_text().split() == ["20"] * 5  # no bisection: one call per batch
+
+
+def test_max_batches_closes_an_epoch_before_its_interval(ray_session, tmp_path):
+    # An interval far longer than the job: only the cap can close the epochs early.
+    ckpt = CheckpointConfig(uri=str(tmp_path / "ck"), interval_s=600, max_batches=2, retain=20)
+    result = (
+        Pipeline.read(TestSource([rows(10, start) for start in range(0, 100, 10)]), batch_size=10)
+        .map_batches(add_one, num_cpus=0.25)
+        .write(CollectingSink(str(tmp_path / "out")))
+        .run(job_id="capped", checkpoint=ckpt)
+    )
+    out = CollectingSink.read(str(tmp_path / "out"))
+    assert sorted(out.column("id").to_pylist()) == list(range(100))
+    assert len(result.checkpoints) >= 5  # 10 batches, at most 2 an epoch
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_max_batches_must_be_a_positive_int(bad, tmp_path):
+    with pytest.raises(ConfigError, match="max_batches"):
+        CheckpointConfig(uri=str(tmp_path), max_batches=bad)

@@ -189,6 +189,11 @@ class OcrApp:
     seconds of work, and a checkpoint completes only once every shard read before its
     barrier has been gathered, so a deep read-ahead delays both the first committed result
     and the point a crashed job resumes from.
+
+    ``epoch_shards`` caps the shards read per checkpoint epoch (default: twice the OCR
+    pool's largest size, about two rounds of OCR). A video's result is committed with its
+    epoch, once every shard of that epoch is done: the cap keeps that wait short however
+    fast the shards are read; the checkpoint interval still applies.
     """
 
     def __init__(
@@ -204,6 +209,7 @@ class OcrApp:
         checkpoint_interval_s: float = 1.0,
         queue_limit: int = 2,
         follow: bool = False,
+        epoch_shards: int | None = None,
     ) -> None:
         self.config = config or OcrConfig()
         if isinstance(outputs, str | Sink):
@@ -234,6 +240,11 @@ class OcrApp:
         if isinstance(queue_limit, bool) or not isinstance(queue_limit, int) or queue_limit < 1:
             raise ConfigError(f"queue_limit must be an int >= 1; got {queue_limit!r}")
         self.queue_limit = queue_limit
+        if epoch_shards is not None and (
+            isinstance(epoch_shards, bool) or not isinstance(epoch_shards, int) or epoch_shards < 1
+        ):
+            raise ConfigError(f"epoch_shards must be an int >= 1 or None; got {epoch_shards!r}")
+        self.epoch_shards = epoch_shards
 
     def pipeline(self) -> Pipeline:
         """The whole pipeline, sink included."""
@@ -241,7 +252,12 @@ class OcrApp:
         return build_pipeline(self.config, self.source).write(sink)
 
     def checkpoint(self) -> CheckpointConfig:
-        return CheckpointConfig(uri=self.state_uri, interval_s=self.checkpoint_interval_s)
+        shards = self.epoch_shards
+        if shards is None:
+            shards = 2 * (self.config.ocr_concurrency or (1, _cluster_cpus()))[1]
+        return CheckpointConfig(
+            uri=self.state_uri, interval_s=self.checkpoint_interval_s, max_batches=shards
+        )
 
     def start(
         self,

@@ -130,6 +130,9 @@ class Executor:
             job_id=self.jobdir.output_id, run=self.jobdir.start_run(), job_uri=self.jobdir.uri
         )
         self.interval_s = checkpoint.interval_s if checkpoint is not None else None
+        self.epoch_cap = checkpoint.max_batches if checkpoint is not None else None
+        self._epoch_reads = 0  # reads of the current epoch that may carry rows (max_batches)
+        self._reads_epoch = 0  # the epoch those reads belong to
         self.ack_mode = checkpoint is not None and checkpoint.mode == "ack"
         if self.ack_mode:
             check_ack_mode(plan)
@@ -337,6 +340,16 @@ class Executor:
 
     # -- the loop ----------------------------------------------------------------------------
 
+    def _epoch_due(self, age_s: float) -> bool:
+        """Whether the current epoch should close: its interval passed or its reads capped."""
+        if self.interval_s is not None and age_s >= self.interval_s:
+            return True
+        return self.epoch_cap is not None and self._epoch_reads >= self.epoch_cap
+
+    def _begin_epoch(self) -> int:
+        self._epoch_reads = 0
+        return int(self.coordinator.begin_epoch())
+
     def _loop(self, splits: dict[str, _SplitState], started: float) -> None:
         epoch = int(self.coordinator.begin_epoch())
         for stage in self.stages:
@@ -356,8 +369,7 @@ class Executor:
             if not self.plan.source.bounded and now >= next_discovery:
                 next_discovery = now + self.rediscover_s
                 self._discover_new(splits)
-            if self.interval_s is not None and now - epoch_started >= self.interval_s:
-                barrier_wanted = True
+            barrier_wanted = barrier_wanted or self._epoch_due(now - epoch_started)
             if self.ack_mode:
                 # No barriers to align: a checkpoint is the acknowledged prefix, taken as is.
                 if (exhausted or self._stop) and not reading and not self._ledger.outstanding:
@@ -365,18 +377,13 @@ class Executor:
                     break
                 if barrier_wanted:
                     self._ack_barrier(epoch, splits)
-                    epoch, epoch_started = int(self.coordinator.begin_epoch()), now
-                    barrier_wanted = False
+                    epoch, epoch_started, barrier_wanted = self._begin_epoch(), now, False
             elif (barrier_wanted or exhausted or self._stop) and not reading:
                 # The barrier: every read of this epoch has returned; record the positions.
                 self._barrier(epoch, splits)
                 if exhausted or self._stop:
                     break
-                epoch, epoch_started, barrier_wanted = (
-                    int(self.coordinator.begin_epoch()),
-                    now,
-                    False,
-                )
+                epoch, epoch_started, barrier_wanted = self._begin_epoch(), now, False
             if not barrier_wanted and not self._stop:
                 self._read(splits, epoch, now)
             self._collect_reads(splits, now)
@@ -441,18 +448,21 @@ class Executor:
             reason = f"queue of {first.spec.name!r} full" if first is not None else "sink busy"
             self.result.source.note_backpressure(now, reason)
             return
+        self._reads_epoch = epoch
         for s in splits.values():
             while (
                 not s.finished
                 and len(s.reading) < _READ_AHEAD
                 and s.idle_until <= now
                 and queued + in_reads < limit
+                and (self.epoch_cap is None or self._epoch_reads < self.epoch_cap)
             ):
                 meta_ref, table_ref = self.io.read.options(num_returns=2).remote(
                     s.split.split_id, self.plan.read_batch_size, epoch
                 )
                 s.reading.append((meta_ref, table_ref, epoch))
                 in_reads += 1
+                self._epoch_reads += 1
 
     def _collect_reads(self, splits: dict[str, _SplitState], now: float) -> None:
         heads = {s.reading[0][0]: s for s in splits.values() if s.reading}
@@ -471,6 +481,8 @@ class Executor:
                 self.result.dead_letters += meta.get("dead", 0)
                 origin = self._ledger.track(s.split.split_id, meta.get("offsets"))
                 if meta["rows"] == 0:
+                    if epoch == self._reads_epoch and self._epoch_reads > 0:
+                        self._epoch_reads -= 1  # an empty poll does not fill the epoch
                     if origin is not None:  # only undecodable records: dead-lettered already
                         self._ledger.ack(origin)
                     if not s.finished:

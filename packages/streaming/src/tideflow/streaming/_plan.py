@@ -78,6 +78,12 @@ class CheckpointConfig:
     """Base URI (local path, file://, s3://, hdfs://); a job lives in ``<uri>/<job_id>``."""
     interval_s: float = 3.0
     """Seconds between checkpoint barriers (> 0)."""
+    max_batches: int | None = None
+    """At most this many source batches per epoch: a barrier also comes once an epoch has
+    read them, whichever is first (like Spark's ``maxFilesPerTrigger``). An epoch's rows
+    are committed only once all of them have passed every stage, so with slow batches
+    (video shards, LLM calls) this bounds the latency to commit and what a crash replays.
+    ``None``: time alone."""
     retain: int = 3
     """Complete checkpoints kept (>= 1)."""
     timeout_s: float = 120.0
@@ -97,6 +103,10 @@ class CheckpointConfig:
             raise ConfigError(f"CheckpointConfig.interval_s must be > 0; got {self.interval_s}")
         if self.mode not in ("epoch", "ack"):
             raise ConfigError(f'CheckpointConfig.mode must be "epoch" or "ack"; got {self.mode!r}')
+        cap = self.max_batches
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            msg = f"CheckpointConfig.max_batches must be None or an int >= 1; got {cap!r}"
+            raise ConfigError(msg)
         if self.retain < 1:
             raise ConfigError(f"CheckpointConfig.retain must be >= 1; got {self.retain}")
 
