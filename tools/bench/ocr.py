@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
+from tideflow.core.observability import configure_logging
 from tideflow_ocr import OcrApp, OcrConfig, layer1, layer2
 from tideflow_ocr.stages import ocr_engine
 from tideflow_ocr.testdata import bench_specs, character_error_rate, make_corpus
@@ -308,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.videos = 8
+    # The engine's info/debug events (one per checkpoint, pool and commit) would bury the
+    # figures this command prints; warnings and errors still show.
+    configure_logging(level="warning")
     import logging
 
     import ray
