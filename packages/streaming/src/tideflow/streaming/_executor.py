@@ -131,8 +131,8 @@ class Executor:
         )
         self.interval_s = checkpoint.interval_s if checkpoint is not None else None
         self.epoch_cap = checkpoint.max_batches if checkpoint is not None else None
-        self._epoch_reads = 0  # reads of the current epoch that may carry rows (max_batches)
-        self._reads_epoch = 0  # the epoch those reads belong to
+        self._epoch = 0  # the epoch being read
+        self._epoch_reads = 0  # its reads that may carry rows (max_batches)
         self.ack_mode = checkpoint is not None and checkpoint.mode == "ack"
         if self.ack_mode:
             check_ack_mode(plan)
@@ -347,11 +347,11 @@ class Executor:
         return self.epoch_cap is not None and self._epoch_reads >= self.epoch_cap
 
     def _begin_epoch(self) -> int:
-        self._epoch_reads = 0
-        return int(self.coordinator.begin_epoch())
+        self._epoch, self._epoch_reads = int(self.coordinator.begin_epoch()), 0
+        return self._epoch
 
     def _loop(self, splits: dict[str, _SplitState], started: float) -> None:
-        epoch = int(self.coordinator.begin_epoch())
+        epoch = self._begin_epoch()
         for stage in self.stages:
             stage.snapshot_epoch = epoch - 1  # epochs before this run's first are done
         epoch_started = time.monotonic()
@@ -448,7 +448,6 @@ class Executor:
             reason = f"queue of {first.spec.name!r} full" if first is not None else "sink busy"
             self.result.source.note_backpressure(now, reason)
             return
-        self._reads_epoch = epoch
         for s in splits.values():
             while (
                 not s.finished
@@ -481,7 +480,7 @@ class Executor:
                 self.result.dead_letters += meta.get("dead", 0)
                 origin = self._ledger.track(s.split.split_id, meta.get("offsets"))
                 if meta["rows"] == 0:
-                    if epoch == self._reads_epoch and self._epoch_reads > 0:
+                    if epoch == self._epoch and self._epoch_reads > 0:
                         self._epoch_reads -= 1  # an empty poll does not fill the epoch
                     if origin is not None:  # only undecodable records: dead-lettered already
                         self._ledger.ack(origin)
