@@ -1,0 +1,59 @@
+"""The index's table: one row per timed text segment, plus one row per distinct frame.
+
+A *segment* row (``source`` = ``ocr``, ``subtitle`` or ``speech``) is a few seconds of text
+with its embedding; a *frame* row (``source`` = ``frame``) is a distinct sampled frame
+(after near-duplicate removal) with its visual signature, for query by frame. Text search
+never returns frame rows; frame search only reads them.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+__all__ = [
+    "CHANNELS",
+    "FRAME_SOURCE",
+    "HIST_BINS",
+    "SEGMENT_SCHEMA",
+    "TABLE_NAME",
+    "segment_id",
+    "segment_schema",
+]
+
+CHANNELS = ("ocr", "subtitle", "speech")
+"""The text channels a segment comes from."""
+FRAME_SOURCE = "frame"
+"""``source`` of the rows that describe a distinct frame (query by frame)."""
+HIST_BINS = 48
+"""Length of a frame's colour histogram (HSV: 16 hue × 3 value bins), L1-normalised."""
+TABLE_NAME = "segments.lance"
+"""The Lance dataset under an index directory."""
+
+
+def segment_schema(dim: int = 384) -> pa.Schema:
+    """The table's schema for embeddings of ``dim`` floats."""
+    return pa.schema(
+        [
+            ("segment_id", pa.string()),
+            ("video_id", pa.string()),
+            ("uri", pa.string()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("text", pa.string()),
+            ("source", pa.string()),
+            ("language", pa.string()),
+            ("vector", pa.list_(pa.float32(), dim)),
+            ("thumbnail", pa.binary()),
+            ("phash", pa.int64()),
+            ("hist", pa.list_(pa.float32(), HIST_BINS)),
+            ("ingested_at", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+
+
+SEGMENT_SCHEMA = segment_schema()
+
+
+def segment_id(video_id: str, source: str, start_s: float) -> str:
+    """A row's stable id: the same segment ingested again gets the same id."""
+    return f"{video_id}#{source}@{start_s:.3f}"
