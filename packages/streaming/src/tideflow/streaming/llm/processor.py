@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tideflow.streaming.errors import ConfigError
-from tideflow.streaming.llm._config import ProcessorConfig, TransformersEngineConfig
+from tideflow.streaming.llm._config import ProcessorConfig
 from tideflow.streaming.llm._engine import engine_target
 from tideflow.streaming.llm._stages import (
     ChatTemplateStage,
@@ -118,7 +118,7 @@ def _plan_stages(
     config: ProcessorConfig, preprocess: RowFn | None, postprocess: RowFn | None
 ) -> tuple[StageDef, ...]:
     engine = config.engine
-    embed = isinstance(engine, TransformersEngineConfig) and engine.task == "embed"
+    embed = engine.embeds
     local_text = not engine.tokenizes_itself and not embed
     cpu = {
         "num_cpus": config.cpu_stage_num_cpus,

