@@ -169,9 +169,34 @@ def test_the_vector_index_is_built_once_enough_rows_are_committed(tmp_path):
     assert nearest.column("id").to_pylist() == [7]
 
 
+def _texts(start: int, words: list[str]) -> pa.Table:
+    rows = _rows(start, len(words))
+    return rows.append_column("text", pa.array(words, pa.string()))
+
+
+def test_a_full_text_index_is_built_at_the_first_commit_and_new_rows_are_searched(tmp_path):
+    uri = str(tmp_path / "out.lance")
+    ctx = _ctx(tmp_path)
+    sink = LanceSink(uri, scalar_indexes={"text": "inverted"}, scalar_index_every_rows=1000)
+    first = ["red ferry harbour", "blue train station"]
+    states = _stage(sink, ctx, {1: _texts(0, first), 2: _texts(2, ["red lighthouse"])})
+
+    sink.commit(ctx, 1, [states[1]])
+    (described,) = lance.dataset(uri).describe_indices()
+    assert (described.name, described.num_rows_indexed) == ("text_idx", 2)
+    sink.commit(ctx, 2, [states[2]])  # one new row: below the threshold, left unindexed
+
+    dataset = lance.dataset(uri)
+    assert dataset.stats.index_stats("text_idx")["num_unindexed_rows"] == 1
+    found = dataset.to_table(full_text_query="red", columns=["id"]).column("id").to_pylist()
+    assert sorted(found) == [0, 2]
+
+
 def test_sink_configuration_errors_are_clear():
     with pytest.raises(ConfigError, match=r"index must be .*IVF_PQ"):
         LanceSink("/tmp/x.lance", index={"column": "vector", "index_type": "KD_TREE"})
+    with pytest.raises(ConfigError, match=r"scalar_indexes must map columns to one of"):
+        LanceSink("/tmp/x.lance", scalar_indexes={"text": "FULLTEXT"})
     with pytest.raises(ConfigError, match=r"rows_per_fragment must be an int ≥ 1"):
         LanceSink("/tmp/x.lance", rows_per_fragment=0)
     with pytest.raises(SinkError, match=r"job has no directory"):

@@ -66,6 +66,7 @@ __all__ = ["LanceSink", "LanceSource"]
 JOB_PROPERTY = "tideflow.job_id"
 EPOCH_PROPERTY = "tideflow.epoch"
 INDEX_TYPES = ("IVF_PQ", "IVF_HNSW_SQ", "IVF_HNSW_PQ", "IVF_SQ", "IVF_FLAT", "IVF_RQ")
+SCALAR_INDEX_TYPES = ("INVERTED", "BTREE", "BITMAP", "LABEL_LIST", "NGRAM")
 _SECRET_WORDS = ("secret", "key", "token", "password", "credential")
 
 
@@ -137,6 +138,13 @@ class LanceSink(Sink):
     committed rows are not indexed yet."""
     rows_per_fragment: int = 65_536
     """A writer writes a fragment once it holds this many rows of an epoch (and at its end)."""
+    scalar_indexes: Mapping[str, str] | None = None
+    """Scalar indexes to maintain, column → type (``INVERTED`` for full-text search,
+    ``BTREE``, ``BITMAP``…): built at the first commit that leaves rows in the dataset,
+    updated whenever ``scalar_index_every_rows`` committed rows are not indexed yet. Lance
+    searches rows not yet indexed too (full-text and filters stay complete)."""
+    scalar_index_every_rows: int = 10_000
+    """Fold new rows into the scalar indexes once this many are not indexed."""
 
     name = "lance"
 
@@ -149,7 +157,16 @@ class LanceSink(Sink):
             )
         if self.schema is not None and not isinstance(self.schema, pa.Schema):
             raise ConfigError(f"{owner}.schema must be a pyarrow.Schema; got {self.schema!r}")
-        for name in ("index_every_rows", "rows_per_fragment"):
+        if self.scalar_indexes is not None:
+            scalar = {str(k): str(v).upper() for k, v in dict(self.scalar_indexes).items()}
+            if not scalar or any(v not in SCALAR_INDEX_TYPES for v in scalar.values()):
+                message = (
+                    f"{owner}.scalar_indexes must map columns to one of "
+                    f"{list(SCALAR_INDEX_TYPES)}; got {self.scalar_indexes!r}"
+                )
+                raise ConfigError(message)
+            object.__setattr__(self, "scalar_indexes", scalar)
+        for name in ("index_every_rows", "rows_per_fragment", "scalar_index_every_rows"):
             n = getattr(self, name)
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ConfigError(f"{owner}.{name} must be an int ≥ 1; got {n!r}")
@@ -186,6 +203,8 @@ class LanceSink(Sink):
         staging.remove(lambda e: e <= epoch)
         if self.index is not None:
             self._maintain_index()
+        if self.scalar_indexes:
+            self._maintain_scalar_indexes()
 
     def abort(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
         self._discard(ctx, lambda e: e == epoch)
@@ -324,6 +343,34 @@ class LanceSink(Sink):
                 if behind >= self.index_every_rows:
                     dataset.optimize.optimize_indices(index_names=[name])
                     self._log().info("sink.index_updated", index=name, added=behind)
+        except Exception as e:  # the data is committed; a later commit tries again
+            problem = f"{type(e).__name__}: {redact(str(e))}"
+        if problem is not None:
+            self._log().error("sink.index_failed", index=name, error=problem)
+
+    def _maintain_scalar_indexes(self) -> None:
+        assert self.scalar_indexes is not None
+        problem, name = None, ""
+        try:
+            dataset = self._dataset()
+            if dataset.count_rows() == 0:
+                return
+            existing = {i.name for i in dataset.describe_indices()}
+            behind_names = []
+            for column, kind in self.scalar_indexes.items():
+                name = f"{column}_idx"
+                if name not in existing:
+                    dataset.create_scalar_index(column, index_type=kind, name=name)
+                    self._log().info("sink.index_built", index=name, rows=dataset.count_rows())
+                elif (
+                    dataset.stats.index_stats(name)["num_unindexed_rows"]
+                    >= self.scalar_index_every_rows
+                ):
+                    behind_names.append(name)
+            if behind_names:
+                name = ", ".join(behind_names)
+                dataset.optimize.optimize_indices(index_names=behind_names)
+                self._log().info("sink.index_updated", index=name)
         except Exception as e:  # the data is committed; a later commit tries again
             problem = f"{type(e).__name__}: {redact(str(e))}"
         if problem is not None:
