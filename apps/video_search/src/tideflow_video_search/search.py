@@ -1,0 +1,430 @@
+"""Search an index: hybrid text search (BM25 + vectors, fused by reciprocal rank) and
+query by frame (perceptual hash + colour histogram nearest neighbours).
+
+>>> index = SearchIndex("index/")
+>>> [h.to_dict() for h in index.search("when does the ferry leave", k=5, source="speech")]
+... # doctest: +SKIP
+
+**Fusion.** BM25 (Lance's full-text index) and vector search (the query embedded by the
+index's model) each return ``candidates`` rows; a row's fused score is the sum over the
+lists that hold it of ``w / (RRF_K + rank)``, where ``w`` is the list's *confidence* in that
+row: the cosine similarity rescaled between the model's floor (unrelated text) and 1, and
+the BM25 score saturated as ``s / (s + BM25_HALF)``. Plain RRF ranks only; the weights make
+the fused score an absolute relevance too (scaled so that a row first in both lists with
+full confidence scores 1), so one threshold (:attr:`SearchIndex.score_threshold`) tells
+answers from non-answers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tideflow.core.errors import ConfigError
+from tideflow.core.uri import redact
+from tideflow_video_search.schema import CHANNELS, FRAME_SOURCE, TABLE_NAME
+
+__all__ = [
+    "MAX_K",
+    "MAX_QUERY_CHARS",
+    "MODES",
+    "Hit",
+    "IndexMeta",
+    "QueryError",
+    "SearchIndex",
+    "read_meta",
+    "write_meta",
+]
+
+MAX_K = 100
+MAX_QUERY_CHARS = 500
+MODES = ("hybrid", "text", "vector")
+RRF_K = 60
+BM25_HALF = 4.0
+"""A BM25 score of this much counts as half-confident."""
+SIMILARITY_FLOOR = {"e5": 0.78, "minilm": 0.15}
+"""Cosine similarity of unrelated texts under each packaged model (below: no confidence)."""
+DEFAULT_FLOOR = 0.2
+META_FILE = "index.json"
+
+
+class QueryError(ConfigError):
+    """A search request is invalid; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a moment of a video."""
+
+    segment_id: str
+    video_id: str
+    uri: str
+    start_s: float
+    end_s: float
+    text: str
+    source: str
+    language: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able; the URI without credentials."""
+        row = asdict(self)
+        row["uri"] = redact(self.uri)
+        row["score"] = round(self.score, 6)
+        return row
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexMeta:
+    """What an index directory was built with (``index.json``)."""
+
+    embedding: str
+    dim: int
+    score_threshold: float = 0.35
+
+
+def write_meta(index_dir: str | os.PathLike[str], meta: IndexMeta) -> None:
+    """Write ``index.json`` (atomically)."""
+    path = Path(index_dir) / META_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(meta), indent=2))
+    tmp.replace(path)
+
+
+def read_meta(index_dir: str | os.PathLike[str]) -> IndexMeta | None:
+    """``index.json`` of an index directory, or None when there is none."""
+    path = Path(index_dir) / META_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return IndexMeta(**{k: data[k] for k in ("embedding", "dim", "score_threshold") if k in data})
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+_COLUMNS = ["segment_id", "video_id", "uri", "start_s", "end_s", "text", "source", "language"]
+
+
+class SearchIndex:
+    """An index directory, opened for searching. Thread-safe; :meth:`refresh` sees new rows."""
+
+    def __init__(
+        self,
+        index_dir: str | os.PathLike[str],
+        *,
+        embedding: str | None = None,
+        embedder: Any = None,
+    ) -> None:
+        import lance
+
+        self.index_dir = Path(index_dir)
+        self._uri = str(self.index_dir / TABLE_NAME)
+        if not (self.index_dir / TABLE_NAME).exists():
+            message = (
+                f"no index at {str(index_dir)!r}: expected {TABLE_NAME} there "
+                "(build one with `video-search ingest SRC --index DIR`)"
+            )
+            raise ConfigError(message)
+        meta = read_meta(self.index_dir)
+        self.embedding = embedding or (meta.embedding if meta else "e5")
+        self.score_threshold = meta.score_threshold if meta else 0.35
+        self._floor = SIMILARITY_FLOOR.get(self.embedding, DEFAULT_FLOOR)
+        self._embedder = embedder
+        self._lock = threading.Lock()
+        self._dataset = lance.dataset(self._uri)
+        self._frames: tuple[int, dict[str, np.ndarray]] | None = None
+        self._refreshed = time.monotonic()
+
+    # -- the table -----------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Open the latest version (rows committed since are searched from now on)."""
+        import lance
+
+        with self._lock:
+            self._dataset = lance.dataset(self._uri)
+            self._refreshed = time.monotonic()
+
+    def refresh_every(self, seconds: float) -> None:
+        """:meth:`refresh` if the last one is older than ``seconds``."""
+        if time.monotonic() - self._refreshed >= seconds:
+            self.refresh()
+
+    @property
+    def dataset(self) -> Any:
+        return self._dataset
+
+    def stats(self) -> dict[str, Any]:
+        """Rows, videos, rows per source, the table version."""
+        dataset = self._dataset
+        table = dataset.to_table(columns=["video_id", "source"])
+        sources: dict[str, int] = {}
+        for source in table.column("source").to_pylist():
+            sources[source] = sources.get(source, 0) + 1
+        return {
+            "rows": table.num_rows,
+            "videos": len(set(table.column("video_id").to_pylist())),
+            "sources": sources,
+            "version": dataset.version,
+            "embedding": self.embedding,
+        }
+
+    def video_uri(self, video_id: str) -> str | None:
+        """The URI of an indexed video (None: not in the index)."""
+        if not isinstance(video_id, str) or not video_id:
+            return None
+        table = self._dataset.to_table(
+            columns=["uri"], filter=f"video_id = {_quote(video_id)}", limit=1
+        )
+        return str(table.column("uri")[0].as_py()) if table.num_rows else None
+
+    def thumbnail(self, segment_id: str) -> bytes | None:
+        """The JPEG thumbnail of a row (None: no such row)."""
+        table = self._dataset.to_table(
+            columns=["thumbnail"], filter=f"segment_id = {_quote(segment_id)}", limit=1
+        )
+        if not table.num_rows:
+            return None
+        value = table.column("thumbnail")[0].as_py()
+        return bytes(value) if value else None
+
+    # -- text search ---------------------------------------------------------------------
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The query's vector, by the model the index was built with."""
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    from tideflow.media.embeddings import TextEmbedder
+
+                    self._embedder = TextEmbedder(self.embedding, role="query")
+        vector: np.ndarray = self._embedder.embed_query(text)
+        return vector
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 5,
+        video_id: str | None = None,
+        source: str | None = None,
+        language: str | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        mode: str = "hybrid",
+        group_by_video: bool = False,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best moments for ``query`` (see the module docs for the scoring).
+
+        Filters: ``video_id``, ``source`` (one of ``ocr``, ``subtitle``, ``speech``),
+        ``language``, and a time range (segments overlapping ``[start_s, end_s]``).
+        ``group_by_video``: at most one hit per video (its best moment).
+        """
+        text = query.strip() if isinstance(query, str) else ""
+        if not text:
+            raise QueryError("the query is empty: expected 1 to 500 characters of text")
+        if len(text) > MAX_QUERY_CHARS:
+            message = f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS} allowed"
+            raise QueryError(message)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise QueryError(f"k must be an integer from 1 to {MAX_K}; got {k!r}")
+        if mode not in MODES:
+            raise QueryError(f"mode must be one of {list(MODES)}; got {mode!r}")
+        where = _filters(video_id, source, language, start_s, end_s)
+        pool = candidates or max(50, 4 * k)
+        if group_by_video:
+            pool = max(pool, 10 * k)
+        lists: list[list[tuple[dict[str, Any], float]]] = []
+        if mode in ("hybrid", "text"):
+            lists.append(self._bm25(text, where, pool))
+        if mode in ("hybrid", "vector"):
+            lists.append(self._nearest(self.embed_query(text), where, pool))
+        hits = _fuse(lists, n_lists=len(lists))
+        if group_by_video:
+            seen: set[str] = set()
+            hits = [h for h in hits if not (h.video_id in seen or seen.add(h.video_id))]
+        return hits[:k]
+
+    def _bm25(self, text: str, where: str, limit: int) -> list[tuple[dict[str, Any], float]]:
+        try:
+            table = self._dataset.to_table(
+                full_text_query=text, columns=_COLUMNS, filter=where, limit=limit, prefilter=True
+            )
+        except (ValueError, OSError, RuntimeError) as error:
+            if "index" not in str(error).lower():
+                raise
+            return []  # no full-text index yet (an empty index): vectors only
+        scores = table.column("_score").to_pylist()
+        rows = table.select(_COLUMNS).to_pylist()
+        return [
+            (row, float(s) / (float(s) + BM25_HALF)) for row, s in zip(rows, scores, strict=True)
+        ]
+
+    def _nearest(
+        self, vector: np.ndarray, where: str, limit: int
+    ) -> list[tuple[dict[str, Any], float]]:
+        table = self._dataset.to_table(
+            nearest={"column": "vector", "q": vector, "k": limit, "metric": "cosine"},
+            columns=_COLUMNS,
+            filter=where,
+            prefilter=True,
+        )
+        distances = table.column("_distance").to_pylist()
+        rows = table.select(_COLUMNS).to_pylist()
+        floor = self._floor
+        out = []
+        for row, distance in zip(rows, distances, strict=True):
+            similarity = 1.0 - float(distance)
+            out.append((row, min(1.0, max(0.0, (similarity - floor) / (1.0 - floor)))))
+        return out
+
+    # -- query by frame ------------------------------------------------------------------
+
+    def search_frame(self, image: bytes | np.ndarray, *, k: int = 5) -> list[Hit]:
+        """The frames most like ``image`` (a screenshot: encoded JPEG/PNG bytes or an RGB
+        array), as moments of their videos; ``score`` 1 means identical signatures."""
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise QueryError(f"k must be an integer from 1 to {MAX_K}; got {k!r}")
+        from tideflow.media.dedup import frame_signature
+
+        pixels = _decode_image(image)
+        signature = frame_signature(pixels)
+        frames = self._frame_table()
+        if not len(frames["phash"]):
+            return []
+        distance = _hamming(frames["phash"], signature.phash) / 64.0
+        hist = np.abs(frames["hist"] - signature.hist[None, :]).sum(axis=1) / 2.0
+        score = 1.0 - 0.5 * distance - 0.5 * hist
+        order = np.argsort(-score)[:k]
+        return [
+            Hit(
+                segment_id=str(frames["segment_id"][i]),
+                video_id=str(frames["video_id"][i]),
+                uri=str(frames["uri"][i]),
+                start_s=float(frames["start_s"][i]),
+                end_s=float(frames["end_s"][i]),
+                text=str(frames["text"][i]),
+                source=FRAME_SOURCE,
+                language=str(frames["language"][i]),
+                score=float(score[i]),
+            )
+            for i in order
+        ]
+
+    def _frame_table(self) -> dict[str, np.ndarray]:
+        dataset = self._dataset
+        cached = self._frames
+        if cached is not None and cached[0] == dataset.version:
+            return cached[1]
+        table = dataset.to_table(
+            columns=[*_COLUMNS, "phash", "hist"], filter=f"source = {_quote(FRAME_SOURCE)}"
+        )
+        hist = table.column("hist").combine_chunks()
+        frames = {
+            **{name: np.asarray(table.column(name).to_pylist(), dtype=object) for name in _COLUMNS},
+            "phash": table.column("phash").to_numpy().astype(np.int64),
+            "hist": np.asarray(hist.flatten().to_numpy(), np.float32).reshape(table.num_rows, -1)
+            if table.num_rows
+            else np.zeros((0, 48), np.float32),
+        }
+        self._frames = (dataset.version, frames)
+        return frames
+
+
+def _filters(
+    video_id: str | None,
+    source: str | None,
+    language: str | None,
+    start_s: float | None,
+    end_s: float | None,
+) -> str:
+    clauses = [f"source != {_quote(FRAME_SOURCE)}"]
+    if video_id is not None:
+        clauses.append(f"video_id = {_quote(str(video_id))}")
+    if source is not None:
+        if source not in CHANNELS:
+            raise QueryError(f"source must be one of {list(CHANNELS)}; got {source!r}")
+        clauses.append(f"source = {_quote(source)}")
+    if language is not None:
+        if not isinstance(language, str) or not 1 <= len(language) <= 16:
+            raise QueryError(f"language must be a short language code; got {language!r}")
+        clauses.append(f"language = {_quote(language)}")
+    for name, value in (("start_s", start_s), ("end_s", end_s)):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise QueryError(f"{name} must be a number of seconds >= 0; got {value!r}")
+    if start_s is not None and end_s is not None and end_s <= start_s:
+        raise QueryError(f"end_s must be greater than start_s; got {start_s} and {end_s}")
+    if start_s is not None:
+        clauses.append(f"end_s >= {float(start_s)}")
+    if end_s is not None:
+        clauses.append(f"start_s <= {float(end_s)}")
+    return " AND ".join(clauses)
+
+
+def _fuse(lists: Iterable[list[tuple[dict[str, Any], float]]], *, n_lists: int) -> list[Hit]:
+    fused: dict[str, float] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for ranked in lists:
+        for rank, (row, confidence) in enumerate(ranked, start=1):
+            key = row["segment_id"]
+            rows[key] = row
+            fused[key] = fused.get(key, 0.0) + confidence * (RRF_K + 1) / (RRF_K + rank)
+    order = sorted(fused, key=lambda key: (-fused[key], key))
+    return [
+        Hit(
+            segment_id=key,
+            video_id=rows[key]["video_id"],
+            uri=rows[key]["uri"],
+            start_s=float(rows[key]["start_s"]),
+            end_s=float(rows[key]["end_s"]),
+            text=rows[key]["text"] or "",
+            source=rows[key]["source"],
+            language=rows[key]["language"] or "",
+            score=fused[key] / max(1, n_lists),
+        )
+        for key in order
+    ]
+
+
+def _hamming(hashes: np.ndarray, value: int) -> np.ndarray:
+    xor = np.bitwise_xor(hashes.astype(np.int64), np.int64(value)).view(np.uint64)
+    counts = np.zeros(len(xor), np.int64)
+    for shift in range(0, 64, 8):
+        counts += _POPCOUNT[((xor >> np.uint64(shift)) & np.uint64(0xFF)).astype(np.int64)]
+    return counts
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int64)
+
+
+def _decode_image(image: bytes | np.ndarray) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise QueryError(f"expected an RGB image (H × W × 3); got shape {image.shape}")
+        return image.astype(np.uint8)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(image)) as opened:
+            return np.asarray(opened.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise QueryError(f"expected a JPEG or PNG image: {error}") from None
