@@ -262,7 +262,11 @@ class SearchIndex:
     def _bm25(self, text: str, where: str, limit: int) -> list[tuple[dict[str, Any], float]]:
         try:
             table = self._dataset.to_table(
-                full_text_query=text, columns=_COLUMNS, filter=where, limit=limit, prefilter=True
+                full_text_query=text,
+                columns=[*_COLUMNS, "_score"],
+                filter=where,
+                limit=limit,
+                prefilter=True,
             )
         except (ValueError, OSError, RuntimeError) as error:
             if "index" not in str(error).lower():
@@ -279,7 +283,7 @@ class SearchIndex:
     ) -> list[tuple[dict[str, Any], float]]:
         table = self._dataset.to_table(
             nearest={"column": "vector", "q": vector, "k": limit, "metric": "cosine"},
-            columns=_COLUMNS,
+            columns=[*_COLUMNS, "_distance"],
             filter=where,
             prefilter=True,
         )

@@ -1,0 +1,306 @@
+"""``video-search``: the app's command line.
+
+    video-search samples DIR                       # the generated corpus (videos + queries)
+    video-search ingest SRC --index DIR [--follow] [--fps 1] [--shard-seconds 10]
+    video-search query --index DIR [--k 5] [--json] [--source speech] TEXT
+    video-search serve --index DIR [--host 127.0.0.1] [--port 8000]
+    video-search eval --index DIR --queries FILE [--corpus DIR] [--json]
+
+SRC: a folder of videos (local, ``s3://…``, ``hdfs://…``) or ``kafka://HOST:PORT/TOPIC``.
+Exit codes: 0 done, 1 the job failed, 2 bad arguments or input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0; got {text!r}")
+    return value
+
+
+def _count(low: int, high: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer from {low} to {high}; got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _pool(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or not 1 <= parts[0] <= parts[1]:
+        raise argparse.ArgumentTypeError(f"expected N or MIN,MAX (1 <= MIN <= MAX); got {text!r}")
+    return parts[0], parts[1]
+
+
+def _priority(text: str) -> tuple[str, int]:
+    pattern, sep, value = text.rpartition("=")
+    if not sep:
+        return text, 1
+    try:
+        return pattern, int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--priority {text!r}: expected GLOB or GLOB=INTEGER (e.g. 'news/*=10')"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="video-search",
+        description="Search videos by what is on screen, in their subtitles and in their speech.",
+    )
+    parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", help="index videos (a folder, bucket or Kafka topic)")
+    ingest.add_argument(
+        "source", metavar="SRC", help="folder/bucket of videos or kafka://HOST:PORT/TOPIC"
+    )
+    ingest.add_argument("--index", required=True, metavar="DIR", help="the index directory")
+    ingest.add_argument(
+        "--follow", action="store_true", help="keep reading new videos until Ctrl-C"
+    )
+    ingest.add_argument("--fps", type=_positive, default=1.0, help="frames sampled per second (1)")
+    ingest.add_argument("--keyframes", action="store_true", help="sample keyframes only")
+    ingest.add_argument("--shard-seconds", type=_positive, default=10.0, help="shard length (10)")
+    ingest.add_argument(
+        "--checkpoint-interval",
+        type=_positive,
+        default=3.0,
+        metavar="S",
+        help="seconds between checkpoints (3)",
+    )
+    ingest.add_argument(
+        "--embedding", default="e5", help="e5 (multilingual, default), minilm, or a model folder"
+    )
+    ingest.add_argument(
+        "--whisper-model", default="base", help="base (default), tiny.en, or a faster-whisper model"
+    )
+    ingest.add_argument(
+        "--speech-language", default=None, help="language of the speech (default: detected)"
+    )
+    for channel in ("ocr", "subtitles", "speech", "dedup"):
+        ingest.add_argument(f"--no-{channel}", action="store_true", help=f"turn {channel} off")
+    ingest.add_argument("--ocr-pool", type=_pool, default=None, metavar="N|MIN,MAX")
+    ingest.add_argument("--speech-pool", type=_pool, default=None, metavar="N|MIN,MAX")
+    ingest.add_argument("--embed-pool", type=_pool, default=(1, 1), metavar="N|MIN,MAX")
+    ingest.add_argument(
+        "--priority",
+        type=_priority,
+        action="append",
+        default=[],
+        metavar="GLOB[=N]",
+        help="videos that go first",
+    )
+    ingest.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    ingest.add_argument(
+        "--num-cpus", type=_count(1, 1024), default=None, help="CPUs of the local Ray"
+    )
+
+    query = commands.add_parser("query", help="search an index")
+    query.add_argument("text", nargs="+", metavar="TEXT")
+    query.add_argument("--index", required=True, metavar="DIR")
+    query.add_argument("--k", type=_count(1, 100), default=5, help="hits (1..100, default 5)")
+    query.add_argument("--json", action="store_true", help="print one JSON list of hits")
+    query.add_argument("--video-id", default=None)
+    query.add_argument("--source", choices=("ocr", "subtitle", "speech"), default=None)
+    query.add_argument("--language", default=None)
+    query.add_argument("--start-s", type=_seconds, default=None)
+    query.add_argument("--end-s", type=_seconds, default=None)
+    query.add_argument("--mode", choices=("hybrid", "text", "vector"), default="hybrid")
+    query.add_argument("--group", action="store_true", help="one hit per video")
+
+    serve = commands.add_parser("serve", help="the HTTP API and the web page")
+    serve.add_argument("--index", required=True, metavar="DIR")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_count(1, 65535), default=8000)
+
+    samples = commands.add_parser("samples", help="write the generated corpus (videos + truth)")
+    samples.add_argument("folder", metavar="DIR")
+    samples.add_argument("--count", type=_count(6, 10_000), default=64)
+    samples.add_argument("--seed", type=int, default=0)
+    samples.add_argument("--bad", action="store_true", help="also write bad inputs under DIR/bad")
+
+    evaluate = commands.add_parser(
+        "eval", help="recall@k, MRR, nDCG of a query file; OCR CER, speech WER"
+    )
+    evaluate.add_argument("--index", required=True, metavar="DIR")
+    evaluate.add_argument(
+        "--queries", default=None, metavar="FILE", help="JSON lines (default: the frozen set)"
+    )
+    evaluate.add_argument(
+        "--corpus", default=None, metavar="DIR", help="the samples folder (for CER/WER)"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument(
+        "--out", default=None, metavar="FILE", help="also write the JSON report here"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    os.environ.setdefault("RAY_enable_worker_prestart", "0")
+    from tideflow.core.errors import TideflowError
+    from tideflow.core.observability import configure_logging
+
+    configure_logging(format=args.log_format, level=args.log_level, stream=sys.stderr)
+    handlers = {
+        "ingest": _ingest,
+        "query": _query,
+        "serve": _serve,
+        "samples": _samples,
+        "eval": _eval,
+    }
+    try:
+        return int(handlers[args.command](args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except TideflowError as error:
+        print(f"video-search {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from tideflow_video_search.config import IngestConfig
+    from tideflow_video_search.ingest import Ingest
+
+    config = IngestConfig(
+        fps=args.fps,
+        keyframes=args.keyframes,
+        shard_seconds=args.shard_seconds,
+        checkpoint_interval_s=args.checkpoint_interval,
+        embedding=args.embedding,
+        whisper_model=args.whisper_model,
+        speech_language=args.speech_language,
+        ocr=not args.no_ocr,
+        subtitles=not args.no_subtitles,
+        speech=not args.no_speech,
+        dedup=not args.no_dedup,
+        ocr_pool=args.ocr_pool,
+        speech_pool=args.speech_pool,
+        embed_pool=args.embed_pool,
+        priority=dict(args.priority),
+    )
+    ingest = Ingest(args.source, args.index, config=config, follow=args.follow)
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    print(
+        f"ingesting {ingest.source!r} into {ingest.index_dir} (job {ingest.job_id})",
+        file=sys.stderr,
+    )
+    result = ingest.run(progress=args.progress)
+    job = result.job
+    print(
+        f"done: {job.rows_in} shards read, {job.rows_out} rows written, "
+        f"{job.dead_letters} dead letters ({result.dead_letters}), {job.wall_s:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from tideflow_video_search.search import SearchIndex
+
+    index = SearchIndex(args.index)
+    hits = index.search(
+        " ".join(args.text),
+        k=args.k,
+        video_id=args.video_id,
+        source=args.source,
+        language=args.language,
+        start_s=args.start_s,
+        end_s=args.end_s,
+        mode=args.mode,
+        group_by_video=args.group,
+    )
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no results")
+    for n, hit in enumerate(hits, start=1):
+        span = f"{_clock(hit.start_s)}–{_clock(hit.end_s)}"
+        print(f"{n:>2}. {hit.score:.3f}  {hit.video_id}  {span}  [{hit.source}]  {hit.text[:100]}")
+    return 0
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{secs:02d}"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from tideflow_video_search.server import serve
+
+    print(
+        f"serving {args.index} on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr
+    )
+    serve(args.index, host=args.host, port=args.port)
+    return 0
+
+
+def _samples(args: argparse.Namespace) -> int:
+    from tideflow_video_search.samples import make_bad_samples, make_samples
+
+    corpus = make_samples(args.folder, count=args.count, seed=args.seed)
+    print(f"wrote {len(corpus.videos)} videos to {args.folder}", file=sys.stderr)
+    if args.bad:
+        bad = make_bad_samples(os.path.join(args.folder, "bad"))
+        print(f"wrote {len(bad)} bad inputs to {os.path.join(args.folder, 'bad')}", file=sys.stderr)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from tideflow_video_search.evaluation import evaluate_index, format_report
+
+    report = evaluate_index(args.index, queries=args.queries, corpus=args.corpus)
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    print(text if args.json else format_report(report))
+    return 0

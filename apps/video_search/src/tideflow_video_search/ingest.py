@@ -1,0 +1,241 @@
+"""The ingest job: videos → segments with vectors → a Lance table, exactly once.
+
+source (probe + shard) → frames (decode + near-duplicate removal) → OCR → subtitles →
+speech → segments → embeddings (LLM operator) → index rows → Lance (vector and full-text
+indexes). Every model stage is its own elastic actor pool, so the shards of many videos are
+at different stages at once; a checkpoint every ``checkpoint_interval_s`` seconds records
+the source positions (the next shard of the video in progress), so an ingest killed and run
+again with the same command resumes mid-video and writes no segment twice.
+
+>>> job = Ingest("videos/", "index/", config=IngestConfig(fps=1))
+>>> result = job.run()                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tideflow.core.errors import ConfigError
+from tideflow.core.uri import redact
+from tideflow.streaming import CheckpointConfig, Job, JobResult, Pipeline
+from tideflow.streaming.connectors import Source
+from tideflow_video_search.config import IngestConfig
+from tideflow_video_search.schema import TABLE_NAME, segment_schema
+from tideflow_video_search.search import IndexMeta, read_meta, write_meta
+from tideflow_video_search.stages import BuildSegments, ExtractFrames, ToIndexRows
+
+__all__ = ["Ingest", "IngestResult", "build_pipeline", "parse_source"]
+
+_SOURCE_HELP = (
+    "expected a folder of videos or a video file (a local path, file://, s3://, hdfs://) "
+    "or a Kafka topic as kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]"
+)
+STATE_DIR = "_state"
+"""Under the index directory: checkpoints and dead letters of its ingest jobs."""
+
+
+def _cluster_cpus() -> int:
+    import ray
+
+    if ray.is_initialized():
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return max(1, os.cpu_count() or 1)
+
+
+def parse_source(
+    text: str | Source,
+    *,
+    shard_seconds: float = 10.0,
+    priority: Mapping[str, int] | None = None,
+    follow: bool = False,
+) -> Source:
+    """A source from its text: a folder, a bucket URI or ``kafka://host:port/topic``."""
+    from tideflow.media.sources import VideoFolderSource, VideoTopicSource
+
+    if isinstance(text, Source):
+        return text
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"video source {text!r}: {_SOURCE_HELP}")
+    if text.startswith("kafka://"):
+        parsed = urllib.parse.urlsplit(text)
+        topics = [t for t in parsed.path.strip("/").split(",") if t]
+        if not parsed.netloc or not topics:
+            raise ConfigError(f"video source {redact(text)!r}: {_SOURCE_HELP}")
+        return VideoTopicSource(
+            topics=topics,
+            bootstrap_servers=parsed.netloc,
+            shard_seconds=shard_seconds,
+            until=None if follow else "now",
+        )
+    if "://" not in text or text.startswith("file://"):
+        path = text.removeprefix("file://")
+        if not os.path.exists(path):
+            raise ConfigError(f"video source {text!r} does not exist: {_SOURCE_HELP}")
+    return VideoFolderSource(
+        uri=text, shard_seconds=shard_seconds, priority=dict(priority or {}), follow=follow
+    )
+
+
+def build_pipeline(config: IngestConfig, source: Source, *, dim: int = 384) -> Pipeline:
+    """The ingest pipeline without its sink (rows out: the index table's schema)."""
+    from tideflow.media.embeddings import embedding_processor
+
+    cpus = _cluster_cpus()
+    pipeline = Pipeline.read(source, batch_size=1, priority_column="priority").map_batches(
+        ExtractFrames, name="frames", num_cpus=0, concurrency=(1, 2), fn_constructor_args=(config,)
+    )
+    if config.ocr:
+        from tideflow.media.ocr import OcrFrames
+
+        pipeline = pipeline.map_batches(
+            OcrFrames,
+            name="ocr",
+            num_cpus=1,
+            concurrency=config.ocr_pool or (1, cpus),
+            fn_constructor_kwargs={"threads": 1, "retries": config.retries},
+        )
+    if config.subtitles:
+        from tideflow.media.subtitles import ReadSubtitles
+
+        pipeline = pipeline.map_batches(ReadSubtitles, name="subtitles", num_cpus=0)
+    if config.speech:
+        from tideflow.media.asr import SpeechRecognizer
+
+        pipeline = pipeline.map_batches(
+            SpeechRecognizer,
+            name="speech",
+            num_cpus=1,
+            concurrency=config.speech_pool or (1, max(1, cpus // 2)),
+            fn_constructor_kwargs={
+                "model": config.whisper_model,
+                "language": config.speech_language,
+                "cpu_threads": 1,
+            },
+        )
+    pipeline = pipeline.map_batches(
+        BuildSegments, name="segments", num_cpus=0, fn_constructor_args=(config,)
+    )
+    pipeline = embedding_processor(
+        config.embedding, concurrency=config.embed_pool, num_cpus=1, batch_size=64
+    )(pipeline)
+    return pipeline.map_batches(ToIndexRows, name="rows", num_cpus=0, fn_constructor_args=(dim,))
+
+
+@dataclass
+class IngestResult:
+    """What :meth:`Ingest.run` returns."""
+
+    job_id: str
+    job: JobResult
+    """The engine's metrics (stages, checkpoints, dead letters)."""
+    index_dir: str
+    dead_letters: str
+    """Where this job's dead letters are (JSON lines)."""
+
+    @property
+    def rows_written(self) -> int:
+        return int(self.job.rows_out)
+
+
+class Ingest:
+    """An ingest of ``source`` into the index directory ``index_dir``.
+
+    The job id is derived from the source and the index, so the same command run again
+    resumes the same job (and a finished bounded one writes nothing new).
+    """
+
+    def __init__(
+        self,
+        source: str | Source,
+        index_dir: str | os.PathLike[str],
+        *,
+        config: IngestConfig | None = None,
+        follow: bool = False,
+        job_id: str | None = None,
+        queue_limit: int = 2,
+    ) -> None:
+        from tideflow.media.embeddings import embedding_dim
+
+        self.config = config or IngestConfig()
+        self.index_dir = Path(index_dir).absolute()
+        self.source = parse_source(
+            source,
+            shard_seconds=self.config.shard_seconds,
+            priority=self.config.priority,
+            follow=follow,
+        )
+        meta = read_meta(self.index_dir)
+        if meta is not None and meta.embedding != self.config.embedding:
+            message = (
+                f"index {str(self.index_dir)!r} holds {meta.embedding!r} vectors; this ingest "
+                f"would add {self.config.embedding!r} ones: use --embedding {meta.embedding} "
+                "or a new index directory"
+            )
+            raise ConfigError(message)
+        self.dim = meta.dim if meta is not None else embedding_dim(self.config.embedding)
+        key = json.dumps([str(source), str(self.index_dir)])
+        self.job_id = job_id or f"ingest-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+        if isinstance(queue_limit, bool) or not isinstance(queue_limit, int) or queue_limit < 1:
+            raise ConfigError(f"queue_limit must be an int >= 1; got {queue_limit!r}")
+        self.queue_limit = queue_limit
+        self.state_uri = str(self.index_dir / STATE_DIR)
+        self.dead_letters = f"{self.state_uri}/{self.job_id}/dead_letters"
+
+    def sink(self) -> Any:
+        from tideflow.streaming.connectors import LanceSink
+
+        return LanceSink(
+            str(self.index_dir / TABLE_NAME),
+            schema=segment_schema(self.dim),
+            scalar_indexes={"text": "INVERTED"},
+            scalar_index_every_rows=2_000,
+            index={
+                "column": "vector",
+                "index_type": "IVF_PQ",
+                "metric": "cosine",
+                "num_partitions": 64,
+                "num_sub_vectors": 48,
+            },
+            index_every_rows=20_000,
+        )
+
+    def pipeline(self) -> Pipeline:
+        return build_pipeline(self.config, self.source, dim=self.dim).write(self.sink())
+
+    def _options(self, on_progress: Callable[[JobResult], None] | None) -> dict[str, Any]:
+        write_meta(self.index_dir, IndexMeta(embedding=self.config.embedding, dim=self.dim))
+        return {
+            "checkpoint": CheckpointConfig(
+                uri=self.state_uri, interval_s=self.config.checkpoint_interval_s
+            ),
+            "queue_limit": self.queue_limit,
+            "on_progress": on_progress,
+        }
+
+    def start(self, *, on_progress: Callable[[JobResult], None] | None = None) -> Job:
+        """Start in the background; ``job.stop()`` ends a followed source cleanly."""
+        return self.pipeline().start(job_id=self.job_id, **self._options(on_progress))
+
+    def run(
+        self,
+        *,
+        progress: bool | None = None,
+        on_progress: Callable[[JobResult], None] | None = None,
+    ) -> IngestResult:
+        """Run until the source ends (or Ctrl-C: the epoch in flight is committed first)."""
+        result = self.pipeline().run(
+            job_id=self.job_id, progress=progress, **self._options(on_progress)
+        )
+        return IngestResult(
+            job_id=self.job_id,
+            job=result,
+            index_dir=str(self.index_dir),
+            dead_letters=self.dead_letters,
+        )
