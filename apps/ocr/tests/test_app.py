@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from tideflow.media.video import shard_plan
 from tideflow_ocr import OcrApp, OcrConfig, VideoFailure, VideoResult, read_results
 from tideflow_ocr.testdata import VideoSpec, character_error_rate
-from tideflow_ocr.video import shard_plan
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

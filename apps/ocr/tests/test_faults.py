@@ -16,9 +16,9 @@ from _ocr_driver import JOB, TABLE, app, catalog
 from _ocr_processes import ocr_pids
 
 from tideflow.core.checkpoint import CheckpointStore
+from tideflow.media.video import shard_plan
 from tideflow_ocr import OcrApp, OcrConfig, read_results
 from tideflow_ocr.testdata import bench_specs, character_error_rate, make_corpus
-from tideflow_ocr.video import shard_plan
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from tideflow.media.sources import VideoFolderSource, VideoTopicSource, parse_message
 from tideflow.streaming.connectors import JSONLSink
 from tideflow_ocr import OcrApp, OcrConfig, parse_output, parse_source
 from tideflow_ocr.errors import ConfigError
-from tideflow_ocr.sources import VideoFolderSource, VideoTopicSource, parse_message
 from tideflow_ocr.stages import RESULT_SCHEMA, FilterVideos, gather_shards
 
 

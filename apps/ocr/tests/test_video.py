@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from tideflow.media.video import probe, sample_frames, shard_plan
 from tideflow_ocr.errors import VideoError
 from tideflow_ocr.testdata import VideoSpec, character_error_rate, default_specs, make_video
-from tideflow_ocr.video import probe, sample_frames, shard_plan
 
 
 @pytest.fixture(scope="module")

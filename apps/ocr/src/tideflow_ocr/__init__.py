@@ -22,6 +22,7 @@ import os
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("RAY_enable_worker_prestart", "0")
 
+from tideflow.media.sources import VideoFolderSource, VideoTopicSource
 from tideflow_ocr.app import (
     OUTPUT_SCHEMA,
     OcrApp,
@@ -43,7 +44,6 @@ from tideflow_ocr.sinks import (
     ResultSink,
     VideoFailure,
 )
-from tideflow_ocr.sources import VideoFolderSource, VideoTopicSource
 
 __all__ = [
     # the app

@@ -16,12 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tideflow.core.uri import redact
+from tideflow.media.sources import VideoFolderSource, VideoTopicSource
 from tideflow.streaming import CheckpointConfig, Job, JobResult, Pipeline
 from tideflow.streaming.connectors import JSONLSink, ParquetSink, Sink, Source
 from tideflow_ocr.config import OcrConfig
 from tideflow_ocr.errors import ConfigError
 from tideflow_ocr.sinks import DeadLetters, JSONLFileSink, ResultSink, VideoFailure
-from tideflow_ocr.sources import VideoFolderSource, VideoTopicSource
 from tideflow_ocr.stages import (
     RESULT_SCHEMA,
     DecodeShards,
@@ -29,7 +30,6 @@ from tideflow_ocr.stages import (
     OcrShards,
     gather_shards,
 )
-from tideflow_ocr.video import redact
 
 __all__ = [
     "OUTPUT_SCHEMA",
@@ -107,7 +107,8 @@ def parse_source(
     priority: Mapping[str, int] | None = None,
     follow: bool = False,
 ) -> Source:
-    """A source from its text: a folder, a bucket URI or ``kafka://host:port/topic``."""
+    """A source from its text: a folder, a bucket URI or ``kafka://host:port/topic``.
+    ``follow``: read until stopped (new messages of a topic, new videos of a folder)."""
     if isinstance(text, Source):
         return text
     if not isinstance(text, str) or not text.strip():
@@ -127,7 +128,9 @@ def parse_source(
         path = text.removeprefix("file://")
         if not os.path.exists(path):
             raise ConfigError(f"video source {text!r} does not exist: {_SOURCE_HELP}")
-    return VideoFolderSource(uri=text, shard_seconds=shard_seconds, priority=dict(priority or {}))
+    return VideoFolderSource(
+        uri=text, shard_seconds=shard_seconds, priority=dict(priority or {}), follow=follow
+    )
 
 
 def parse_output(text: str | Sink, *, catalog: Mapping[str, str] | None = None) -> Sink:
@@ -222,7 +225,11 @@ class OcrApp:
             priority=self.config.priority,
             follow=follow,
         )
-        if isinstance(self.source, VideoFolderSource) and not self.source.list_videos():
+        if (
+            isinstance(self.source, VideoFolderSource)
+            and self.source.bounded
+            and not self.source.list_videos()
+        ):
             raise ConfigError(
                 f"video source {self.source!r} holds no videos: expected files ending in "
                 f"{', '.join(self.source.extensions)} (hidden files and folders are skipped)"

@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--follow",
         action="store_true",
-        help="Kafka: keep reading new messages until Ctrl-C (default: what is there now)",
+        help="keep reading new Kafka messages, or new videos of a folder, until Ctrl-C "
+        "(default: what is there now)",
     )
     run.add_argument(
         "--ray-address", default=None, help="join this Ray cluster (default: a local Ray)"

@@ -1,15 +1,16 @@
-"""Errors of the OCR app; all derive from :class:`tideflow.core.errors.TideflowError`."""
+"""Errors of the OCR app; all derive from :class:`tideflow.core.errors.TideflowError`.
+
+:class:`VideoError` is :class:`tideflow.media.errors.VideoError` itself: the library's
+sources and decoders raise it, and every app catches the same type.
+"""
 
 from __future__ import annotations
 
 from tideflow.core.errors import ConfigError, TideflowError
+from tideflow.media.errors import VideoError
 
 __all__ = ["ConfigError", "OcrError", "VideoError"]
 
 
 class OcrError(TideflowError):
     """Base class of the errors the OCR app raises on purpose."""
-
-
-class VideoError(OcrError):
-    """A video cannot be opened, probed or decoded; the message names it and the cause."""

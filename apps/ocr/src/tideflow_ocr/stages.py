@@ -16,9 +16,11 @@ import numpy as np
 import pyarrow as pa
 
 from tideflow.core.observability import get_logger
+from tideflow.core.uri import redact
+from tideflow.media.sources import SHARD_SCHEMA
+from tideflow.media.video import sample_frames
 from tideflow_ocr.config import OcrConfig
 from tideflow_ocr.filters import layer1, layer2
-from tideflow_ocr.video import redact, sample_frames
 
 __all__ = [
     "ocr_engine",
@@ -33,22 +35,6 @@ __all__ = [
     "OcrShards",
     "gather_shards",
 ]
-
-SHARD_SCHEMA = pa.schema(
-    [
-        ("video_id", pa.string()),
-        ("uri", pa.string()),
-        ("priority", pa.int64()),
-        ("shard", pa.int32()),
-        ("shards", pa.int32()),
-        ("start_s", pa.float64()),
-        ("end_s", pa.float64()),
-        ("duration_s", pa.float64()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-    ]
-)
-"""Rows of the source: one shard of one video each."""
 
 FRAME_TYPE = pa.struct([("t", pa.float64()), ("t0", pa.float64()), ("t1", pa.float64())])
 LINE_TYPE = pa.struct(

@@ -1,6 +1,13 @@
-"""Video access with PyAV: open a local path or any ``pyarrow.fs`` URI, probe, sample frames.
+"""Video access with PyAV: open a local path or any ``pyarrow.fs`` URI, probe, cut into
+shards, sample frames.
 
-Nothing here imports the OCR model, so the decode actors stay light.
+>>> info = probe("s3://KEY:SECRET@bucket/a.mp4?endpoint_override=h:9000")  # doctest: +SKIP
+>>> shard_plan(info.duration_s, 10.0)                                      # doctest: +SKIP
+[(0.0, 10.0), (10.0, 12.5)]
+
+PyAV is imported on first use (extra ``video``); nothing here loads an OCR or speech model,
+so decode actors stay light. Every failure is a :class:`~tideflow.media.errors.VideoError`
+that names the video (credentials masked) and the cause.
 """
 
 from __future__ import annotations
@@ -8,32 +15,25 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tideflow_ocr.errors import VideoError
+from tideflow.core.uri import redact
+from tideflow.media._deps import require
+from tideflow.media.errors import VideoError
 
 __all__ = [
     "Frame",
     "VideoInfo",
     "open_container",
     "probe",
-    "redact",
     "sample_frames",
     "shard_plan",
+    "uri_name",
 ]
-
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
-_SECRET_PARAM = re.compile(r"(?i)([?&][^=&\s]*(?:key|secret|token|password)[^=&\s]*=)[^&\s#]*")
-
-
-def redact(text: str) -> str:
-    """``text`` with URI credentials (``user:pass@``, secret query parameters) masked."""
-    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ class VideoInfo:
     height: int
     rate: float
     """Average frames per second of the video stream."""
+    has_audio: bool = False
+    """Whether the container has an audio stream."""
+    subtitle_streams: int = 0
+    """How many subtitle streams the container has."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,7 @@ class Frame:
 def open_container(uri: str) -> Iterator[Any]:
     """An open PyAV input container for a local path, ``file://`` or any ``pyarrow.fs`` URI
     (``s3://KEY:SECRET@bucket/key?endpoint_override=…``). Raises :class:`VideoError`."""
-    import av
-
+    av = require("av", "video")
     handle = None
     problem = None
     try:
@@ -83,6 +86,7 @@ def open_container(uri: str) -> Iterator[Any]:
     if problem is not None:
         if handle is not None:
             handle.close()
+        # Raised outside `except`: the cause's text may carry the raw URI, credentials included.
         raise VideoError(f"cannot open {redact(uri)!r} as a video: {problem}")
     try:
         yield container
@@ -93,8 +97,9 @@ def open_container(uri: str) -> Iterator[Any]:
 
 
 def probe(uri: str) -> VideoInfo:
-    """Duration, size and frame rate of a video's first video stream (:class:`VideoError`
-    when it has none, or cannot be read)."""
+    """Duration, size and frame rate of a video's first video stream, and whether it has
+    audio and subtitle streams (:class:`VideoError` when it has no video stream, or cannot
+    be read)."""
     with open_container(uri) as container:
         if not container.streams.video:
             raise VideoError(f"{redact(uri)!r} has no video stream")
@@ -107,16 +112,26 @@ def probe(uri: str) -> VideoInfo:
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
         width = int(stream.codec_context.width or 0)
         height = int(stream.codec_context.height or 0)
+        has_audio = bool(container.streams.audio)
+        subtitle_streams = len(container.streams.subtitles)
     if not duration or duration <= 0 or not width or not height:
         raise VideoError(
             f"{redact(uri)!r}: expected a video with a duration and a frame size; got "
             f"duration={duration}, size={width}x{height}"
         )
-    return VideoInfo(duration_s=duration, width=width, height=height, rate=rate)
+    return VideoInfo(
+        duration_s=duration,
+        width=width,
+        height=height,
+        rate=rate,
+        has_audio=has_audio,
+        subtitle_streams=subtitle_streams,
+    )
 
 
 def shard_plan(duration_s: float, shard_seconds: float) -> list[tuple[float, float]]:
-    """``[start, end)`` of each shard of a video."""
+    """``[start, end)`` of each shard of a video: ``shard_seconds`` long, the last one
+    shorter; at least one shard."""
     count = max(1, math.ceil(duration_s / shard_seconds - 1e-9))
     return [(i * shard_seconds, min(duration_s, (i + 1) * shard_seconds)) for i in range(count)]
 
@@ -147,7 +162,8 @@ def sample_frames(
 ) -> list[Frame]:
     """The frames of ``[start_s, end_s)``: at ``(k + 0.5) / fps`` for every ``k`` whose time
     falls in the shard (each standing for its ``1/fps`` interval), or the keyframes (each
-    standing for the time until the next one). Raises :class:`VideoError`."""
+    standing for the time until the next one). Frames larger than ``max_side`` (longest
+    side) are scaled down. Raises :class:`VideoError`."""
     out: list[Frame] = []
     problem = None
     with open_container(uri) as container:

@@ -1,0 +1,26 @@
+"""Credentials in URIs never reach text people read."""
+
+from __future__ import annotations
+
+from tideflow.core.uri import redact
+
+
+def test_userinfo_of_a_uri_is_masked():
+    assert redact("s3://KEY:SECRET@bucket/a.mp4") == "s3://***@bucket/a.mp4"
+
+
+def test_secret_query_parameters_are_masked_and_the_others_kept():
+    text = "s3://b/k?endpoint_override=h:9000&access_key=AK&Secret=S&session_token=T#frag"
+    assert redact(text) == (
+        "s3://b/k?endpoint_override=h:9000&access_key=***&Secret=***&session_token=***#frag"
+    )
+
+
+def test_every_uri_in_a_message_is_masked():
+    text = "cannot copy hdfs://u:p@nn/a to gs://x:y@b/c?password=pw (denied)"
+    assert redact(text) == "cannot copy hdfs://***@nn/a to gs://***@b/c?password=*** (denied)"
+
+
+def test_text_without_credentials_is_unchanged():
+    for text in ("/data/videos/a.mp4", "file:///tmp/a b.mp4", "an @ sign and key=value"):
+        assert redact(text) == text
