@@ -35,9 +35,9 @@ from typing import Any
 
 import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
 from tideflow.core.observability import configure_logging
+from tideflow.media.ocr import ocr_engine
 from tideflow.media.video import probe, sample_frames, shard_plan
 from tideflow_ocr import OcrApp, OcrConfig, layer1, layer2
-from tideflow_ocr.stages import ocr_engine
 from tideflow_ocr.testdata import bench_specs, character_error_rate, make_corpus
 from tideflow_tools.bench import at_least, at_most, write_result
 

@@ -17,19 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tideflow.core.uri import redact
+from tideflow.media.frames import DecodeFrames
 from tideflow.media.sources import VideoFolderSource, VideoTopicSource
 from tideflow.streaming import CheckpointConfig, Job, JobResult, Pipeline
 from tideflow.streaming.connectors import JSONLSink, ParquetSink, Sink, Source
 from tideflow_ocr.config import OcrConfig
 from tideflow_ocr.errors import ConfigError
 from tideflow_ocr.sinks import DeadLetters, JSONLFileSink, ResultSink, VideoFailure
-from tideflow_ocr.stages import (
-    RESULT_SCHEMA,
-    DecodeShards,
-    FilterVideos,
-    OcrShards,
-    gather_shards,
-)
+from tideflow_ocr.stages import RESULT_SCHEMA, FilterVideos, OcrShards, gather_shards
 
 __all__ = [
     "OUTPUT_SCHEMA",
@@ -82,11 +77,16 @@ def build_pipeline(config: OcrConfig, source: Source) -> Pipeline:
     return (
         Pipeline.read(source, batch_size=1, priority_column="priority")
         .map_batches(
-            DecodeShards,
+            DecodeFrames,
             name="decode",
             num_cpus=0,
             concurrency=config.decode_concurrency,
-            fn_constructor_args=(config,),
+            fn_constructor_kwargs={
+                "fps": config.fps,
+                "keyframes": config.keyframes,
+                "max_side": config.max_side,
+                "retries": config.retries,
+            },
         )
         .map_batches(
             OcrShards,

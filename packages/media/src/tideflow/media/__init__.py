@@ -33,6 +33,10 @@ from tideflow.media.errors import (
 )
 
 if TYPE_CHECKING:
+    from tideflow.media.audio import read_audio
+    from tideflow.media.dedup import DedupFrames, frame_signature
+    from tideflow.media.frames import FRAME_TYPE, DecodeFrames, frame_images
+    from tideflow.media.ocr import LINE_TYPE, OcrFrames, OcrReader, ocr_engine
     from tideflow.media.sources import (
         SHARD_SCHEMA,
         VIDEO_EXTENSIONS,
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
         VideoTopicSource,
         parse_message,
     )
+    from tideflow.media.subtitles import Cue, ReadSubtitles, parse_srt, parse_vtt
     from tideflow.media.video import (
         Frame,
         VideoInfo,
@@ -128,7 +133,14 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    try:
+        loaded = importlib.import_module(f"{__name__}.{module}")
+    except ModuleNotFoundError as error:
+        if error.name != f"{__name__}.{module}":
+            raise  # a dependency of the module is missing: its own error says which
+        message = f"{__name__}.{name} needs the module {__name__}.{module}, not installed here"
+        raise AttributeError(message) from None
+    value = getattr(loaded, name)
     globals()[name] = value
     return value
 

@@ -1,0 +1,149 @@
+"""Text on screen: rapidocr (PP-OCR, onnxruntime) on frames, and a stage for
+``Pipeline.map_batches``.
+
+>>> reader = OcrReader()                                     # doctest: +SKIP
+>>> reader.read_frame(rgb)                                   # doctest: +SKIP
+[{'text': 'Breaking news', 'score': 0.98, 'x0': 0.1, 'y0': 0.8, 'x1': 0.6, 'y1': 0.9}]
+>>> pipeline.map_batches(DecodeFrames).map_batches(OcrFrames, num_cpus=1, concurrency=(1, 8))
+...                                                          # doctest: +SKIP
+
+rapidocr and onnxruntime are imported when a reader is made (extra ``ocr``). The settings
+are tuned for video frames (see :func:`ocr_engine`); one onnxruntime thread per actor and
+one actor per core scale better than threads.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tideflow.core.observability import get_logger
+from tideflow.media._deps import require
+from tideflow.media.errors import ConfigError
+from tideflow.media.frames import _check_retries, _with_columns, _with_retries, frame_images
+
+__all__ = ["LINE_TYPE", "OcrFrames", "OcrReader", "ocr_engine"]
+
+LINE_TYPE = pa.struct(
+    [
+        ("t", pa.float64()),
+        ("text", pa.string()),
+        ("score", pa.float64()),
+        ("x0", pa.float64()),
+        ("y0", pa.float64()),
+        ("x1", pa.float64()),
+        ("y1", pa.float64()),
+    ]
+)
+"""A line of text read on the frame at ``t``: the recognizer's ``score`` and its box
+``(x0, y0)``–``(x1, y1)`` in fractions of the frame's width and height."""
+
+
+def _check_threads(owner: str, threads: object) -> None:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"{owner}.threads must be an int >= 1; got {threads!r}")
+
+
+def ocr_engine(threads: int = 1) -> Any:
+    """rapidocr with the settings tuned for video frames: no angle classifier (text on
+    screen is upright), a detector that never upscales (``limit_type="max"``, 736 px), and
+    ``threads`` onnxruntime threads. Its models ship in the wheel (no download)."""
+    _check_threads("ocr_engine", threads)
+    rapidocr = require("rapidocr", "ocr")
+    return rapidocr.RapidOCR(
+        params={
+            "Global.use_cls": False,
+            "Global.log_level": "critical",
+            "Det.limit_type": "max",
+            "Det.limit_side_len": 736,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+
+
+class OcrReader:
+    """Reads the lines of text on RGB frames. Loads its models when made."""
+
+    def __init__(self, threads: int = 1) -> None:
+        self._engine = ocr_engine(threads)
+        self._engine(np.zeros((64, 256, 3), np.uint8))  # load the models now, not on a frame
+
+    def read_frame(self, image: np.ndarray) -> list[dict[str, Any]]:
+        """The lines of one H × W × 3 uint8 RGB frame: ``text``, ``score`` and the box
+        ``x0, y0, x1, y1`` in fractions of the frame's width and height."""
+        height, width = image.shape[:2]
+        result: Any = self._engine(np.ascontiguousarray(image[:, :, ::-1]))  # it expects BGR
+        if result.boxes is None or result.txts is None:
+            return []
+        lines = []
+        for box, text, score in zip(result.boxes, result.txts, result.scores, strict=True):
+            xs, ys = box[:, 0], box[:, 1]
+            lines.append(
+                {
+                    "text": str(text),
+                    "score": float(score),
+                    "x0": float(xs.min()) / width,
+                    "y0": float(ys.min()) / height,
+                    "x1": float(xs.max()) / width,
+                    "y1": float(ys.max()) / height,
+                }
+            )
+        return lines
+
+
+class OcrFrames:
+    """OCR: every frame of each decoded row (the columns of
+    :class:`~tideflow.media.frames.DecodeFrames`) through :class:`OcrReader`.
+
+    Adds ``lines`` (list of :data:`LINE_TYPE`, in frame order). A row whose ``error`` is set
+    is passed on without lines; a row whose OCR fails ``retries + 1`` times gets no lines
+    and ``error = "ocr: …"``.
+    """
+
+    def __init__(self, threads: int = 1, retries: int = 2) -> None:
+        _check_threads("OcrFrames", threads)
+        _check_retries("OcrFrames", retries)
+        self.retries = retries
+        self._log = get_logger("tideflow.media.ocr", pid=os.getpid())
+        self._reader = OcrReader(threads)
+
+    def read_frame(self, image: np.ndarray) -> list[dict[str, Any]]:
+        """The lines of one RGB frame (see :meth:`OcrReader.read_frame`)."""
+        return self._reader.read_frame(image)
+
+    def _row_lines(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        lines = []
+        for frame, image in zip(row["frames"], frame_images(row), strict=True):
+            lines += [{"t": frame["t"], **line} for line in self.read_frame(image)]
+        return lines
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        wanted = ["frames", "pixels", "frame_h", "frame_w", "error", "video_id", "shard"]
+        found, errors = [], []
+        for row in table.select([c for c in wanted if c in table.column_names]).to_pylist():
+            lines: list[dict[str, Any]] = []
+            error = row.get("error")
+            if error is None:
+                read, problem = _with_retries(
+                    "ocr",
+                    self.retries,
+                    functools.partial(self._row_lines, row),
+                    self._log,
+                    video_id=row.get("video_id"),
+                    shard=row.get("shard"),
+                )
+                lines, error = read or [], f"ocr: {problem}" if problem else None
+            found.append(lines)
+            errors.append(error)
+        return _with_columns(
+            table,
+            {
+                "lines": pa.array(found, pa.list_(LINE_TYPE)),
+                "error": pa.array(errors, pa.string()),
+            },
+        )
