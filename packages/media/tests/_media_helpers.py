@@ -124,6 +124,7 @@ def write_video(
             out.mux(sound.encode(None))
         if text is not None:
             base = text.time_base
+            assert base is not None, "the container sets the time base on its first mux"
             for start_s, end_s, dialogue in subtitles:
                 line = f"0,0,Default,,0,0,0,,{dialogue}".encode()
                 cue = SubtitleSet.create(
@@ -141,6 +142,7 @@ def sample_at_fps(path: Path, fps: float) -> tuple[list[np.ndarray], list[dict[s
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         decoded = [(float(f.time), f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
+        assert stream.duration is not None and stream.time_base is not None
         duration = float(stream.duration * stream.time_base)
     images, spans = [], []
     k = 0
@@ -200,7 +202,7 @@ def speech(text: str, path: Path) -> np.ndarray:
     assert espeak is not None, "espeak-ng is not installed (apt-get install espeak-ng)"
     subprocess.run([espeak, "-w", str(path), text], check=True, capture_output=True)
     resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
-    chunks = []
+    chunks: list[np.ndarray] = []
     with av.open(str(path)) as container:
         for frame in container.decode(audio=0):
             chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))

@@ -135,6 +135,7 @@ class DedupFrames:
 
     def __init__(
         self,
+        *,
         max_hamming: int = 6,
         max_hist_l1: float = 0.2,
         max_cell_diff: float | None = 20.0,
