@@ -54,6 +54,8 @@ def segment_schema(dim: int = 384) -> pa.Schema:
 SEGMENT_SCHEMA = segment_schema()
 
 
-def segment_id(video_id: str, source: str, start_s: float) -> str:
-    """A row's stable id: the same segment ingested again gets the same id."""
-    return f"{video_id}#{source}@{start_s:.3f}"
+def segment_id(video_id: str, source: str, start_s: float, language: str = "") -> str:
+    """A row's stable id: the same segment ingested again gets the same id (two subtitle
+    tracks of one video may start a cue at the same time: the language tells them apart)."""
+    tag = f"{source}.{language}" if language else source
+    return f"{video_id}#{tag}@{start_s:.3f}"

@@ -114,15 +114,16 @@ class BuildSegments:
 
         def emit(source: str, piece: Timed) -> dict[str, Any]:
             jpeg, phash, hist = thumb_at((piece.start_s + piece.end_s) / 2)
+            language = piece.language or detect_language(piece.text)
             return {
-                "segment_id": segment_id(row["video_id"], source, piece.start_s),
+                "segment_id": segment_id(row["video_id"], source, piece.start_s, language),
                 "video_id": row["video_id"],
                 "uri": row["uri"],
                 "start_s": round(piece.start_s, 3),
                 "end_s": round(piece.end_s, 3),
                 "text": piece.text,
                 "source": source,
-                "language": piece.language or detect_language(piece.text),
+                "language": language,
                 "thumbnail": jpeg,
                 "phash": phash,
                 "hist": hist if hist is not None else [0.0] * HIST_BINS,
