@@ -166,3 +166,26 @@ def test_a_slide_video_sampled_at_1_fps_keeps_5x_fewer_frames(tmp_path: Path) ->
     assert len(row["frames"]) * 5 <= 30
     # Every distinct slide survives, standing for its whole 10 s.
     assert [(f["t0"], f["t1"]) for f in row["frames"]] == [(0.0, 10.0), (10.0, 20.0), (20.0, 30.0)]
+
+
+def test_with_remove_off_every_frame_is_kept_and_signed() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from tideflow.media.dedup import DedupFrames
+
+    image = np.zeros((16, 16, 3), np.uint8)
+    frames = [{"t": t + 0.5, "t0": float(t), "t1": t + 1.0} for t in range(3)]
+    table = pa.table(
+        {
+            "frames": [frames],
+            "pixels": [[image.tobytes()] * 3],
+            "frame_h": pa.array([16], pa.int32()),
+            "frame_w": pa.array([16], pa.int32()),
+            "error": pa.array([None], pa.string()),
+        }
+    )
+    kept = DedupFrames(remove=False)(table).to_pylist()[0]
+    removed = DedupFrames()(table).to_pylist()[0]
+    assert len(kept["frames"]) == len(kept["phash"]) == 3
+    assert len(removed["frames"]) == 1 and removed["frames"][0]["t1"] == 3.0

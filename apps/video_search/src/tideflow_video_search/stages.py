@@ -43,11 +43,7 @@ class ExtractFrames:
             retries=config.retries,
         )
         # Without removal every frame is kept; the signatures are still computed (frame rows).
-        self._dedup = (
-            DedupFrames()
-            if config.dedup
-            else DedupFrames(max_hamming=0, max_hist_l1=0.0, max_cell_diff=0.0)
-        )
+        self._dedup = DedupFrames(remove=config.dedup)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return self._dedup(self._decode(table))

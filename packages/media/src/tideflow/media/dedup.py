@@ -130,7 +130,8 @@ class DedupFrames:
     it. Output: the input columns with ``frames`` and ``pixels`` reduced, plus ``phash``
     (list<int64>) and ``hist`` (list<fixed_size_list<float32, 48>>) of the kept frames and
     ``frames_sampled`` (int32, the count before removal). Rows with an ``error`` pass
-    through untouched (nulls in the new columns).
+    through untouched (nulls in the new columns). ``remove=False`` keeps every frame and
+    only adds the signatures (to measure what removal saves, or to index every frame).
     """
 
     def __init__(
@@ -139,6 +140,7 @@ class DedupFrames:
         max_hamming: int = 6,
         max_hist_l1: float = 0.2,
         max_cell_diff: float | None = 20.0,
+        remove: bool = True,
     ) -> None:
         problem = None
         if not 0 <= max_hamming <= 64:
@@ -152,6 +154,7 @@ class DedupFrames:
         self.max_hamming = max_hamming
         self.max_hist_l1 = max_hist_l1
         self.max_cell_diff = max_cell_diff
+        self.remove = remove
 
     def __call__(self, table: pa.Table) -> pa.Table:
         errors = (
@@ -191,12 +194,16 @@ class DedupFrames:
                 raise ValueError(message)
             image = np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
             signature = frame_signature(image)
-            if signatures and is_near_duplicate(
-                signatures[-1],
-                signature,
-                max_hamming=self.max_hamming,
-                max_hist_l1=self.max_hist_l1,
-                max_cell_diff=self.max_cell_diff,
+            if (
+                self.remove
+                and signatures
+                and is_near_duplicate(
+                    signatures[-1],
+                    signature,
+                    max_hamming=self.max_hamming,
+                    max_hist_l1=self.max_hist_l1,
+                    max_cell_diff=self.max_cell_diff,
+                )
             ):
                 last = kept_frames[-1]
                 last["t1"] = max(last["t1"], frame["t1"])
