@@ -253,10 +253,14 @@ class SearchIndex:
             lists.append(self._bm25(text, where, pool))
         if mode in ("hybrid", "vector"):
             lists.append(self._nearest(self.embed_query(text), where, pool))
+        # Candidates no list is confident in stay, last, with score 0: a caller tells
+        # answers from the rest with score_threshold.
         hits = _fuse(lists, n_lists=len(lists))
         if group_by_video:
-            seen: set[str] = set()
-            hits = [h for h in hits if not (h.video_id in seen or seen.add(h.video_id))]
+            best: dict[str, Hit] = {}
+            for hit in hits:
+                best.setdefault(hit.video_id, hit)
+            hits = list(best.values())
         return hits[:k]
 
     def _bm25(self, text: str, where: str, limit: int) -> list[tuple[dict[str, Any], float]]:
