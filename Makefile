@@ -9,7 +9,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 PYTEST_MARKERS := $(if $(HAS_GPU),,-m "not gpu")
 BENCHES := $(patsubst tools/bench/%.py,%,$(wildcard tools/bench/[a-z]*.py))
 
-.PHONY: help sync fonts demo demo-rl test lint format broker bench $(addprefix bench-,$(BENCHES))
+.PHONY: help sync system-deps demo demo-rl test lint format broker bench $(addprefix bench-,$(BENCHES))
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -20,16 +20,16 @@ help: ## list the commands
 sync: ## install the locked workspace into .venv
 	@$(UV) sync --locked --quiet --compile-bytecode
 
-fonts: ## the CJK font the OCR app's generated test videos need (apt, when missing)
-	@tools/scripts/fonts.sh
+system-deps: ## the CJK font, espeak-ng and chromium the tests and demo use (apt, when missing)
+	@tools/scripts/system_deps.sh
 
-demo: sync fonts ## run the main end-to-end job on embedded defaults
+demo: sync system-deps ## run the main end-to-end job on embedded defaults
 	@$(UV) run --locked tideflow-demo
 
 demo-rl: sync ## train a tiny transformer with async GRPO on CPU; prints metrics, writes a curve
 	@$(UV) run --locked tideflow-rl demo --out bench-results/demo-rl
 
-test: sync fonts ## run every test this machine can run
+test: sync system-deps ## run every test this machine can run
 	@$(UV) run --locked pytest $(PYTEST_MARKERS)
 
 lint: sync ## ruff (lint + format check) and mypy

@@ -55,7 +55,7 @@ def s3_server() -> Iterator[S3Server]:
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[VideoSpec]]:
     """The default generated videos (English, Chinese, one corrupt, one truncated) in a
-    folder of their own. Chinese is always in: without its font (`make fonts` installs it)
+    folder of their own. Chinese is always in: without its font (`make system-deps` installs it)
     the corpus fails with the font's name rather than test less."""
     folder = tmp_path_factory.mktemp("ocr-corpus")
     return folder, make_corpus(folder, default_specs(chinese=True))

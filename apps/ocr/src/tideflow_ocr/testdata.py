@@ -78,7 +78,7 @@ class VideoSpec:
 
 
 def cjk_font_available() -> bool:
-    """True when the CJK font the Chinese videos need is installed (``make fonts``)."""
+    """True when the CJK font the Chinese videos need is installed (``make system-deps``)."""
     return os.path.exists(CJK_FONT)
 
 
@@ -179,7 +179,7 @@ def make_video(spec: VideoSpec, path: str | os.PathLike[str]) -> Path:
     if not os.path.exists(font_path):
         message = (
             f"test video {spec.name!r} needs the font {font_path} "
-            "(make fonts, or: apt-get install fonts-wqy-microhei fonts-dejavu-core)"
+            "(make system-deps, or: apt-get install fonts-wqy-microhei fonts-dejavu-core)"
         )
         raise FileNotFoundError(message)
     font = ImageFont.truetype(font_path, size=max(12, spec.height // 9))
