@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tideflow_video_search.schema import TABLE_NAME, segment_id, segment_schema
+from tideflow_video_search.schema import TABLE_NAME, search_text, segment_id, segment_schema
 
 FPS = 10
 SIZE = (160, 90)
@@ -172,6 +172,7 @@ def segment_rows(segments: Sequence[Segment], uris: dict[str, str]) -> list[dict
                 "start_s": seg.start_s,
                 "end_s": seg.end_s,
                 "text": seg.text,
+                "search_text": search_text(seg.text),
                 "source": seg.source,
                 "language": seg.language,
                 "vector": vector.tolist(),
@@ -243,7 +244,7 @@ def write_index(index_dir: Path, rows: Sequence[dict[str, Any]]) -> Path:
     write_meta(index_dir, IndexMeta(embedding="minilm", dim=384))
     table = pa.Table.from_pylist(list(rows), schema=segment_schema())
     dataset = lance.write_dataset(table, str(index_dir / TABLE_NAME))
-    dataset.create_scalar_index("text", index_type="INVERTED")
+    dataset.create_scalar_index("search_text", index_type="INVERTED")
     return index_dir
 
 

@@ -52,7 +52,9 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def indexed(ray_session: None, small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Indexed:
+def indexed(
+    ray_session: None, small_corpus: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Indexed:
     """The small corpus ingested once (all channels)."""
     from tideflow_video_search.ingest import Ingest
 

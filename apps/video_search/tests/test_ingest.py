@@ -22,7 +22,11 @@ def test_every_channel_lands_in_the_table_once_at_its_time(indexed) -> None:
 
     ocr = [r for r in rows if r["video_id"] == "slides.mp4" and r["source"] == "ocr"]
     ferry = next(r for r in ocr if "340" in r["text"])
-    assert "Varnholt ferry" in ferry["text"] and ferry["start_s"] <= 1.0 and 4.0 <= ferry["end_s"] <= 5.5
+    assert (
+        "Varnholt ferry" in ferry["text"]
+        and ferry["start_s"] <= 1.0
+        and 4.0 <= ferry["end_s"] <= 5.5
+    )
     assert by[("zh-slides.mp4", "ocr")]["language"] == "zh"
     assert "1932" in by[("zh-slides.mp4", "ocr")]["text"]
 

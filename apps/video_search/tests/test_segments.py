@@ -29,7 +29,10 @@ def test_empty_texts_make_no_segment() -> None:
 def test_a_slide_shown_over_several_frames_is_one_segment() -> None:
     frames = [(0.0, 1.0, "A slide"), (1.0, 4.0, "A  slide"), (4.0, 5.0, ""), (5.0, 6.0, "Next")]
     runs = ocr_runs(frames, language_of=lambda text: "en")
-    assert [(r.start_s, r.end_s, r.text) for r in runs] == [(0.0, 4.0, "A slide"), (5.0, 6.0, "Next")]
+    assert [(r.start_s, r.end_s, r.text) for r in runs] == [
+        (0.0, 4.0, "A slide"),
+        (5.0, 6.0, "Next"),
+    ]
 
 
 def test_a_frame_reads_top_to_bottom_and_drops_symbol_only_lines() -> None:

@@ -226,8 +226,9 @@ def _ingest(args: argparse.Namespace) -> int:
     ingest = Ingest(args.source, args.index, config=config, follow=args.follow)
     import ray
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    from tideflow_video_search.ingest import local_cpus
+
+    ray.init(num_cpus=args.num_cpus or local_cpus(), include_dashboard=False, log_to_driver=False)
     print(
         f"ingesting {ingest.source!r} into {ingest.index_dir} (job {ingest.job_id})",
         file=sys.stderr,

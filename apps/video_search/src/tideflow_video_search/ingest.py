@@ -31,7 +31,14 @@ from tideflow_video_search.schema import TABLE_NAME, segment_schema
 from tideflow_video_search.search import IndexMeta, read_meta, write_meta
 from tideflow_video_search.stages import BuildSegments, ExtractFrames, ToIndexRows
 
-__all__ = ["Ingest", "IngestResult", "build_pipeline", "parse_source"]
+__all__ = [
+    "Ingest",
+    "IngestResult",
+    "build_pipeline",
+    "local_cpus",
+    "parse_source",
+    "required_cpus",
+]
 
 _SOURCE_HELP = (
     "expected a folder of videos or a video file (a local path, file://, s3://, hdfs://) "
@@ -47,6 +54,20 @@ def _cluster_cpus() -> int:
     if ray.is_initialized():
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
     return max(1, os.cpu_count() or 1)
+
+
+def local_cpus() -> int:
+    """Logical CPUs for a local Ray started by the app: the machine's cores, at least 4.
+
+    Each model stage (OCR, speech, embeddings) holds one CPU slot per actor; on a laptop
+    with fewer cores than model stages, the OS shares the cores among them (a stage is not
+    busy all the time: that sharing is the pipelining)."""
+    return max(4, os.cpu_count() or 1)
+
+
+def required_cpus(config: IngestConfig) -> int:
+    """CPU slots one actor of every model stage needs (the least the cluster must have)."""
+    return int(config.ocr) + int(config.speech) + 1  # + the embedding stage
 
 
 def parse_source(
@@ -194,7 +215,7 @@ class Ingest:
         return LanceSink(
             str(self.index_dir / TABLE_NAME),
             schema=segment_schema(self.dim),
-            scalar_indexes={"text": "INVERTED"},
+            scalar_indexes={"search_text": "INVERTED"},
             scalar_index_every_rows=2_000,
             index={
                 "column": "vector",
@@ -210,6 +231,18 @@ class Ingest:
         return build_pipeline(self.config, self.source, dim=self.dim).write(self.sink())
 
     def _options(self, on_progress: Callable[[JobResult], None] | None) -> dict[str, Any]:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(num_cpus=local_cpus(), include_dashboard=False, log_to_driver=False)
+        needed, have = required_cpus(self.config), _cluster_cpus()
+        if have < needed:
+            message = (
+                f"the ingest needs at least {needed} CPUs (one actor of each model stage: "
+                f"OCR, speech, embeddings) but the Ray cluster has {have}: start Ray with "
+                f"num_cpus >= {needed} (video-search ingest --num-cpus {needed})"
+            )
+            raise ConfigError(message)
         write_meta(self.index_dir, IndexMeta(embedding=self.config.embedding, dim=self.dim))
         return {
             "checkpoint": CheckpointConfig(

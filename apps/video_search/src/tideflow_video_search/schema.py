@@ -8,6 +8,8 @@ never returns frame rows; frame search only reads them.
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "HIST_BINS",
     "SEGMENT_SCHEMA",
     "TABLE_NAME",
+    "search_text",
     "segment_id",
     "segment_schema",
 ]
@@ -40,6 +43,7 @@ def segment_schema(dim: int = 384) -> pa.Schema:
             ("start_s", pa.float64()),
             ("end_s", pa.float64()),
             ("text", pa.string()),
+            ("search_text", pa.string()),
             ("source", pa.string()),
             ("language", pa.string()),
             ("vector", pa.list_(pa.float32(), dim)),
@@ -59,3 +63,20 @@ def segment_id(video_id: str, source: str, start_s: float, language: str = "") -
     tracks of one video may start a cue at the same time: the language tells them apart)."""
     tag = f"{source}.{language}" if language else source
     return f"{video_id}#{tag}@{start_s:.3f}"
+
+
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+
+
+def _cjk_terms(match: re.Match[str]) -> str:
+    run = match.group(0)
+    grams = [run[i : i + 2] for i in range(len(run) - 1)]
+    return " " + " ".join([*run, *grams]) + " "
+
+
+def search_text(text: str) -> str:
+    """What the full-text index reads for ``text`` (and what a query is turned into):
+    the text with every run of CJK characters written as its characters and character
+    pairs, space-separated. Lance's tokenizer splits words at spaces, so without this a
+    Chinese sentence would be one word and no query would match it."""
+    return _CJK_RUN.sub(_cjk_terms, text or "").strip()

@@ -32,7 +32,7 @@ import numpy as np
 
 from tideflow.core.errors import ConfigError
 from tideflow.core.uri import redact
-from tideflow_video_search.schema import CHANNELS, FRAME_SOURCE, TABLE_NAME
+from tideflow_video_search.schema import CHANNELS, FRAME_SOURCE, TABLE_NAME, search_text
 
 __all__ = [
     "MAX_K",
@@ -265,8 +265,10 @@ class SearchIndex:
 
     def _bm25(self, text: str, where: str, limit: int) -> list[tuple[dict[str, Any], float]]:
         try:
+            from lance.query import MatchQuery
+
             table = self._dataset.to_table(
-                full_text_query=text,
+                full_text_query=MatchQuery(search_text(text), "search_text"),
                 columns=[*_COLUMNS, "_score"],
                 filter=where,
                 limit=limit,

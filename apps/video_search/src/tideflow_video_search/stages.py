@@ -17,7 +17,13 @@ import pyarrow as pa
 from tideflow.media.language import detect_language
 from tideflow.streaming import RecordErrors
 from tideflow_video_search.config import IngestConfig
-from tideflow_video_search.schema import FRAME_SOURCE, HIST_BINS, segment_id, segment_schema
+from tideflow_video_search.schema import (
+    FRAME_SOURCE,
+    HIST_BINS,
+    search_text,
+    segment_id,
+    segment_schema,
+)
 from tideflow_video_search.segments import Timed, frame_text, merge_timed, ocr_runs
 
 __all__ = ["ROW_SCHEMA", "BuildSegments", "ExtractFrames", "ToIndexRows"]
@@ -118,6 +124,7 @@ class BuildSegments:
                 "start_s": round(piece.start_s, 3),
                 "end_s": round(piece.end_s, 3),
                 "text": piece.text,
+                "search_text": search_text(piece.text),
                 "source": source,
                 "language": language,
                 "thumbnail": jpeg,
@@ -167,6 +174,7 @@ class BuildSegments:
                     "start_s": round(frame["t0"], 3),
                     "end_s": round(frame["t1"], 3),
                     "text": texts[j],
+                    "search_text": search_text(texts[j]),
                     "source": FRAME_SOURCE,
                     "language": detect_language(texts[j]) if texts[j] else "",
                     "thumbnail": jpeg,
