@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     ingest.add_argument(
+        "--metrics-port", type=_count(1, 65535), default=None, help="serve Prometheus metrics here"
+    )
+    ingest.add_argument(
         "--num-cpus", type=_count(1, 1024), default=None, help="CPUs of the local Ray"
     )
 
@@ -233,7 +236,7 @@ def _ingest(args: argparse.Namespace) -> int:
         f"ingesting {ingest.source!r} into {ingest.index_dir} (job {ingest.job_id})",
         file=sys.stderr,
     )
-    result = ingest.run(progress=args.progress)
+    result = ingest.run(progress=args.progress, metrics_port=args.metrics_port)
     job = result.job
     print(
         f"done: {job.rows_in} shards read, {job.rows_out} rows written, "

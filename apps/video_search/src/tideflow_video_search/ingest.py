@@ -261,10 +261,14 @@ class Ingest:
         *,
         progress: bool | None = None,
         on_progress: Callable[[JobResult], None] | None = None,
+        metrics_port: int | None = None,
     ) -> IngestResult:
         """Run until the source ends (or Ctrl-C: the epoch in flight is committed first)."""
         result = self.pipeline().run(
-            job_id=self.job_id, progress=progress, **self._options(on_progress)
+            job_id=self.job_id,
+            progress=progress,
+            metrics_port=metrics_port,
+            **self._options(on_progress),
         )
         return IngestResult(
             job_id=self.job_id,

@@ -840,6 +840,9 @@ def make_samples(
             audio_rate=_AUDIO_RATE,
             subtitles=embedded,
             background=video.background,
+            # Slide videos, as a deck's screencast: the picture holds still while a slide
+            # is shown (the frames near-duplicate removal is for).
+            motion=False,
         )
         if video.sidecar and sidecar:
             writer = write_srt if video.sidecar.endswith(".srt") else write_vtt

@@ -1,0 +1,616 @@
+"""Video search app benchmark (issue 17, acceptance items 2, 3 and 6), on the generated corpus.
+
+(a) Ingest speed, all channels (frames, near-duplicate removal, OCR, subtitles, speech,
+    segments, embeddings, Lance): video-minutes per wall-minute through the app (a Tideflow
+    job: elastic pools) vs the same operators called one after another in one process (a
+    plain loop; onnxruntime and CTranslate2 get both cores). Both are timed over their
+    processing span (first decode → last row), start-up and model loading reported apart.
+    Goal: app ≥ 1.5 × loop.
+(b) Arrival-to-searchable latency with ``--follow``: a video renamed into the watched folder,
+    until a query for its first fact returns it. Goal: p95 ≤ 10 s.
+(c) Query latency of hybrid search (query embedding included) through the HTTP API of a
+    running ``video-search serve``, on an index grown to 100,000 rows with synthetic ones,
+    8 concurrent clients. Goal: p95 ≤ 150 ms.
+(d) OCR calls saved by near-duplicate removal on the slide videos (OCR only, removal on vs
+    off), and the recall@5 of the OCR questions both ways. Goal: ≥ 5× fewer, no recall lost.
+(e) Quality (item 2): ``video-search eval`` on the app's index from (a): recall@5, MRR@10,
+    hybrid vs each channel alone, unanswerable rejection, OCR CER, speech WER.
+(f) Resume (item 3): the ingest SIGKILLed at ``--kills`` random points of one run and run
+    again with the same command each time; every expected row exactly once at the end, and
+    seconds of video processed again per kill (goal ≤ one checkpoint interval's worth:
+    the app's measured rate × 3 s).
+
+Writes ``<out>/video_search.json`` (DESIGN §5) and ``<out>/video_search_page.png``.
+
+    uv run python tools/bench/video_search.py [--out bench-results] [--videos 32] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
+from tideflow.core.observability import configure_logging
+from tideflow_tools.bench import Goal, at_least, at_most, write_result
+
+CHECKPOINT_S = 3.0
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)] if ordered else float("nan")
+
+
+def _subset(corpus: Path, videos: list[str], folder: Path) -> Path:
+    """Copy ``videos`` (ids relative to ``corpus``) with their sidecars into ``folder``."""
+    for video_id in videos:
+        source = corpus / video_id
+        target = folder / video_id
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        stem = source.name.rsplit(".", 1)[0]
+        for sidecar in source.parent.glob(f"{stem}.*"):
+            if sidecar.suffix in (".srt", ".vtt"):
+                shutil.copy2(sidecar, target.parent / sidecar.name)
+    (folder / "truth.json").write_text((corpus / "truth.json").read_text())
+    return folder
+
+
+# -- (a) ingest speed ---------------------------------------------------------------------
+
+
+def run_app(videos: Path, index: Path, config: Any) -> dict[str, Any]:
+    from tideflow_video_search.ingest import Ingest
+
+    started = time.time()
+    result = Ingest(str(videos), index, config=config).run(progress=False)
+    job = result.job
+    first = min(s.first_start for s in job.stages.values() if s.first_start is not None)
+    last = max(s.last_end for s in job.stages.values() if s.last_end is not None)
+    return {
+        "wall_s": round(time.time() - started, 2),
+        "span_s": round(last - first, 2),
+        "rows": job.rows_out,
+        "dead_letters": job.dead_letters,
+        "busy_s": {name: round(s.busy_s, 2) for name, s in job.stages.items()},
+    }
+
+
+def run_loop(videos: Path, index: Path, config: Any, dim: int) -> dict[str, Any]:
+    """The same operators, one shard after another, in this process."""
+    import lance
+    import pyarrow as pa
+
+    from tideflow.media.asr import SpeechRecognizer
+    from tideflow.media.embeddings import TextEmbedder
+    from tideflow.media.ocr import OcrFrames
+    from tideflow.media.sources import VideoFolderSource
+    from tideflow.media.subtitles import ReadSubtitles
+    from tideflow.streaming import RecordErrors
+    from tideflow.streaming.connectors import JobContext
+    from tideflow_video_search.schema import TABLE_NAME
+    from tideflow_video_search.stages import BuildSegments, ExtractFrames, ToIndexRows
+
+    loaded = time.perf_counter()
+    frames = ExtractFrames(config)
+    ocr = OcrFrames(threads=2, retries=config.retries)
+    subtitles = ReadSubtitles()
+    speech = SpeechRecognizer(config.whisper_model, cpu_threads=2, language=config.speech_language)
+    segments = BuildSegments(config)
+    embedder = TextEmbedder(config.embedding, role="passage", threads=2)
+    to_rows = ToIndexRows(dim)
+    load_s = time.perf_counter() - loaded
+
+    source = VideoFolderSource(uri=str(videos), shard_seconds=config.shard_seconds)
+    ctx = JobContext(job_id="loop")
+    started = time.perf_counter()
+    tables = []
+    for split in source.discover(ctx):
+        reader = source.open(split, None, ctx)
+        while (shard := reader.read(1)) is not None:
+            table = subtitles(ocr(frames(shard)))
+            try:
+                table = speech(table)
+            except RecordErrors as errors:
+                table = errors.output
+            try:
+                built = segments(table)
+            except RecordErrors as errors:
+                built = errors.output
+            if built.num_rows:
+                vectors = embedder.embed(built.column("text").to_pylist())
+                built = built.append_column(
+                    "embeddings", pa.array(list(vectors), pa.list_(pa.float32()))
+                )
+                tables.append(to_rows(built))
+    rows = pa.concat_tables(tables)
+    lance.write_dataset(rows, str(index / TABLE_NAME))
+    span = time.perf_counter() - started
+    return {"span_s": round(span, 2), "load_s": round(load_s, 2), "rows": rows.num_rows}
+
+
+def video_minutes(truth: dict[str, Any], names: list[str] | None = None) -> float:
+    videos = truth["videos"]
+    return sum(v["duration_s"] for v in videos if names is None or v["video_id"] in names) / 60
+
+
+# -- (b) arrival to searchable --------------------------------------------------------------
+
+
+def follow_latency(corpus: Path, work: Path, config: Any, drops: int) -> dict[str, Any]:
+    from tideflow_video_search.ingest import Ingest
+    from tideflow_video_search.samples import load_truth
+    from tideflow_video_search.search import SearchIndex
+
+    truth = load_truth(corpus)
+    candidates = [
+        v for v in truth.videos if any(s.fact and s.channel in ("ocr", "subtitle") for s in v.spans)
+    ]
+    chosen = candidates[: drops + 1]
+    watched, index_dir = work / "watched", work / "follow-index"
+    watched.mkdir(parents=True)
+    job = Ingest(str(watched), index_dir, config=config, follow=True).start()
+    latencies = []
+    try:
+        for n, video in enumerate(chosen):
+            _subset(corpus, [video.video_id], work / "staging")
+            stem = Path(video.video_id).name.rsplit(".", 1)[0]
+            staged = work / "staging" / video.video_id
+            for sidecar in staged.parent.glob(f"{stem}.*"):
+                if sidecar.suffix in (".srt", ".vtt"):
+                    shutil.copy2(sidecar, watched / sidecar.name)
+            fact = next(s for s in video.spans if s.fact and s.channel in ("ocr", "subtitle"))
+            arrived = time.perf_counter()
+            tmp = watched / f".{Path(video.video_id).name}.part"
+            shutil.copy2(staged, tmp)
+            os.rename(tmp, watched / Path(video.video_id).name)
+            found = None
+            index = None
+            while time.perf_counter() - arrived < 120:
+                if index is None and (index_dir / "segments.lance").exists():
+                    index = SearchIndex(index_dir)
+                if index is not None:
+                    index.refresh()
+                    hits = index.search(fact.text, k=3, video_id=Path(video.video_id).name)
+                    if hits and hits[0].score > 0:
+                        found = time.perf_counter() - arrived
+                        break
+                time.sleep(0.1)
+            if n == 0:
+                _say(f"  (b) warm-up video searchable after {found} s")
+                continue  # the first one pays for the actors' start
+            latencies.append(found if found is not None else 120.0)
+            _say(f"  (b) video {n}: searchable after {latencies[-1]:.2f} s")
+    finally:
+        job.stop()
+        job.wait(120)
+    return {
+        "latencies_s": [round(x, 2) for x in latencies],
+        "p50_s": round(statistics.median(latencies), 2),
+        "p95_s": round(_p95(latencies), 2),
+    }
+
+
+# -- (c) query latency at 100k rows ------------------------------------------------------------
+
+
+def grow_index(source_index: Path, target: Path, rows: int, dim: int) -> int:
+    import lance
+    import numpy as np
+    import pyarrow as pa
+
+    from tideflow_video_search.schema import TABLE_NAME, search_text, segment_schema
+    from tideflow_video_search.search import read_meta, write_meta
+
+    shutil.copytree(source_index, target, ignore=shutil.ignore_patterns("_state"))
+    dataset = lance.dataset(str(target / TABLE_NAME))
+    have = dataset.count_rows()
+    words = " ".join(dataset.to_table(columns=["text"]).column("text").to_pylist()).split()
+    words = [w for w in words if w.isalpha()] or ["ferry", "bridge", "market"]
+    rng = np.random.default_rng(7)
+    schema = segment_schema(dim)
+    thumb = dataset.to_table(columns=["thumbnail"], limit=1).column("thumbnail")[0].as_py()
+    batch = 20_000
+    for start in range(have, rows, batch):
+        n = min(batch, rows - start)
+        texts = [" ".join(rng.choice(words, size=12)) for _ in range(n)]
+        vectors = rng.normal(size=(n, dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        table = pa.table(
+            {
+                "segment_id": [f"synthetic-{start + i}" for i in range(n)],
+                "video_id": [f"synthetic/{(start + i) // 50}.mp4" for i in range(n)],
+                "uri": ["/nonexistent.mp4"] * n,
+                "start_s": [float((start + i) % 50) * 5 for i in range(n)],
+                "end_s": [float((start + i) % 50) * 5 + 5 for i in range(n)],
+                "text": texts,
+                "search_text": [search_text(t) for t in texts],
+                "source": ["subtitle"] * n,
+                "language": ["en"] * n,
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim),
+                "thumbnail": [thumb] * n,
+                "phash": [0] * n,
+                "hist": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.zeros(n * 48, np.float32)), 48
+                ),
+                "ingested_at": pa.array([None] * n, pa.timestamp("us", tz="UTC")),
+            },
+            schema=schema,
+        )
+        lance.write_dataset(table, str(target / TABLE_NAME), mode="append")
+    dataset = lance.dataset(str(target / TABLE_NAME))
+    dataset.create_index(
+        "vector", index_type="IVF_PQ", metric="cosine", num_partitions=128, num_sub_vectors=48
+    )
+    dataset.create_scalar_index("search_text", index_type="INVERTED")
+    meta = read_meta(source_index)
+    if meta is not None:
+        write_meta(target, meta)
+    return int(dataset.count_rows())
+
+
+def query_latency(
+    index_dir: Path, queries: list[str], clients: int, per_client: int
+) -> dict[str, Any]:
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tideflow_video_search.cli",
+            "serve",
+            "--index",
+            str(index_dir),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        with httpx.Client(base_url=base, timeout=30) as warm:
+            for q in queries[:10]:
+                warm.get("/api/search", params={"q": q, "k": 10}).raise_for_status()
+        latencies: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(clients)
+
+        def client(n: int) -> None:
+            rng = random.Random(n)
+            mine = []
+            with httpx.Client(base_url=base, timeout=30) as http:
+                barrier.wait()
+                for _ in range(per_client):
+                    started = time.perf_counter()
+                    response = http.get("/api/search", params={"q": rng.choice(queries), "k": 10})
+                    mine.append(1000 * (time.perf_counter() - started))
+                    if response.status_code != 200:
+                        errors.append(str(response.status_code))
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "clients": clients,
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(_p95(latencies), 1),
+        "qps": round(len(latencies) / elapsed, 1),
+    }
+
+
+# -- (d) near-duplicate removal --------------------------------------------------------------
+
+
+def dedup_savings(corpus: Path, work: Path, base: Any, queries: list[Any]) -> dict[str, Any]:
+    import dataclasses
+
+    import lance
+
+    from tideflow_video_search.evaluate import score_run
+    from tideflow_video_search.samples import load_truth
+    from tideflow_video_search.search import SearchIndex
+
+    truth = load_truth(corpus)
+    slides = [v.video_id for v in truth.videos if len(v.channel("ocr")) >= 2]
+    folder = _subset(corpus, slides, work / "slides")
+    ocr_queries = [
+        q for q in queries if "ocr" in q.channels and any(t.video_id in slides for t in q.relevant)
+    ]
+    figures: dict[str, Any] = {"videos": len(slides), "queries": len(ocr_queries)}
+    for dedup in (True, False):
+        config = dataclasses.replace(base, dedup=dedup, subtitles=False, speech=False)
+        index = work / f"slides-{'on' if dedup else 'off'}"
+        run_app(folder, index, config)
+        calls = lance.dataset(str(index / "segments.lance")).count_rows(filter="source = 'frame'")
+        search = SearchIndex(index)
+        run = {q.id: [h.to_dict() for h in search.search(q.query, k=10)] for q in ocr_queries}
+        recall = score_run(ocr_queries, run, score_threshold=search.score_threshold)["overall"][
+            "recall@5"
+        ]
+        key = "on" if dedup else "off"
+        figures[f"ocr_calls_{key}"] = calls
+        figures[f"recall@5_{key}"] = recall
+    figures["calls_ratio"] = round(figures["ocr_calls_off"] / max(1, figures["ocr_calls_on"]), 2)
+    return figures
+
+
+# -- (f) resume after SIGKILL ----------------------------------------------------------------
+
+
+def resume_after_kills(
+    corpus: Path, work: Path, kills: int, seed: int, shard_s: float
+) -> dict[str, Any]:
+    """Kill ``video-search ingest`` (its whole process group) at random points of one run;
+    rerun the same command after each kill; count the shards each run pushed through."""
+    import lance
+
+    from tideflow_video_search.samples import load_truth
+
+    truth = load_truth(corpus)
+    names = [v.video_id for v in truth.videos][:12]
+    folder = _subset(corpus, names, work / "resume-videos")
+    index = work / "resume-index"
+    command = [
+        sys.executable,
+        "-m",
+        "tideflow_video_search.cli",
+        "--log-level",
+        "error",
+        "ingest",
+        str(folder),
+        "--index",
+        str(index),
+        "--no-progress",
+        "--metrics-port",
+        "{port}",
+        "--shard-seconds",
+        str(shard_s),
+    ]
+    rng = random.Random(seed)
+    processed_s: list[float] = []
+    runs = 0
+    killed = 0
+    while True:
+        runs += 1
+        port = _free_port()
+        child = subprocess.Popen(
+            [c.replace("{port}", str(port)) for c in command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        shards_seen = 0.0
+        kill_at = rng.uniform(3.0, 15.0) if killed < kills else None
+        started = None
+        while child.poll() is None:
+            shards_seen = max(shards_seen, _scrape_shards(port))
+            if shards_seen > 0 and started is None:
+                started = time.time()  # the kill point counts from the first shard done
+            if kill_at is not None and started is not None and time.time() - started > kill_at:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                killed += 1
+                break
+            time.sleep(0.2)
+        processed_s.append(shards_seen * shard_s)
+        if kill_at is None or child.returncode not in (None, -9):
+            if child.returncode not in (0, -9):
+                raise RuntimeError(f"ingest run {runs} failed with exit code {child.returncode}")
+            if kill_at is None:
+                break
+    rows = (
+        lance.dataset(str(index / "segments.lance"))
+        .to_table(columns=["segment_id"])
+        .column("segment_id")
+        .to_pylist()
+    )
+    total_s = sum(
+        math.ceil(v.duration_s / shard_s - 1e-9) * shard_s
+        for v in truth.videos
+        if v.video_id in names
+    )  # in whole shards, as the runs are counted
+    return {
+        "kills": killed,
+        "runs": runs,
+        "rows": len(rows),
+        "duplicates": len(rows) - len(set(rows)),
+        "video_s": round(total_s, 1),
+        "processed_s_per_run": [round(x, 1) for x in processed_s],
+        "reprocessed_s_per_kill": round((sum(processed_s) - total_s) / max(1, killed), 2),
+    }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _scrape_shards(port: int) -> float:
+    """Shards the running ingest's ``segments`` stage has taken in (its Prometheus)."""
+    import httpx
+
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+    except httpx.HTTPError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("tideflow_stage_rows_in_total") and 'stage="segments"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section per figure)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="bench-results")
+    parser.add_argument(
+        "--videos", type=int, default=32, help="videos of the corpus for (a) and (e)"
+    )
+    parser.add_argument("--drops", type=int, default=8, help="videos dropped one by one for (b)")
+    parser.add_argument("--rows", type=int, default=100_000, help="index size for (c)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=40, help="requests per client for (c)")
+    parser.add_argument("--kills", type=int, default=5, help="SIGKILLs for (f)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="a small run (smoke test)")
+    parser.add_argument("--parts", default="abcdef", help="which parts to run (default: all)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.videos, args.drops, args.rows, args.requests, args.kills = 8, 3, 5_000, 10, 1
+    configure_logging(level="error")
+
+    import ray
+
+    from tideflow_video_search.config import IngestConfig
+    from tideflow_video_search.evaluate import load_queries
+    from tideflow_video_search.evaluation import evaluate_index
+    from tideflow_video_search.ingest import local_cpus
+    from tideflow_video_search.samples import make_samples
+
+    metrics: dict[str, Any] = {}
+    goals: dict[str, Goal] = {}
+    config = IngestConfig()
+    with tempfile.TemporaryDirectory(prefix="tideflow-bench-vs-") as tmp:
+        work = Path(tmp)
+        corpus = work / "corpus"
+        _say(f"corpus: {args.videos} videos")
+        make_samples(corpus, count=64, seed=args.seed)
+        truth = json.loads((corpus / "truth.json").read_text())
+        names = [v["video_id"] for v in truth["videos"]][: args.videos]
+        subset = _subset(corpus, names, work / "subset")
+        ray.init(num_cpus=local_cpus(), include_dashboard=False, log_to_driver=False)
+        app_index = work / "app-index"
+        if "a" in args.parts or "e" in args.parts or "c" in args.parts:
+            _say("(a) ingest through the app ...")
+            app = run_app(subset, app_index, config)
+            minutes = video_minutes(truth, names)
+            app["video_min_per_wall_min"] = round(minutes / (app["span_s"] / 60), 3)
+            metrics["ingest_app"] = app
+            _say(f"    {app}")
+        if "a" in args.parts:
+            from tideflow.media.embeddings import embedding_dim
+
+            _say("(a) the same work in a plain loop ...")
+            loop = run_loop(subset, work / "loop-index", config, embedding_dim(config.embedding))
+            loop["video_min_per_wall_min"] = round(minutes / (loop["span_s"] / 60), 3)
+            metrics["ingest_loop"] = loop
+            metrics["video_minutes"] = round(minutes, 2)
+            ratio = loop["span_s"] / app["span_s"]
+            metrics["ingest_speedup"] = round(ratio, 3)
+            goals["ingest_app_over_loop"] = at_least(ratio, 1.5)
+            _say(f"    {loop}  → app ÷ loop = {ratio:.2f}")
+        if "e" in args.parts:
+            _say("(e) quality of the app's index ...")
+            report = evaluate_index(app_index, corpus=corpus)
+            metrics["quality"] = {
+                "overall": report["hybrid"]["overall"],
+                "per_channel": report["hybrid"]["per_channel"],
+                "single": report["single"],
+                "unanswerable_rejected": report["hybrid"]["unanswerable_rejected"],
+                "transcription": report.get("transcription"),
+                "note": "queries about videos outside the ingested subset count as misses"
+                if args.videos < 64
+                else "",
+            }
+            for name, goal in report["goals"].items():
+                goals[f"quality_{name}"] = Goal(
+                    value=float(goal["value"] or 0.0), target=goal["target"], met=bool(goal["met"])
+                )
+        if "b" in args.parts:
+            _say("(b) arrival to searchable with --follow ...")
+            follow = follow_latency(corpus, work / "follow", config, args.drops)
+            metrics["follow"] = follow
+            goals["arrival_to_searchable_p95_s"] = at_most(follow["p95_s"], 10.0)
+        if "d" in args.parts:
+            _say("(d) near-duplicate removal on slide videos ...")
+            dedup = dedup_savings(corpus, work / "dedup", config, load_queries())
+            metrics["dedup"] = dedup
+            goals["ocr_calls_saved"] = at_least(dedup["calls_ratio"], 5.0)
+            goals["dedup_recall_kept"] = at_least(dedup["recall@5_on"] - dedup["recall@5_off"], 0.0)
+            _say(f"    {dedup}")
+        ray.shutdown()
+        if "c" in args.parts:
+            from tideflow.media.embeddings import embedding_dim
+
+            _say(f"(c) query latency at {args.rows} rows, {args.clients} clients ...")
+            grown = work / "grown-index"
+            total = grow_index(app_index, grown, args.rows, embedding_dim(config.embedding))
+            queries = [q.query for q in load_queries()]
+            latency = query_latency(grown, queries, args.clients, args.requests)
+            latency["rows"] = total
+            metrics["query"] = latency
+            goals["query_p95_ms"] = at_most(latency["p95_ms"], 150.0)
+            _say(f"    {latency}")
+        if "f" in args.parts:
+            _say(f"(f) resume after {args.kills} SIGKILLs ...")
+            resume = resume_after_kills(
+                corpus, work / "resume", args.kills, args.seed, config.shard_seconds
+            )
+            metrics["resume"] = resume
+            rate = metrics.get("ingest_app", {}).get("video_min_per_wall_min")
+            bound = (rate * 60 / 60 * CHECKPOINT_S) if rate else CHECKPOINT_S * 2
+            metrics["resume"]["one_interval_of_video_s"] = round(bound, 2)
+            goals["resume_reprocessed_s_per_kill"] = at_most(
+                resume["reprocessed_s_per_kill"], bound
+            )
+            goals["resume_duplicates"] = at_most(resume["duplicates"], 0)
+            _say(f"    {resume}")
+    path = write_result(args.out, "video_search", metrics=metrics, goals=goals)
+    _say(f"wrote {path}")
+    for name, goal in goals.items():
+        _say(f"  {name}: {goal.value} (target {goal.target}) {'met' if goal.met else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
