@@ -5,14 +5,16 @@ query by frame (perceptual hash + colour histogram nearest neighbours).
 >>> [h.to_dict() for h in index.search("when does the ferry leave", k=5, source="speech")]
 ... # doctest: +SKIP
 
-**Fusion.** BM25 (Lance's full-text index) and vector search (the query embedded by the
-index's model) each return ``candidates`` rows; a row's fused score is the sum over the
-lists that hold it of ``w / (RRF_K + rank)``, where ``w`` is the list's *confidence* in that
-row: the cosine similarity rescaled between the model's floor (unrelated text) and 1, and
-the BM25 score saturated as ``s / (s + BM25_HALF)``. Plain RRF ranks only; the weights make
-the fused score an absolute relevance too (scaled so that a row first in both lists with
-full confidence scores 1), so one threshold (:attr:`SearchIndex.score_threshold`) tells
-answers from non-answers.
+**Scoring.** BM25 (Lance's full-text index) and vector search (the query embedded by the
+index's model) each return ``candidates`` rows, fused by reciprocal rank fusion
+(``1 / (RRF_K + rank)`` summed over the lists, scaled so that a row first in both scores 1).
+Plain RRF ranks only; to tell answers from non-answers, the fused score is multiplied by a
+*confidence*: how far the row's cosine similarity stands above the median similarity of the
+query's candidates (the level of unrelated rows for this query, whatever the model or the
+language), ``min(1, max(0, (cos − median) / (2 × SIMILARITY_GAP)))``. A row 0.05 above the
+median scores about 0.5: :attr:`SearchIndex.score_threshold`. (In ``text`` mode, without a
+query vector, the confidence is the BM25 score relative to the best one: it ranks, but is
+not calibrated.)
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,9 @@ MAX_K = 100
 MAX_QUERY_CHARS = 500
 MODES = ("hybrid", "text", "vector")
 RRF_K = 60
-BM25_HALF = 4.0
-"""A BM25 score of this much counts as half-confident."""
-SIMILARITY_FLOOR = {"e5": 0.78, "minilm": 0.15}
-"""Cosine similarity of unrelated texts under each packaged model (below: no confidence)."""
-DEFAULT_FLOOR = 0.2
+SIMILARITY_GAP = 0.05
+"""Cosine similarity above the query's median candidate at which a row is half-confident."""
+DEFAULT_THRESHOLD = 0.5
 META_FILE = "index.json"
 
 
@@ -90,7 +89,7 @@ class IndexMeta:
 
     embedding: str
     dim: int
-    score_threshold: float = 0.35
+    score_threshold: float = DEFAULT_THRESHOLD
 
 
 def write_meta(index_dir: str | os.PathLike[str], meta: IndexMeta) -> None:
@@ -140,8 +139,7 @@ class SearchIndex:
             raise ConfigError(message)
         meta = read_meta(self.index_dir)
         self.embedding = embedding or (meta.embedding if meta else "e5")
-        self.score_threshold = meta.score_threshold if meta else 0.35
-        self._floor = SIMILARITY_FLOOR.get(self.embedding, DEFAULT_FLOOR)
+        self.score_threshold = meta.score_threshold if meta else DEFAULT_THRESHOLD
         self._embedder = embedder
         self._lock = threading.Lock()
         self._dataset = lance.dataset(self._uri)
@@ -248,14 +246,32 @@ class SearchIndex:
         pool = candidates or max(50, 4 * k)
         if group_by_video:
             pool = max(pool, 10 * k)
-        lists: list[list[tuple[dict[str, Any], float]]] = []
+        ranked: list[list[dict[str, Any]]] = []
+        similarity: dict[str, float] = {}
+        reference = 0.0
+        vector = self.embed_query(text) if mode in ("hybrid", "vector") else None
         if mode in ("hybrid", "text"):
-            lists.append(self._bm25(text, where, pool))
-        if mode in ("hybrid", "vector"):
-            lists.append(self._nearest(self.embed_query(text), where, pool))
-        # Candidates no list is confident in stay, last, with score 0: a caller tells
-        # answers from the rest with score_threshold.
-        hits = _fuse(lists, n_lists=len(lists))
+            lexical = self._bm25(text, where, pool, with_vectors=vector is not None)
+            ranked.append([row for row, _ in lexical])
+            if vector is None:  # text mode: relative to the best BM25 score
+                best = max((s for _, s in lexical), default=0.0) or 1.0
+                similarity = {row["segment_id"]: s / best for row, s in lexical}
+            else:
+                for row, _ in lexical:
+                    similarity[row["segment_id"]] = float(np.dot(row.pop("vector"), vector))
+        if vector is not None:
+            nearest = self._nearest(vector, where, pool)
+            ranked.append([row for row, _ in nearest])
+            similarity.update({row["segment_id"]: cos for row, cos in nearest})
+            reference = self._reference(vector, where, nearest, pool)
+
+        def confidence(segment: str) -> float:
+            value = similarity.get(segment, 0.0)
+            if vector is None:
+                return value
+            return min(1.0, max(0.0, (value - reference) / (2 * SIMILARITY_GAP)))
+
+        hits = _fuse(ranked, confidence)
         if group_by_video:
             best: dict[str, Hit] = {}
             for hit in hits:
@@ -263,13 +279,16 @@ class SearchIndex:
             hits = list(best.values())
         return hits[:k]
 
-    def _bm25(self, text: str, where: str, limit: int) -> list[tuple[dict[str, Any], float]]:
+    def _bm25(
+        self, text: str, where: str, limit: int, *, with_vectors: bool
+    ) -> list[tuple[dict[str, Any], float]]:
+        columns = [*_COLUMNS, "vector"] if with_vectors else list(_COLUMNS)
         try:
             from lance.query import MatchQuery
 
             table = self._dataset.to_table(
                 full_text_query=MatchQuery(search_text(text), "search_text"),
-                columns=[*_COLUMNS, "_score"],
+                columns=[*columns, "_score"],
                 filter=where,
                 limit=limit,
                 prefilter=True,
@@ -279,10 +298,8 @@ class SearchIndex:
                 raise
             return []  # no full-text index yet (an empty index): vectors only
         scores = table.column("_score").to_pylist()
-        rows = table.select(_COLUMNS).to_pylist()
-        return [
-            (row, float(s) / (float(s) + BM25_HALF)) for row, s in zip(rows, scores, strict=True)
-        ]
+        rows = table.select(columns).to_pylist()
+        return [(row, float(s)) for row, s in zip(rows, scores, strict=True)]
 
     def _nearest(
         self, vector: np.ndarray, where: str, limit: int
@@ -295,12 +312,21 @@ class SearchIndex:
         )
         distances = table.column("_distance").to_pylist()
         rows = table.select(_COLUMNS).to_pylist()
-        floor = self._floor
-        out = []
-        for row, distance in zip(rows, distances, strict=True):
-            similarity = 1.0 - float(distance)
-            out.append((row, min(1.0, max(0.0, (similarity - floor) / (1.0 - floor)))))
-        return out
+        return [(row, 1.0 - float(d)) for row, d in zip(rows, distances, strict=True)]
+
+    def _reference(
+        self,
+        vector: np.ndarray,
+        where: str,
+        nearest: list[tuple[dict[str, Any], float]],
+        limit: int,
+    ) -> float:
+        """The median similarity of the query's candidates over the whole index (not only
+        the filtered rows): what an unrelated row scores for this query."""
+        if where != _filters(None, None, None, None, None):
+            nearest = self._nearest(vector, _filters(None, None, None, None, None), limit)
+        values = [cos for _, cos in nearest]
+        return float(np.median(values)) if values else 0.0
 
     # -- query by frame ------------------------------------------------------------------
 
@@ -390,15 +416,18 @@ def _filters(
     return " AND ".join(clauses)
 
 
-def _fuse(lists: Iterable[list[tuple[dict[str, Any], float]]], *, n_lists: int) -> list[Hit]:
+def _fuse(ranked: list[list[dict[str, Any]]], confidence: Any) -> list[Hit]:
+    """Reciprocal rank fusion of ``ranked`` lists (scaled: first everywhere = 1), times
+    each row's ``confidence(segment_id)``; best first."""
     fused: dict[str, float] = {}
     rows: dict[str, dict[str, Any]] = {}
-    for ranked in lists:
-        for rank, (row, confidence) in enumerate(ranked, start=1):
+    for ranking in ranked:
+        for rank, row in enumerate(ranking, start=1):
             key = row["segment_id"]
             rows[key] = row
-            fused[key] = fused.get(key, 0.0) + confidence * (RRF_K + 1) / (RRF_K + rank)
-    order = sorted(fused, key=lambda key: (-fused[key], key))
+            fused[key] = fused.get(key, 0.0) + (RRF_K + 1) / (RRF_K + rank) / len(ranked)
+    scores = {key: value * confidence(key) for key, value in fused.items()}
+    order = sorted(scores, key=lambda key: (-scores[key], -fused[key], key))
     return [
         Hit(
             segment_id=key,
@@ -409,7 +438,7 @@ def _fuse(lists: Iterable[list[tuple[dict[str, Any], float]]], *, n_lists: int) 
             text=rows[key]["text"] or "",
             source=rows[key]["source"],
             language=rows[key]["language"] or "",
-            score=fused[key] / max(1, n_lists),
+            score=scores[key],
         )
         for key in order
     ]
