@@ -75,10 +75,7 @@ class OcrShards(OcrFrames):
     pixels left behind: the per-video gather keeps frame times and lines only."""
 
     def __init__(self, config: OcrConfig) -> None:
-        super().__init__(threads=config.ocr_threads, retries=config.retries)
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        return super().__call__(table).drop_columns(["pixels", "frame_h", "frame_w"])
+        super().__init__(threads=config.ocr_threads, retries=config.retries, keep_pixels=False)
 
 
 def gather_shards(

@@ -120,7 +120,7 @@ def build_pipeline(config: IngestConfig, source: Source, *, dim: int = 384) -> P
             name="ocr",
             num_cpus=1,
             concurrency=config.ocr_pool or (1, cpus),
-            fn_constructor_kwargs={"threads": 1, "retries": config.retries},
+            fn_constructor_kwargs={"threads": 1, "retries": config.retries, "keep_pixels": False},
         )
     if config.subtitles:
         from tideflow.media.subtitles import ReadSubtitles

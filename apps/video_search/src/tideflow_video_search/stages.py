@@ -35,8 +35,9 @@ ROW_SCHEMA = pa.schema([f for f in segment_schema() if f.name not in ("vector", 
 
 
 class ExtractFrames:
-    """Decode a shard's frames and drop near-identical ones (one stage: the pixels cross
-    the object store once). Adds ``phash``/``hist`` of the kept frames either way."""
+    """Decode a shard's frames, drop near-identical ones (one stage: the pixels cross the
+    object store once) and make each kept frame's JPEG thumbnail (``thumbs``). Adds
+    ``phash``/``hist`` of the kept frames either way. Without OCR the pixels stop here."""
 
     def __init__(self, config: IngestConfig) -> None:
         from tideflow.media.dedup import DedupFrames
@@ -50,9 +51,20 @@ class ExtractFrames:
         )
         # Without removal every frame is kept; the signatures are still computed (frame rows).
         self._dedup = DedupFrames(remove=config.dedup)
+        self._keep_pixels = config.ocr
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        return self._dedup(self._decode(table))
+        from tideflow.media.frames import frame_images
+
+        table = self._dedup(self._decode(table))
+        thumbs = []
+        for row in table.select(["pixels", "frame_h", "frame_w", "error"]).to_pylist():
+            ok = row["error"] is None and row["pixels"]
+            thumbs.append([_thumbnail(image) for image in frame_images(row)] if ok else [])
+        table = table.append_column("thumbs", pa.array(thumbs, pa.list_(pa.binary())))
+        if self._keep_pixels:
+            return table
+        return table.drop_columns(["pixels", "frame_h", "frame_w"])
 
 
 def _thumbnail(image: np.ndarray) -> bytes:
@@ -91,15 +103,12 @@ class BuildSegments:
         return result
 
     def _rows(self, row: dict[str, Any], names: set[str]) -> list[dict[str, Any]]:
-        from tideflow.media.frames import frame_images
-
         frames = row.get("frames") or []
-        images = frame_images(row) if frames else []
+        thumbs = row.get("thumbs") or []
         lines_by_t: dict[float, list[dict[str, Any]]] = {}
         for line in row.get("lines") or []:
             lines_by_t.setdefault(float(line["t"]), []).append(line)
         texts = [frame_text(lines_by_t.get(float(f["t"]), [])) for f in frames]
-        thumbs: dict[int, bytes] = {}
 
         def thumb_at(t: float) -> tuple[bytes | None, int | None, list[float] | None]:
             if not frames:
@@ -110,9 +119,7 @@ class BuildSegments:
                     0 if frames[k]["t0"] <= t < frames[k]["t1"] else 1 + abs(frames[k]["t"] - t)
                 ),
             )
-            if j not in thumbs:
-                thumbs[j] = _thumbnail(images[j])
-            return thumbs[j], row["phash"][j], row["hist"][j]
+            return thumbs[j] if j < len(thumbs) else None, row["phash"][j], row["hist"][j]
 
         def emit(source: str, piece: Timed) -> dict[str, Any]:
             jpeg, phash, hist = thumb_at((piece.start_s + piece.end_s) / 2)
@@ -164,8 +171,6 @@ class BuildSegments:
                 emit("speech", p) for p in merge_timed(said, max_seconds=config.segment_seconds)
             ]
         for j, frame in enumerate(frames):
-            jpeg = thumbs.get(j) or _thumbnail(images[j])
-            thumbs[j] = jpeg
             rows.append(
                 {
                     "segment_id": segment_id(row["video_id"], FRAME_SOURCE, frame["t"]),
@@ -177,7 +182,7 @@ class BuildSegments:
                     "search_text": search_text(texts[j]),
                     "source": FRAME_SOURCE,
                     "language": detect_language(texts[j]) if texts[j] else "",
-                    "thumbnail": jpeg,
+                    "thumbnail": thumbs[j] if j < len(thumbs) else None,
                     "phash": row["phash"][j],
                     "hist": row["hist"][j],
                 }

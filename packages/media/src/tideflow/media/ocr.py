@@ -102,13 +102,15 @@ class OcrFrames:
 
     Adds ``lines`` (list of :data:`LINE_TYPE`, in frame order). A row whose ``error`` is set
     is passed on without lines; a row whose OCR fails ``retries + 1`` times gets no lines
-    and ``error = "ocr: …"``.
+    and ``error = "ocr: …"``. ``keep_pixels=False`` leaves the frames' pixels behind
+    (``pixels``, ``frame_h``, ``frame_w``) once read: later stages then move only text.
     """
 
-    def __init__(self, threads: int = 1, retries: int = 2) -> None:
+    def __init__(self, threads: int = 1, retries: int = 2, *, keep_pixels: bool = True) -> None:
         _check_threads("OcrFrames", threads)
         _check_retries("OcrFrames", retries)
         self.retries = retries
+        self.keep_pixels = keep_pixels
         self._log = get_logger("tideflow.media.ocr", pid=os.getpid())
         self._reader = OcrReader(threads)
 
@@ -140,10 +142,15 @@ class OcrFrames:
                 lines, error = read or [], f"ocr: {problem}" if problem else None
             found.append(lines)
             errors.append(error)
-        return _with_columns(
+        out = _with_columns(
             table,
             {
                 "lines": pa.array(found, pa.list_(LINE_TYPE)),
                 "error": pa.array(errors, pa.string()),
             },
+        )
+        if self.keep_pixels:
+            return out
+        return out.drop_columns(
+            [c for c in ("pixels", "frame_h", "frame_w") if c in out.column_names]
         )
