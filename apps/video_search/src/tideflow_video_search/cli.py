@@ -293,7 +293,7 @@ def _samples(args: argparse.Namespace) -> int:
     corpus = make_samples(args.folder, count=args.count, seed=args.seed)
     print(f"wrote {len(corpus.videos)} videos to {args.folder}", file=sys.stderr)
     if args.bad:
-        bad = make_bad_samples(os.path.join(args.folder, "bad"))
+        bad = make_bad_samples(args.folder)
         print(f"wrote {len(bad)} bad inputs to {os.path.join(args.folder, 'bad')}", file=sys.stderr)
     return 0
 
