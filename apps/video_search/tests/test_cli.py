@@ -1,0 +1,49 @@
+"""The command line: query's JSON shape (other programs rely on it), errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tideflow_video_search.cli import main
+
+
+def test_query_json_is_one_list_of_hits_with_the_promised_fields(indexed, capsys) -> None:
+    code = main(["query", "--index", str(indexed.index), "--json", "--k", "3", "copper", "mine"])
+    out = capsys.readouterr().out
+    hits = json.loads(out)
+    assert code == 0 and isinstance(hits, list) and 1 <= len(hits) <= 3
+    for hit in hits:
+        assert {"uri", "video_id", "start_s", "end_s", "text", "source", "score"} <= set(hit)
+    assert hits[0]["video_id"] == "sidecar.mp4" and hits[0]["source"] == "subtitle"
+
+
+def test_query_filters_by_source(indexed, capsys) -> None:
+    main(["query", "--index", str(indexed.index), "--json", "--source", "speech", "train"])
+    hits = json.loads(capsys.readouterr().out)
+    assert hits and {h["source"] for h in hits} == {"speech"}
+
+
+def test_a_missing_index_exits_2_with_a_message(tmp_path, capsys) -> None:
+    code = main(["query", "--index", str(tmp_path / "nowhere"), "anything"])
+    assert code == 2
+    assert "no index at" in capsys.readouterr().err
+
+
+def test_an_empty_query_exits_2(indexed, capsys) -> None:
+    assert main(["query", "--index", str(indexed.index), "   "]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["query", "--index", "x", "--k", "0", "q"], ["ingest"]])
+def test_bad_arguments_exit_2(argv) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+
+
+def test_a_missing_source_exits_2(tmp_path, capsys) -> None:
+    code = main(["ingest", str(tmp_path / "missing"), "--index", str(tmp_path / "i")])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
