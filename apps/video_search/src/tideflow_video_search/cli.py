@@ -308,3 +308,7 @@ def _eval(args: argparse.Namespace) -> int:
             handle.write(text + "\n")
     print(text if args.json else format_report(report))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
