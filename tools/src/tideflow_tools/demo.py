@@ -1,20 +1,24 @@
 """``tideflow-demo``: Tideflow end to end on embedded defaults.
 
-0. The video OCR app (``apps/ocr``) on generated videos: shards OCR'd in parallel, gathered
+0. The video search app (``apps/video_search``) on generated videos: ingest (frames,
+   near-duplicate removal, OCR, subtitles, speech, embeddings → Lance), then questions asked
+   as paraphrases, each answered with a moment of a video (see
+   :mod:`tideflow_video_search.demo`).
+1. The video OCR app (``apps/ocr``) on generated videos: shards OCR'd in parallel, gathered
    per video, filtered in two layers, written to Iceberg and JSON lines as each video
    completes; a corrupt file goes to the failure callback (see :mod:`tideflow_ocr.demo`).
-1. Streaming: a checkpointed job over generated video shards — decode, an autoscaled
+2. Streaming: a checkpointed job over generated video shards — decode, an autoscaled
    "embedding" pool, a keyed stage that gathers each video's frames, a two-phase Parquet
    sink — then the same job id again, which resumes and writes nothing new
    (see :mod:`tideflow_tools.streaming_demo`).
-2. LLM: a Processor (preprocess → chat template → tokenize → transformers engine →
+3. LLM: a Processor (preprocess → chat template → tokenize → transformers engine →
    detokenize → postprocess) on generated captions with a tiny random Qwen2 model built
    on the spot; one over-long caption lands in the dead letters
    (see :mod:`tideflow_tools.llm_demo`).
-3. Simulation: an elastic actor pool (3 s cold start) on one bursty load trace, under Ray
+4. Simulation: an elastic actor pool (3 s cold start) on one bursty load trace, under Ray
    Data's actor-pool rule (Ray 2.60) and under Tideflow's
    :class:`~tideflow.core.autoscaler.PoolScaler`, side by side.
-4. Live: a bursty stream of batches through a real :class:`~tideflow.core.ActorPool` on a
+5. Live: a bursty stream of batches through a real :class:`~tideflow.core.ActorPool` on a
    local Ray, scaled by a ``PoolScaler``, checkpointed every 2 s through the epoch
    coordinator, with one actor killed half way (see :mod:`tideflow_tools.live_demo`).
 
@@ -99,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds (600)")
     parser.add_argument(
         "--only",
-        choices=("ocr", "streaming", "llm", "sim", "live"),
-        help="run only the OCR app, the streaming job, the LLM stage, the autoscaling "
+        choices=("search", "ocr", "streaming", "llm", "sim", "live"),
+        help="run only the video search app, the OCR app, the streaming job, the LLM stage, "
+        "the autoscaling "
         "simulation or the live pool job",
     )
     parser.add_argument(
@@ -124,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(format=args.log_format, level=args.log_level)
     console = Console()
     ok = True
+    if args.only in (None, "search"):
+        ok = _search(args, console) and ok
     if args.only in (None, "ocr"):
         ok = _ocr(args, console) and ok
     if args.only in (None, "streaming"):
@@ -133,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         from tideflow_tools.live_view import local_ray
         from tideflow_tools.streaming_demo import run_streaming_part
 
-        console.rule("2/5 a streaming job: checkpointed, exactly once")
+        console.rule("3/6 a streaming job: checkpointed, exactly once")
         workdir = Path(args.workdir)
         shutil.rmtree(workdir, ignore_errors=True)  # a fresh job every time the demo runs
         with local_ray(console):
@@ -142,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         from tideflow_tools.live_view import local_ray
         from tideflow_tools.llm_demo import run_llm_demo
 
-        console.rule("3/5 an LLM stage: a Processor of six stages on generated text")
+        console.rule("4/6 an LLM stage: a Processor of six stages on generated text")
         with local_ray(console):
             ok = run_llm_demo(console, rows=48) and ok
     if args.only in (None, "sim"):
@@ -162,6 +169,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def _search(args: argparse.Namespace, console: Console) -> bool:
+    import shutil
+    from pathlib import Path
+
+    import ray
+
+    from tideflow_video_search.demo import DemoCheckError, run_demo
+    from tideflow_video_search.ingest import local_cpus
+
+    console.rule("1/6 the video search app: videos → OCR │ subtitles │ speech → Lance → questions")
+    workdir = Path(args.workdir) / "search"
+    shutil.rmtree(workdir, ignore_errors=True)  # a fresh run every time the demo runs
+    console.print("starting a local Ray …")
+    ray.init(num_cpus=local_cpus(), include_dashboard=False, log_to_driver=False)
+    try:
+        run_demo(workdir, console=console)
+    except DemoCheckError as error:
+        console.print(f"[red]the video search app answered wrong:[/red] {error}")
+        return False
+    finally:
+        ray.shutdown()
+    return True
+
+
 def _ocr(args: argparse.Namespace, console: Console) -> bool:
     import shutil
     from pathlib import Path
@@ -169,7 +200,7 @@ def _ocr(args: argparse.Namespace, console: Console) -> bool:
     from tideflow_ocr.demo import DemoCheckError, run_demo
     from tideflow_tools.live_view import local_ray
 
-    console.rule("1/5 the video OCR app: shards → OCR pool → per-video gather → two filters")
+    console.rule("2/6 the video OCR app: shards → OCR pool → per-video gather → two filters")
     workdir = Path(args.workdir) / "ocr"
     shutil.rmtree(workdir, ignore_errors=True)  # a fresh run every time the demo runs
     with local_ray(console):
@@ -182,7 +213,7 @@ def _ocr(args: argparse.Namespace, console: Console) -> bool:
 
 
 def _simulation(args: argparse.Namespace, console: Console) -> None:
-    console.rule("4/5 autoscaling policies, simulated")
+    console.rule("5/6 autoscaling policies, simulated")
     comparison = _run(args.seed, args.duration, console)
     console.print(_table(comparison))
     ray, ours = (comparison.results[k].metrics for k in ("ray_data", "tideflow"))

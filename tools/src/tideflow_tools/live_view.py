@@ -52,7 +52,7 @@ def run_live_part(
 ) -> bool:
     """Run the live job on local Ray (started here unless running); True if output was exact."""
 
-    console.rule("5/5 live on local Ray: elastic pool, checkpoints, an actor killed")
+    console.rule("6/6 live on local Ray: elastic pool, checkpoints, an actor killed")
     cfg = LiveConfig(
         duration_s=seconds,
         bursts=((seconds / 6, seconds / 2), (seconds * 2 / 3, seconds * 5 / 6)),
