@@ -214,6 +214,7 @@ def _ingest(args: argparse.Namespace) -> int:
         keyframes=args.keyframes,
         shard_seconds=args.shard_seconds,
         checkpoint_interval_s=args.checkpoint_interval,
+        epoch_shards=args.epoch_shards,
         embedding=args.embedding,
         whisper_model=args.whisper_model,
         speech_language=args.speech_language,

@@ -54,6 +54,11 @@ class IngestConfig:
     """Consecutive subtitle cues and speech segments are merged up to this length."""
     checkpoint_interval_s: float = 3.0
     """Seconds between checkpoints: a killed ingest redoes at most about this much work."""
+    epoch_shards: int = 4
+    """At most this many shards per checkpoint epoch (a barrier comes after them, or after
+    the interval, whichever is first). A segment is committed once every shard of its
+    epoch has passed every stage: small epochs keep that wait — and what a crash redoes —
+    short, however deep the pipeline."""
     retries: int = 2
     """Retries of a failed decode / OCR of a shard before it goes to the dead letters."""
     ocr_pool: Pool | None = None
@@ -78,6 +83,9 @@ class IngestConfig:
             raise ConfigError(f"IngestConfig.max_side must be an int >= 32; got {self.max_side!r}")
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ConfigError(f"IngestConfig.retries must be an int >= 0; got {self.retries!r}")
+        shards = self.epoch_shards
+        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+            raise ConfigError(f"IngestConfig.epoch_shards must be an int >= 1; got {shards!r}")
         for name in ("ocr_pool", "speech_pool"):
             if getattr(self, name) is not None:
                 _pool(name, getattr(self, name))

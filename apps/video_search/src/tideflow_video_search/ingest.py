@@ -246,7 +246,9 @@ class Ingest:
         write_meta(self.index_dir, IndexMeta(embedding=self.config.embedding, dim=self.dim))
         return {
             "checkpoint": CheckpointConfig(
-                uri=self.state_uri, interval_s=self.config.checkpoint_interval_s
+                uri=self.state_uri,
+                interval_s=self.config.checkpoint_interval_s,
+                max_batches=self.config.epoch_shards,
             ),
             "queue_limit": self.queue_limit,
             "on_progress": on_progress,
