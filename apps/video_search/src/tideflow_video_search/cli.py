@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between checkpoints (3)",
     )
     ingest.add_argument(
+        "--epoch-shards", type=_count(1, 100_000), default=4, help="most shards per checkpoint (4)"
+    )
+    ingest.add_argument(
         "--embedding", default="e5", help="e5 (multilingual, default), minilm, or a model folder"
     )
     ingest.add_argument(
