@@ -32,6 +32,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -438,12 +439,14 @@ def resume_after_kills(
     while True:
         runs += 1
         port = _free_port()
-        child = subprocess.Popen(
-            [c.replace("{port}", str(port)) for c in command],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        log = work / f"resume-run-{runs}.log"
+        with log.open("w") as stderr:
+            child = subprocess.Popen(
+                [c.replace("{port}", str(port)) for c in command],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
         shards_seen = 0.0
         kill_at = rng.uniform(3.0, 15.0) if killed < kills else None
         started = None
@@ -457,6 +460,9 @@ def resume_after_kills(
                 killed += 1
                 break
             time.sleep(0.2)
+        if kill_at is None:  # the last run ends by itself: its own count of shards read
+            summary = re.search(r"done: (\d+) shards read", log.read_text())
+            shards_seen = float(summary.group(1)) if summary else shards_seen
         processed_s.append(shards_seen * shard_s)
         if kill_at is None or child.returncode not in (None, -9):
             if child.returncode not in (0, -9):
