@@ -80,17 +80,7 @@ def _priority(text: str) -> tuple[str, int]:
         ) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="video-search",
-        description="Search videos by what is on screen, in their subtitles and in their speech.",
-    )
-    parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
-    parser.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_ingest(commands: Any) -> None:
     ingest = commands.add_parser("ingest", help="index videos (a folder, bucket or Kafka topic)")
     ingest.add_argument(
         "source", metavar="SRC", help="folder/bucket of videos or kafka://HOST:PORT/TOPIC"
@@ -110,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between checkpoints (3)",
     )
     ingest.add_argument(
-        "--epoch-shards", type=_count(1, 100_000), default=4, help="most shards per checkpoint (4)"
+        "--epoch-shards", type=_count(1, 100_000), default=2, help="most shards per checkpoint (2)"
     )
     ingest.add_argument(
         "--embedding", default="e5", help="e5 (multilingual, default), minilm, or a model folder"
@@ -141,6 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--num-cpus", type=_count(1, 1024), default=None, help="CPUs of the local Ray"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="video-search",
+        description="Search videos by what is on screen, in their subtitles and in their speech.",
+    )
+    parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_ingest(commands)
 
     query = commands.add_parser("query", help="search an index")
     query.add_argument("text", nargs="+", metavar="TEXT")

@@ -54,7 +54,7 @@ class IngestConfig:
     """Consecutive subtitle cues and speech segments are merged up to this length."""
     checkpoint_interval_s: float = 3.0
     """Seconds between checkpoints: a killed ingest redoes at most about this much work."""
-    epoch_shards: int = 4
+    epoch_shards: int = 2
     """At most this many shards per checkpoint epoch (a barrier comes after them, or after
     the interval, whichever is first). A segment is committed once every shard of its
     epoch has passed every stage: small epochs keep that wait — and what a crash redoes —
@@ -62,9 +62,9 @@ class IngestConfig:
     retries: int = 2
     """Retries of a failed decode / OCR of a shard before it goes to the dead letters."""
     ocr_pool: Pool | None = None
-    """OCR actors (default: 1 to the cluster's CPUs)."""
+    """OCR actors (default: 1 to half the cluster's CPU slots, less one)."""
     speech_pool: Pool | None = None
-    """Speech actors (default: 1 to half the cluster's CPUs)."""
+    """Speech actors (default: 2 to half the cluster's CPU slots, less one)."""
     embed_pool: Pool = 1
     """Embedding actors."""
     priority: Mapping[str, int] = field(default_factory=dict)

@@ -57,12 +57,21 @@ def _cluster_cpus() -> int:
 
 
 def local_cpus() -> int:
-    """Logical CPUs for a local Ray started by the app: the machine's cores, at least 4.
+    """Logical CPUs for a local Ray started by the app: twice the machine's cores, at
+    least 6.
 
-    Each model stage (OCR, speech, embeddings) holds one CPU slot per actor; on a laptop
-    with fewer cores than model stages, the OS shares the cores among them (a stage is not
-    busy all the time: that sharing is the pipelining)."""
-    return max(4, os.cpu_count() or 1)
+    Each model stage (OCR, speech, embeddings) holds one CPU slot per actor. The slots
+    admit actors; the OS shares the cores among them. Two slots per core let the speech
+    and OCR pools both reach their size while the embedding actor keeps its own: a stage
+    is not busy all the time, and that sharing is the pipelining."""
+    return max(6, 2 * (os.cpu_count() or 1))
+
+
+def default_pools(cpus: int) -> dict[str, tuple[int, int]]:
+    """OCR and speech pools on a cluster of ``cpus`` CPU slots: each may grow to half of
+    them, so neither starves the other; speech, the heaviest stage, starts with two."""
+    half = max(1, cpus // 2 - 1)
+    return {"ocr": (1, half), "speech": (min(2, half), half)}
 
 
 def required_cpus(config: IngestConfig) -> int:
@@ -100,7 +109,11 @@ def parse_source(
         if not os.path.exists(path):
             raise ConfigError(f"video source {text!r} does not exist: {_SOURCE_HELP}")
     return VideoFolderSource(
-        uri=text, shard_seconds=shard_seconds, priority=dict(priority or {}), follow=follow
+        uri=text,
+        shard_seconds=shard_seconds,
+        priority=dict(priority or {}),
+        follow=follow,
+        poll_s=0.5,  # a watched folder: new videos are seen within a second
     )
 
 
@@ -119,7 +132,7 @@ def build_pipeline(config: IngestConfig, source: Source, *, dim: int = 384) -> P
             OcrFrames,
             name="ocr",
             num_cpus=1,
-            concurrency=config.ocr_pool or (1, cpus),
+            concurrency=config.ocr_pool or default_pools(cpus)["ocr"],
             fn_constructor_kwargs={"threads": 1, "retries": config.retries, "keep_pixels": False},
         )
     if config.subtitles:
@@ -133,7 +146,7 @@ def build_pipeline(config: IngestConfig, source: Source, *, dim: int = 384) -> P
             SpeechRecognizer,
             name="speech",
             num_cpus=1,
-            concurrency=config.speech_pool or (1, max(1, cpus // 2)),
+            concurrency=config.speech_pool or default_pools(cpus)["speech"],
             fn_constructor_kwargs={
                 "model": config.whisper_model,
                 "language": config.speech_language,

@@ -254,8 +254,8 @@ class SearchIndex:
             lexical = self._bm25(text, where, pool, with_vectors=vector is not None)
             ranked.append([row for row, _ in lexical])
             if vector is None:  # text mode: relative to the best BM25 score
-                best = max((s for _, s in lexical), default=0.0) or 1.0
-                similarity = {row["segment_id"]: s / best for row, s in lexical}
+                top = max((s for _, s in lexical), default=0.0) or 1.0
+                similarity = {row["segment_id"]: s / top for row, s in lexical}
             elif lexical:
                 matrix = np.stack([row.pop("vector") for row, _ in lexical])
                 for (row, _), value in zip(lexical, matrix @ vector, strict=True):

@@ -360,7 +360,7 @@ class LanceSink(Sink):
             for column, kind in self.scalar_indexes.items():
                 name = f"{column}_idx"
                 if name not in existing:
-                    dataset.create_scalar_index(column, index_type=kind, name=name)
+                    dataset.create_scalar_index(column, index_type=kind, name=name)  # type: ignore[arg-type]
                     self._log().info("sink.index_built", index=name, rows=dataset.count_rows())
                 elif (
                     dataset.stats.index_stats(name)["num_unindexed_rows"]
