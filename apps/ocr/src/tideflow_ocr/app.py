@@ -18,7 +18,7 @@ from typing import Any
 
 from tideflow.core.uri import redact
 from tideflow.media.frames import DecodeFrames
-from tideflow.media.sources import VideoFolderSource, VideoTopicSource
+from tideflow.media.sources import VideoFolderSource, video_source
 from tideflow.streaming import CheckpointConfig, Job, JobResult, Pipeline
 from tideflow.streaming.connectors import JSONLSink, ParquetSink, Sink, Source
 from tideflow_ocr.config import OcrConfig
@@ -41,10 +41,6 @@ __all__ = [
 OUTPUT_SCHEMA = RESULT_SCHEMA.remove(RESULT_SCHEMA.get_field_index("outcome"))
 """The columns of a result row in the outputs (one row per video read)."""
 
-_SOURCE_HELP = (
-    "expected a folder of videos or a video file (a local path, file://, s3://, hdfs://) "
-    "or a Kafka topic as kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]"
-)
 _OUTPUT_HELP = (
     "expected iceberg://NAMESPACE.TABLE[?catalog properties], jsonl://DIR, parquet://DIR, "
     "a FILE.jsonl, or a directory (local path or s3://…) for JSON lines"
@@ -109,28 +105,7 @@ def parse_source(
 ) -> Source:
     """A source from its text: a folder, a bucket URI or ``kafka://host:port/topic``.
     ``follow``: read until stopped (new messages of a topic, new videos of a folder)."""
-    if isinstance(text, Source):
-        return text
-    if not isinstance(text, str) or not text.strip():
-        raise ConfigError(f"video source {text!r}: {_SOURCE_HELP}")
-    if text.startswith("kafka://"):
-        parsed = urllib.parse.urlsplit(text)
-        topics = [t for t in parsed.path.strip("/").split(",") if t]
-        if not parsed.netloc or not topics:
-            raise ConfigError(f"video source {redact(text)!r}: {_SOURCE_HELP}")
-        return VideoTopicSource(
-            topics=topics,
-            bootstrap_servers=parsed.netloc,
-            shard_seconds=shard_seconds,
-            until=None if follow else "now",
-        )
-    if "://" not in text or text.startswith("file://"):
-        path = text.removeprefix("file://")
-        if not os.path.exists(path):
-            raise ConfigError(f"video source {text!r} does not exist: {_SOURCE_HELP}")
-    return VideoFolderSource(
-        uri=text, shard_seconds=shard_seconds, priority=dict(priority or {}), follow=follow
-    )
+    return video_source(text, shard_seconds=shard_seconds, priority=priority, follow=follow)
 
 
 def parse_output(text: str | Sink, *, catalog: Mapping[str, str] | None = None) -> Sink:

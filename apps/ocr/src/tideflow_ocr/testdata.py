@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tideflow.media.testing import Scene
 from tideflow_ocr.filters import edit_distance
 
 __all__ = [
@@ -35,16 +36,6 @@ __all__ = [
 
 LATIN_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Scene:
-    """Text on screen from ``start_s`` (inclusive) to ``end_s`` (exclusive)."""
-
-    start_s: float
-    end_s: float
-    lines: tuple[str, ...] = ()
-    """Lines drawn top to bottom; empty: a frame without text."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tideflow.core.errors import ConfigError
-from tideflow.core.uri import redact
 from tideflow.streaming import CheckpointConfig, Job, JobResult, Pipeline
 from tideflow.streaming.connectors import Source
 from tideflow_video_search.config import IngestConfig
@@ -40,10 +38,6 @@ __all__ = [
     "required_cpus",
 ]
 
-_SOURCE_HELP = (
-    "expected a folder of videos or a video file (a local path, file://, s3://, hdfs://) "
-    "or a Kafka topic as kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]"
-)
 STATE_DIR = "_state"
 """Under the index directory: checkpoints and dead letters of its ingest jobs."""
 
@@ -86,34 +80,12 @@ def parse_source(
     priority: Mapping[str, int] | None = None,
     follow: bool = False,
 ) -> Source:
-    """A source from its text: a folder, a bucket URI or ``kafka://host:port/topic``."""
-    from tideflow.media.sources import VideoFolderSource, VideoTopicSource
+    """A source from its text: a folder, a bucket URI or ``kafka://host:port/topic``
+    (:func:`tideflow.media.sources.video_source`); a watched folder is listed every 0.5 s."""
+    from tideflow.media.sources import video_source
 
-    if isinstance(text, Source):
-        return text
-    if not isinstance(text, str) or not text.strip():
-        raise ConfigError(f"video source {text!r}: {_SOURCE_HELP}")
-    if text.startswith("kafka://"):
-        parsed = urllib.parse.urlsplit(text)
-        topics = [t for t in parsed.path.strip("/").split(",") if t]
-        if not parsed.netloc or not topics:
-            raise ConfigError(f"video source {redact(text)!r}: {_SOURCE_HELP}")
-        return VideoTopicSource(
-            topics=topics,
-            bootstrap_servers=parsed.netloc,
-            shard_seconds=shard_seconds,
-            until=None if follow else "now",
-        )
-    if "://" not in text or text.startswith("file://"):
-        path = text.removeprefix("file://")
-        if not os.path.exists(path):
-            raise ConfigError(f"video source {text!r} does not exist: {_SOURCE_HELP}")
-    return VideoFolderSource(
-        uri=text,
-        shard_seconds=shard_seconds,
-        priority=dict(priority or {}),
-        follow=follow,
-        poll_s=0.5,  # a watched folder: new videos are seen within a second
+    return video_source(
+        text, shard_seconds=shard_seconds, priority=priority, follow=follow, poll_s=0.5
     )
 
 

@@ -37,6 +37,8 @@ from tideflow.media.video import probe, shard_plan
 from tideflow.streaming.connectors import JSON, JobContext, Source, Split, SplitReader
 
 __all__ = [
+    "SOURCE_HELP",
+    "video_source",
     "SHARD_SCHEMA",
     "VIDEO_EXTENSIONS",
     "VideoFolderSource",
@@ -544,3 +546,54 @@ class _TopicReader(_ShardingReader):
 
     def close(self) -> None:
         self._inner.close()
+
+
+# -- a source from its text (what the apps' command lines take) ------------------------------
+
+SOURCE_HELP = (
+    "expected a folder of videos or a video file (a local path, file://, s3://, hdfs://) "
+    "or a Kafka topic as kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]"
+)
+
+
+def video_source(
+    text: str | Source,
+    *,
+    shard_seconds: float = 10.0,
+    priority: Mapping[str, int] | None = None,
+    follow: bool = False,
+    poll_s: float = 1.0,
+) -> Source:
+    """A source from its text: a folder or video file (local, ``file://``, ``s3://``,
+    ``hdfs://``) or ``kafka://host:port/topic[,topic]``. ``follow``: read until stopped (new
+    messages of a topic, new videos of a folder, listed every ``poll_s``); a source given
+    as a :class:`Source` is returned as it is. Raises :class:`ConfigError` naming the text."""
+    import os
+    import urllib.parse
+
+    if isinstance(text, Source):
+        return text
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"video source {text!r}: {SOURCE_HELP}")
+    if text.startswith("kafka://"):
+        parsed = urllib.parse.urlsplit(text)
+        topics = [t for t in parsed.path.strip("/").split(",") if t]
+        if not parsed.netloc or not topics:
+            raise ConfigError(f"video source {redact(text)!r}: {SOURCE_HELP}")
+        return VideoTopicSource(
+            topics=topics,
+            bootstrap_servers=parsed.netloc,
+            shard_seconds=shard_seconds,
+            until=None if follow else "now",
+        )
+    if "://" not in text or text.startswith("file://"):
+        path = text.removeprefix("file://")
+        if not os.path.exists(path):
+            raise ConfigError(f"video source {text!r} does not exist: {SOURCE_HELP}")
+    return VideoFolderSource(
+        uri=text,
+        shard_seconds=shard_seconds,
+        priority=dict(priority or {}),
+        follow=follow,
+        poll_s=poll_s,
+    )
