@@ -413,7 +413,7 @@ def resume_after_kills(
     from tideflow_video_search.samples import load_truth
 
     truth = load_truth(corpus)
-    names = [v.video_id for v in truth.videos][:12]
+    names = [v.video_id for v in truth.videos][:40]  # long enough a run for the kills
     folder = _subset(corpus, names, work / "resume-videos")
     index = work / "resume-index"
     command = [
@@ -450,6 +450,7 @@ def resume_after_kills(
         shards_seen = 0.0
         kill_at = rng.uniform(3.0, 15.0) if killed < kills else None
         started = None
+        was_killed = False
         while child.poll() is None:
             shards_seen = max(shards_seen, _scrape_shards(port))
             if shards_seen > 0 and started is None:
@@ -458,17 +459,17 @@ def resume_after_kills(
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
                 killed += 1
+                was_killed = True
                 break
             time.sleep(0.2)
-        if kill_at is None:  # the last run ends by itself: its own count of shards read
+        if not was_killed:  # it ended by itself: the last run; its own count of shards read
+            if child.returncode != 0:
+                raise RuntimeError(f"ingest run {runs} failed with exit code {child.returncode}")
             summary = re.search(r"done: (\d+) shards read", log.read_text())
             shards_seen = float(summary.group(1)) if summary else shards_seen
         processed_s.append(shards_seen * shard_s)
-        if kill_at is None or child.returncode not in (None, -9):
-            if child.returncode not in (0, -9):
-                raise RuntimeError(f"ingest run {runs} failed with exit code {child.returncode}")
-            if kill_at is None:
-                break
+        if not was_killed:
+            break
     rows = (
         lance.dataset(str(index / "segments.lance"))
         .to_table(columns=["segment_id"])
