@@ -600,7 +600,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
     parser.add_argument("--kills", type=int, default=5, help="SIGKILLs for (f)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a small run (smoke test)")
-    parser.add_argument("--parts", default="abcdefg", help="which parts to run (default: all)")
+    parser.add_argument(
+        "--parts",
+        default="abcdefg",
+        help="which parts to run (default: all; a partial run keeps the others' figures in the JSON)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.videos, args.drops, args.rows, args.requests, args.kills = 8, 3, 5_000, 10, 1
@@ -711,6 +715,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
             gap = abs(page["current_time_s"] - page["start_s"])
             goals["page_plays_from_the_moment_s"] = at_most(gap, 1.0)
             _say(f"    {page}")
+    previous = Path(args.out) / "video_search.json"
+    if set(args.parts) != set("abcdefg") and previous.exists():
+        # A partial run updates the parts it ran and keeps the others' figures.
+        document = json.loads(previous.read_text())
+        metrics = {**document.get("metrics", {}), **metrics}
+        kept = {k: Goal(**v) for k, v in document.get("goals", {}).items()}
+        goals = {**kept, **goals}
     path = write_result(args.out, "video_search", metrics=metrics, goals=goals)
     _say(f"wrote {path}")
     for name, goal in goals.items():
