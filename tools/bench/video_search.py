@@ -603,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
     parser.add_argument(
         "--parts",
         default="abcdefg",
-        help="which parts to run (default: all; a partial run keeps the others' figures in the JSON)",
+        help="which parts to run (default: all; a partial run keeps the others' figures)",
     )
     args = parser.parse_args(argv)
     if args.quick:
