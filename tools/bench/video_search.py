@@ -178,7 +178,11 @@ def follow_latency(corpus: Path, work: Path, config: Any, drops: int) -> dict[st
             for sidecar in staged.parent.glob(f"{stem}.*"):
                 if sidecar.suffix in (".srt", ".vtt"):
                     shutil.copy2(sidecar, watched / sidecar.name)
-            fact = next(s for s in video.spans if s.fact and s.channel in ("ocr", "subtitle"))
+            # Its first segment: the earliest fact on screen or in the subtitles.
+            fact = min(
+                (s for s in video.spans if s.fact and s.channel in ("ocr", "subtitle")),
+                key=lambda span: span.start_s,
+            )
             arrived = time.perf_counter()
             tmp = watched / f".{Path(video.video_id).name}.part"
             shutil.copy2(staged, tmp)
@@ -591,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="bench-results")
     parser.add_argument(
-        "--videos", type=int, default=32, help="videos of the corpus for (a) and (e)"
+        "--videos", type=int, default=64, help="videos of the corpus for (a) and (e)"
     )
     parser.add_argument("--drops", type=int, default=8, help="videos dropped one by one for (b)")
     parser.add_argument("--rows", type=int, default=100_000, help="index size for (c)")
