@@ -70,6 +70,7 @@ __all__ = [
     "VideoFolderSource",
     "VideoTopicSource",
     "parse_message",
+    "video_source",
     # frames
     "FRAME_TYPE",
     "DecodeFrames",
@@ -87,8 +88,14 @@ __all__ = [
     "parse_vtt",
     # speech
     "SpeechRecognizer",
+    "has_audio",
     "read_audio",
     "whisper_model_dir",
+    # text embeddings (through the LLM operator) and languages
+    "TextEmbedder",
+    "embedding_engine",
+    "embedding_processor",
+    "detect_language",
     # errors
     "ConfigError",
     "MediaError",
@@ -110,6 +117,7 @@ _LAZY = {
     "VideoFolderSource": "sources",
     "VideoTopicSource": "sources",
     "parse_message": "sources",
+    "video_source": "sources",
     "FRAME_TYPE": "frames",
     "DecodeFrames": "frames",
     "frame_images": "frames",
@@ -125,6 +133,11 @@ _LAZY = {
     "parse_vtt": "subtitles",
     "SpeechRecognizer": "asr",
     "read_audio": "audio",
+    "has_audio": "audio",
+    "TextEmbedder": "embeddings",
+    "embedding_engine": "embeddings",
+    "embedding_processor": "embeddings",
+    "detect_language": "language",
     "whisper_model_dir": "asr",
 }
 
