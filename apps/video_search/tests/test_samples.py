@@ -23,11 +23,16 @@ from tideflow_video_search.samples import (
     plan_samples,
 )
 
-needs_media_tools = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None
-    or not Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc").exists(),
-    reason="needs espeak-ng and fonts-wqy-microhei (apt-get install)",
-)
+
+@pytest.fixture
+def media_tools() -> None:
+    """No skip: `make test` installs them (make system-deps); a missing one fails by name."""
+    assert shutil.which("espeak-ng"), "needs espeak-ng: make system-deps installs it"
+    font = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+    assert font.exists(), "needs fonts-wqy-microhei: make system-deps installs it"
+
+
+needs_media_tools = pytest.mark.usefixtures("media_tools")
 
 
 @pytest.fixture(scope="module")

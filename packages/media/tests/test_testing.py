@@ -24,12 +24,20 @@ from tideflow.media.testing import (
     write_vtt,
 )
 
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="apt-get install espeak-ng"
-)
-needs_cjk_font = pytest.mark.skipif(
-    not cjk_font_available(), reason="apt-get install fonts-wqy-microhei"
-)
+
+@pytest.fixture
+def espeak() -> None:
+    """No skip: `make test` installs it (make system-deps); without it the test fails."""
+    assert shutil.which("espeak-ng"), "needs espeak-ng: apt-get install espeak-ng"
+
+
+@pytest.fixture
+def cjk_font() -> None:
+    assert cjk_font_available(), "needs fonts-wqy-microhei: apt-get install fonts-wqy-microhei"
+
+
+needs_espeak = pytest.mark.usefixtures("espeak")
+needs_cjk_font = pytest.mark.usefixtures("cjk_font")
 
 
 def _frame_at(path: Path, t: float) -> np.ndarray:
