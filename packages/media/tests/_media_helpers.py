@@ -17,23 +17,11 @@ import pyarrow as pa
 from av.subtitles.subtitle import SubtitleSet
 from PIL import Image, ImageDraw, ImageFont
 
+from tideflow.media.frames import FRAME_TYPE
+from tideflow.media.sources import SHARD_SCHEMA
+
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
-SHARD_SCHEMA = pa.schema(
-    [
-        ("video_id", pa.string()),
-        ("uri", pa.string()),
-        ("priority", pa.int64()),
-        ("shard", pa.int32()),
-        ("shards", pa.int32()),
-        ("start_s", pa.float64()),
-        ("end_s", pa.float64()),
-        ("duration_s", pa.float64()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-    ]
-)
-FRAME_TYPE = pa.struct([("t", pa.float64()), ("t0", pa.float64()), ("t1", pa.float64())])
 FRAMES_SCHEMA = (
     SHARD_SCHEMA.append(pa.field("frames", pa.list_(FRAME_TYPE)))
     .append(pa.field("pixels", pa.list_(pa.binary())))

@@ -29,6 +29,7 @@ import pyarrow as pa
 from tideflow.core.observability import get_logger
 from tideflow.core.uri import redact
 from tideflow.media._deps import require
+from tideflow.media._shards import shard_spans
 from tideflow.media.audio import read_audio
 from tideflow.media.errors import ConfigError, MediaError
 
@@ -265,21 +266,13 @@ class SpeechRecognizer:
         _log.info("asr.model_loaded", model=model, device=device, compute_type=compute_type)
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        errors = (
-            table.column("error").to_pylist()
-            if "error" in table.column_names
-            else [None] * table.num_rows
-        )
-        uris = table.column("uri").to_pylist()
-        starts = table.column("start_s").to_pylist()
-        ends = table.column("end_s").to_pylist()
         column: list[list[dict[str, Any]] | None] = []
         failed: dict[int, BaseException] = {}
-        for i, uri in enumerate(uris):
-            if errors[i] is not None:
+        for i, span in enumerate(shard_spans(table)):
+            if span is None:
                 column.append(None)
                 continue
-            start, end = float(starts[i]), float(ends[i])
+            uri, start, end = span
             try:
                 audio = read_audio(uri, start, end)
             except MediaError as error:

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from tideflow.core.observability import get_logger
 from tideflow.core.uri import redact
+from tideflow.media._shards import shard_spans
 from tideflow.media.errors import ConfigError, MediaError, SubtitleError
 
 __all__ = [
@@ -467,22 +468,15 @@ class ReadSubtitles:
         self._cache: OrderedDict[str, _VideoCues] = OrderedDict()
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        errors = (
-            table.column("error").to_pylist()
-            if "error" in table.column_names
-            else [None] * table.num_rows
-        )
-        uris = table.column("uri").to_pylist()
-        starts = table.column("start_s").to_pylist()
-        ends = table.column("end_s").to_pylist()
         column: list[list[dict[str, Any]] | None] = []
         failed: dict[int, BaseException] = {}
-        for i, uri in enumerate(uris):
-            if errors[i] is not None:
+        for i, span in enumerate(shard_spans(table)):
+            if span is None:
                 column.append(None)
                 continue
+            uri, start, end = span
             video = self._video(uri)
-            column.append(_clipped(video.cues, float(starts[i]), float(ends[i])))
+            column.append(_clipped(video.cues, start, end))
             if video.problems:
                 failed[i] = _combined(video.problems)
         index = table.schema.get_field_index("cues")
