@@ -191,3 +191,28 @@ def test_undecodable_audio_names_its_row_and_keeps_every_row(
     assert list(caught.value.errors) == [0]
     assert isinstance(caught.value.errors[0], VideoError)
     assert caught.value.output.column("speech").to_pylist() == [None, []]
+
+
+@pytest.mark.slow
+def test_detecting_the_language_encodes_the_window_once(
+    spoken: np.ndarray, base_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faster_whisper
+
+    recognizer = SpeechRecognizer("base", cache_dir=str(base_cache))
+    calls: list[tuple[int, ...]] = []
+    encode = faster_whisper.WhisperModel.encode
+
+    def counted(self: object, features: np.ndarray) -> object:
+        calls.append(features.shape)
+        return encode(self, features)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(faster_whisper.WhisperModel, "encode", counted)
+    detected = transcribe(spoken, model=recognizer.model, language=None)
+    assert len(calls) == 1, calls  # faster-whisper alone encodes it twice
+    assert {s.language for s in detected} == {"en"}
+    assert word_error_rate(SENTENCE, " ".join(s.text for s in detected)) <= 0.35
+    calls.clear()
+    given = transcribe(spoken, model=recognizer.model, language="en")
+    assert len(calls) == 1
+    assert [s.text for s in given] == [s.text for s in detected]

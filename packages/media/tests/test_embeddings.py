@@ -35,3 +35,60 @@ def test_queries_find_their_passages_across_languages() -> None:
     scores = passages @ query
     assert passages.shape == (3, 384) and passages.dtype == np.float32
     assert scores[0] > scores[2] and scores[1] > scores[2]
+
+
+def _meet_inside(embedder: TextEmbedder, timeout_s: float) -> list[str]:
+    """Two threads embed at once; each call waits inside its engine for the other."""
+    import threading
+
+    barrier = threading.Barrier(2, timeout=timeout_s)
+    for slot in embedder._slots:
+        original = slot.engine.embed
+
+        async def meeting(texts: list[str], original=original) -> list[list[float]]:  # type: ignore[no-untyped-def]
+            barrier.wait()
+            return await original(texts)
+
+        slot.engine.embed = meeting
+    outcomes: list[str] = []
+
+    def call() -> None:
+        try:
+            embedder.embed_query("where is the ferry")
+            outcomes.append("embedded")
+        except threading.BrokenBarrierError:
+            outcomes.append("alone")
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(outcomes)
+
+
+def test_concurrent_calls_embed_in_parallel_on_their_own_engines() -> None:
+    parallel = TextEmbedder("e5", concurrency=2)
+    assert _meet_inside(parallel, timeout_s=30) == ["embedded", "embedded"]
+    serial = TextEmbedder("e5")  # one engine: the second call waits for the first
+    assert _meet_inside(serial, timeout_s=0.5) == ["alone", "alone"]
+
+
+def test_every_engine_gives_the_same_vectors_and_close_stops_them() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = ["The ferry carries 340 passengers", "渡轮载客三百四十人", "Bananas are yellow"] * 4
+    embedder = TextEmbedder("e5", role="passage", concurrency=2)
+    with ThreadPoolExecutor(6) as pool:
+        vectors = list(pool.map(embedder.embed_query, texts))
+    expected = TextEmbedder("e5", role="passage").embed(texts)
+    np.testing.assert_allclose(np.stack(vectors), expected, atol=1e-6)
+    embedder.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        embedder.embed_query("anything")
+
+
+def test_concurrency_must_be_a_positive_integer() -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="concurrency"):
+            TextEmbedder("e5", concurrency=bad)  # type: ignore[arg-type]

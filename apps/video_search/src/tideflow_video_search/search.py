@@ -208,7 +208,10 @@ class SearchIndex:
                 if self._embedder is None:
                     from tideflow.media.embeddings import TextEmbedder
 
-                    self._embedder = TextEmbedder(self.embedding, role="query")
+                    # One engine per core: concurrent searches embed in parallel.
+                    self._embedder = TextEmbedder(
+                        self.embedding, role="query", concurrency=_cores()
+                    )
         vector: np.ndarray = self._embedder.embed_query(text)
         return vector
 
@@ -384,6 +387,14 @@ class SearchIndex:
         }
         self._frames = (dataset.version, frames)
         return frames
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _filters(

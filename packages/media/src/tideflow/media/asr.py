@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import math
 import os
@@ -257,7 +258,7 @@ class SpeechRecognizer:
         self.beam_size = beam_size
         self.vad = vad
         self.min_segment_s = min_segment_s
-        self.model = faster_whisper.WhisperModel(
+        self.model = _whisper_model_class(faster_whisper)(
             whisper_model_dir(model, cache_dir=cache_dir),
             device=device,
             compute_type=compute_type,
@@ -302,6 +303,61 @@ class SpeechRecognizer:
 
             raise RecordErrors(failed, output=output)
         return output
+
+
+@functools.cache
+def _whisper_model_class(faster_whisper: Any) -> type:
+    """``faster_whisper.WhisperModel``, changed to encode the first window once when it
+    detects the language.
+
+    ``WhisperModel.transcribe(language=None)`` encodes the first 30 s window twice: in
+    ``detect_language`` and again in ``generate_segments``; on CPU the encoder is most of
+    the cost of a 10 s shard, so a shard took ~1.8 × the work it needs (measured: 16 shards,
+    19.2 s → 10.5 s with the language given). Here ``detect_language``, when
+    ``transcribe`` asks it for one window of features, encodes exactly the window that
+    ``generate_segments`` will encode next (the first ``frames − 1`` frames, padded, as
+    ``generate_segments`` cuts it), and ``encode`` answers that same window with the
+    output it already has. Anything else goes to faster-whisper unchanged.
+    """
+    from faster_whisper.audio import pad_or_trim
+
+    class WhisperModel(faster_whisper.WhisperModel):
+        _reuse: tuple[np.ndarray, Any] | None = None
+
+        def encode(self, features: np.ndarray) -> Any:
+            kept, self._reuse = self._reuse, None
+            if kept is not None and np.array_equal(kept[0], features):
+                return kept[1]
+            return super().encode(features)
+
+        def detect_language(  # noqa: PLR0917 (faster-whisper's signature)
+            self,
+            audio=None,
+            features=None,
+            vad_filter=False,
+            vad_parameters=None,
+            language_detection_segments=1,
+            language_detection_threshold=0.5,
+        ):
+            if audio is not None or features is None or language_detection_segments != 1:
+                return super().detect_language(
+                    audio,
+                    features,
+                    vad_filter,
+                    vad_parameters,
+                    language_detection_segments,
+                    language_detection_threshold,
+                )
+            frames = min(self.feature_extractor.nb_max_frames, features.shape[-1] - 1)
+            window = pad_or_trim(features[..., : max(frames, 1)])
+            encoded = super().encode(window)
+            self._reuse = (window, encoded)
+            results = self.model.detect_language(encoded)[0]
+            probabilities = [(token[2:-2], probability) for token, probability in results]
+            language, probability = probabilities[0]
+            return language, probability, probabilities
+
+    return WhisperModel
 
 
 def _row(segment: SpeechSegment, end_s: float) -> dict[str, Any]:

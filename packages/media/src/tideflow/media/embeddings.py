@@ -18,8 +18,9 @@ hub name of a sentence-transformers model with a mean-pooling head (run by ``tra
 from __future__ import annotations
 
 import asyncio
-import threading
+import queue
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -96,24 +97,50 @@ def embedding_processor(
 class TextEmbedder:
     """Embeds texts in this process with the engine :func:`embedding_processor` uses.
 
-    Thread-safe: calls are serialised (one model, one engine). Vectors are float32 arrays.
+    Thread-safe. ``concurrency`` engines (default 1) answer calls in parallel, one call per
+    engine at a time: a search server that answers several clients at once gives one per
+    core, otherwise every query waits for the one before it (measured on 2 cores with 8
+    clients: the single e5 engine was busy 94 % of the time and capped the server at
+    ~40 queries/s with a core to spare). Vectors are float32 arrays.
     """
 
-    def __init__(self, model: str, *, role: Role = "query", threads: int | None = 1) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        role: Role = "query",
+        threads: int | None = 1,
+        concurrency: int = 1,
+    ) -> None:
         from tideflow.streaming.llm import create_engine
 
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigError(f"concurrency must be a positive integer; got {concurrency!r}")
         self.model = model
-        self._engine = create_engine(embedding_engine(model, role=role, threads=threads))
-        self._loop = asyncio.new_event_loop()
-        self._lock = threading.Lock()
-        with self._lock:
-            self._engine.prepare()
-            self._loop.run_until_complete(self._engine.start())
+        self.concurrency = concurrency
+        self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        self._slots: list[_Slot] = []
+        config = embedding_engine(model, role=role, threads=threads)
+        try:
+            for _ in range(concurrency):
+                slot = _Slot(engine=create_engine(config), loop=asyncio.new_event_loop())
+                self._slots.append(slot)
+                slot.engine.prepare()
+                slot.loop.run_until_complete(slot.engine.start())
+                self._free.put(slot)
+        except BaseException:
+            self._close_slots()
+            raise
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One row per text (``len(texts)`` × dim)."""
-        with self._lock:
-            vectors = self._loop.run_until_complete(self._engine.embed(list(texts)))
+        slot = self._free.get()
+        try:
+            if slot.loop.is_closed():
+                raise RuntimeError("TextEmbedder.embed after close()")
+            vectors = slot.loop.run_until_complete(slot.engine.embed(list(texts)))
+        finally:
+            self._free.put(slot)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -121,7 +148,24 @@ class TextEmbedder:
         return self.embed([text])[0]
 
     def close(self) -> None:
-        with self._lock:
-            if not self._loop.is_closed():
-                self._loop.run_until_complete(self._engine.shutdown())
-                self._loop.close()
+        """Shut every engine down (waits for calls in progress)."""
+        taken = [self._free.get() for _ in self._slots]
+        try:
+            self._close_slots()
+        finally:
+            for slot in taken:
+                self._free.put(slot)
+
+    def _close_slots(self) -> None:
+        for slot in self._slots:
+            if not slot.loop.is_closed():
+                slot.loop.run_until_complete(slot.engine.shutdown())
+                slot.loop.close()
+
+
+@dataclass
+class _Slot:
+    """One engine with the event loop its calls run on."""
+
+    engine: Any
+    loop: asyncio.AbstractEventLoop
