@@ -4,36 +4,15 @@ priority video produced last overtakes the videos queued before it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tideflow.streaming.testing import send_to_topic
 from tideflow_ocr import OcrApp, OcrConfig, read_results
 from tideflow_ocr.testdata import bench_specs, character_error_rate, make_corpus
 
 pytestmark = [pytest.mark.kafka, pytest.mark.ray, pytest.mark.slow]
-
-
-def send(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    async def go() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, 1, 1)])
-        finally:
-            await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            for value in values:
-                await (await producer.send(topic, value, partition=0))
-        finally:
-            await producer.stop()
-
-    asyncio.run(go())
 
 
 def test_videos_named_on_a_kafka_topic_are_read_and_a_priority_video_goes_first(
@@ -50,7 +29,7 @@ def test_videos_named_on_a_kafka_topic_are_read_and_a_priority_video_goes_first(
     messages.append(
         json.dumps({"uri": paths[urgent.name], "video_id": urgent.name, "priority": 9}).encode()
     )
-    send(kafka_broker.bootstrap_servers, "ocr-videos", messages)
+    send_to_topic(kafka_broker.bootstrap_servers, "ocr-videos", messages)
     failures: list = []
     result = OcrApp(
         f"kafka://{kafka_broker.bootstrap_servers}/ocr-videos",

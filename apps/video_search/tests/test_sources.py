@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import time
@@ -11,33 +10,12 @@ from pathlib import Path
 import lance
 import pytest
 
+from tideflow.streaming.testing import send_to_topic
 from tideflow_video_search.ingest import Ingest
 from tideflow_video_search.schema import TABLE_NAME
 from tideflow_video_search.search import SearchIndex
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-
-def _send(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    async def go() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, 1, 1)])
-        finally:
-            await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            for value in values:
-                await (await producer.send(topic, value, partition=0))
-        finally:
-            await producer.stop()
-
-    asyncio.run(go())
 
 
 @pytest.mark.kafka
@@ -53,7 +31,7 @@ def test_a_topic_of_uris_is_indexed_and_unreachable_or_bad_ones_are_dead_letters
         unreachable.encode(),
         b"not a uri at all",
     ]
-    _send(kafka_broker.bootstrap_servers, "vs-videos", messages)
+    send_to_topic(kafka_broker.bootstrap_servers, "vs-videos", messages)
     ingest = Ingest(
         f"kafka://{kafka_broker.bootstrap_servers}/vs-videos",
         tmp_path / "index",

@@ -13,6 +13,13 @@ from pathlib import Path
 
 import pytest
 
+# Read by Ray when it is first imported (tideflow.streaming imports it), so set before the
+# imports below. Under `uv run`, Ray 2.60 starts every worker through `uv run` with the
+# repository as its working_dir: workers that sync a fresh environment of their own (this
+# folder's tests run alone hung on it) instead of sharing this venv.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+os.environ.setdefault("RAY_enable_worker_prestart", "0")
+
 from tideflow.core.testing import S3Server, moto_s3_server
 from tideflow.streaming.testing import KafkaBroker
 from tideflow.streaming.testing import kafka_broker as start_broker
@@ -23,12 +30,6 @@ UDF_MODULES = ("_udfs", "_kafka_driver", "_kafka_iceberg_driver", "_llm_udfs", "
 # Test helper modules (_udfs, _driver) import by plain name here and on Ray's workers.
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
-
-# Read by Ray when it is first imported, so set before any test module imports it.
-# Under `uv run`, Ray 2.60 starts every worker through `uv run` with the repository as its
-# working_dir (~2 s more per actor start); the workers share this venv already.
-os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-os.environ.setdefault("RAY_enable_worker_prestart", "0")
 
 
 @pytest.fixture(scope="session")

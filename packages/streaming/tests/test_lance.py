@@ -192,6 +192,25 @@ def test_a_full_text_index_is_built_at_the_first_commit_and_new_rows_are_searche
     assert sorted(found) == [0, 2]
 
 
+def test_empty_epochs_before_the_first_row_maintain_no_index(tmp_path):
+    from structlog.testing import capture_logs
+
+    uri = str(tmp_path / "out.lance")
+    ctx = _ctx(tmp_path)
+    index = {"column": "vector", "index_type": "IVF_PQ", "num_partitions": 2, "num_sub_vectors": 2}
+    sink = LanceSink(uri, index=index, index_every_rows=10, scalar_indexes={"text": "INVERTED"})
+    with capture_logs() as logs:
+        sink.commit(ctx, 1, [])  # epochs that wrote nothing: no dataset yet
+        sink.commit(ctx, 2, [])
+    assert [e for e in logs if e["log_level"] == "error"] == []
+    with pytest.raises(ValueError, match="not found"):
+        lance.dataset(uri)
+    states = _stage(sink, ctx, {3: _texts(0, ["red ferry"] * 20)})
+    sink.commit(ctx, 3, [states[3]])
+    names = sorted(i.name for i in lance.dataset(uri).describe_indices())
+    assert names == ["text_idx", "vector_idx"]
+
+
 def test_sink_configuration_errors_are_clear():
     with pytest.raises(ConfigError, match=r"index must be .*IVF_PQ"):
         LanceSink("/tmp/x.lance", index={"column": "vector", "index_type": "KD_TREE"})

@@ -16,55 +16,12 @@ import sys
 import threading
 from typing import Any
 
+from tideflow.core.arguments import key_value, pool_size, positive_number, priority_rule
+
 # Ray's environment (no `uv run` per worker, no prestarted workers) is set by the
 # package's __init__, which runs before this module and before Ray is imported.
 
 __all__ = ["build_parser", "main"]
-
-
-def _pair(text: str, what: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{what} {text!r}: expected KEY=VALUE")
-    return key, value
-
-
-def _catalog(text: str) -> tuple[str, str]:
-    return _pair(text, "--catalog")
-
-
-def _priority(text: str) -> tuple[str, int]:
-    pattern, sep, value = text.rpartition("=")
-    if not sep:
-        return text, 1
-    try:
-        return pattern, int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--priority {text!r}: expected GLOB or GLOB=INTEGER (e.g. 'urgent/*=10')"
-        ) from None
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}")
-    return value
-
-
-def _pool(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(p) for p in text.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or not 1 <= parts[0] <= parts[1]:
-        raise argparse.ArgumentTypeError(f"expected N or MIN,MAX (1 <= MIN <= MAX); got {text!r}")
-    return parts[0], parts[1]
 
 
 def _region(text: str) -> tuple[float, float, float, float]:
@@ -118,12 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--shard-seconds",
-        type=_positive,
+        type=positive_number,
         default=10.0,
         help="seconds of video per shard (default 10)",
     )
     run.add_argument(
-        "--fps", type=_positive, default=1.0, help="frames sampled per second (default 1)"
+        "--fps", type=positive_number, default=1.0, help="frames sampled per second (default 1)"
     )
     run.add_argument(
         "--keyframes",
@@ -148,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--priority",
-        type=_priority,
+        type=priority_rule,
         action="append",
         default=[],
         metavar="GLOB[=N]",
@@ -157,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--catalog",
-        type=_catalog,
+        type=key_value("--catalog"),
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -182,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--ocr-actors",
-        type=_pool,
+        type=pool_size,
         default=None,
         metavar="N|MIN,MAX",
         help="OCR actors; MIN,MAX autoscales (default 1,<CPUs>)",
@@ -195,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--checkpoint-interval",
-        type=_positive,
+        type=positive_number,
         default=1.0,
         metavar="SECONDS",
         help="seconds between checkpoints (default 1)",

@@ -18,66 +18,15 @@ import os
 import sys
 from typing import Any
 
+from tideflow.core.arguments import (
+    integer_in,
+    pool_size,
+    positive_number,
+    priority_rule,
+    seconds,
+)
+
 __all__ = ["build_parser", "main"]
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0; got {text!r}")
-    return value
-
-
-def _count(low: int, high: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer from {low} to {high}; got {text!r}"
-            )
-        return value
-
-    return parse
-
-
-def _pool(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(p) for p in text.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or not 1 <= parts[0] <= parts[1]:
-        raise argparse.ArgumentTypeError(f"expected N or MIN,MAX (1 <= MIN <= MAX); got {text!r}")
-    return parts[0], parts[1]
-
-
-def _priority(text: str) -> tuple[str, int]:
-    pattern, sep, value = text.rpartition("=")
-    if not sep:
-        return text, 1
-    try:
-        return pattern, int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--priority {text!r}: expected GLOB or GLOB=INTEGER (e.g. 'news/*=10')"
-        ) from None
 
 
 def _add_ingest(commands: Any) -> None:
@@ -89,18 +38,25 @@ def _add_ingest(commands: Any) -> None:
     ingest.add_argument(
         "--follow", action="store_true", help="keep reading new videos until Ctrl-C"
     )
-    ingest.add_argument("--fps", type=_positive, default=1.0, help="frames sampled per second (1)")
+    ingest.add_argument(
+        "--fps", type=positive_number, default=1.0, help="frames sampled per second (1)"
+    )
     ingest.add_argument("--keyframes", action="store_true", help="sample keyframes only")
-    ingest.add_argument("--shard-seconds", type=_positive, default=10.0, help="shard length (10)")
+    ingest.add_argument(
+        "--shard-seconds", type=positive_number, default=10.0, help="shard length (10)"
+    )
     ingest.add_argument(
         "--checkpoint-interval",
-        type=_positive,
+        type=positive_number,
         default=3.0,
         metavar="S",
         help="seconds between checkpoints (3)",
     )
     ingest.add_argument(
-        "--epoch-shards", type=_count(1, 100_000), default=2, help="most shards per checkpoint (2)"
+        "--epoch-shards",
+        type=integer_in(1, 100_000),
+        default=2,
+        help="most shards per checkpoint (2)",
     )
     ingest.add_argument(
         "--embedding", default="e5", help="e5 (multilingual, default), minilm, or a model folder"
@@ -113,12 +69,12 @@ def _add_ingest(commands: Any) -> None:
     )
     for channel in ("ocr", "subtitles", "speech", "dedup"):
         ingest.add_argument(f"--no-{channel}", action="store_true", help=f"turn {channel} off")
-    ingest.add_argument("--ocr-pool", type=_pool, default=None, metavar="N|MIN,MAX")
-    ingest.add_argument("--speech-pool", type=_pool, default=None, metavar="N|MIN,MAX")
-    ingest.add_argument("--embed-pool", type=_pool, default=(1, 1), metavar="N|MIN,MAX")
+    ingest.add_argument("--ocr-pool", type=pool_size, default=None, metavar="N|MIN,MAX")
+    ingest.add_argument("--speech-pool", type=pool_size, default=None, metavar="N|MIN,MAX")
+    ingest.add_argument("--embed-pool", type=pool_size, default=(1, 1), metavar="N|MIN,MAX")
     ingest.add_argument(
         "--priority",
-        type=_priority,
+        type=priority_rule,
         action="append",
         default=[],
         metavar="GLOB[=N]",
@@ -126,10 +82,13 @@ def _add_ingest(commands: Any) -> None:
     )
     ingest.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     ingest.add_argument(
-        "--metrics-port", type=_count(1, 65535), default=None, help="serve Prometheus metrics here"
+        "--metrics-port",
+        type=integer_in(1, 65535),
+        default=None,
+        help="serve Prometheus metrics here",
     )
     ingest.add_argument(
-        "--num-cpus", type=_count(1, 1024), default=None, help="CPUs of the local Ray"
+        "--num-cpus", type=integer_in(1, 1024), default=None, help="CPUs of the local Ray"
     )
 
 
@@ -149,24 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
     query = commands.add_parser("query", help="search an index")
     query.add_argument("text", nargs="+", metavar="TEXT")
     query.add_argument("--index", required=True, metavar="DIR")
-    query.add_argument("--k", type=_count(1, 100), default=5, help="hits (1..100, default 5)")
+    query.add_argument("--k", type=integer_in(1, 100), default=5, help="hits (1..100, default 5)")
     query.add_argument("--json", action="store_true", help="print one JSON list of hits")
     query.add_argument("--video-id", default=None)
     query.add_argument("--source", choices=("ocr", "subtitle", "speech"), default=None)
     query.add_argument("--language", default=None)
-    query.add_argument("--start-s", type=_seconds, default=None)
-    query.add_argument("--end-s", type=_seconds, default=None)
+    query.add_argument("--start-s", type=seconds, default=None)
+    query.add_argument("--end-s", type=seconds, default=None)
     query.add_argument("--mode", choices=("hybrid", "text", "vector"), default="hybrid")
     query.add_argument("--group", action="store_true", help="one hit per video")
 
     serve = commands.add_parser("serve", help="the HTTP API and the web page")
     serve.add_argument("--index", required=True, metavar="DIR")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_count(1, 65535), default=8000)
+    serve.add_argument("--port", type=integer_in(1, 65535), default=8000)
 
     samples = commands.add_parser("samples", help="write the generated corpus (videos + truth)")
     samples.add_argument("folder", metavar="DIR")
-    samples.add_argument("--count", type=_count(6, 10_000), default=64)
+    samples.add_argument("--count", type=integer_in(6, 10_000), default=64)
     samples.add_argument("--seed", type=int, default=0)
     samples.add_argument("--bad", action="store_true", help="also write bad inputs under DIR/bad")
 

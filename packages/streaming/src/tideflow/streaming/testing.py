@@ -40,6 +40,7 @@ __all__ = [
     "BrokerError",
     "KafkaBroker",
     "kafka_broker",
+    "send_to_topic",
 ]
 
 
@@ -389,3 +390,31 @@ class _ArrowFile:
     def close(self) -> None:
         self._writer.close()
         self._stream.close()
+
+
+def send_to_topic(
+    bootstrap_servers: str, topic: str, values: Sequence[bytes], *, partitions: int = 1
+) -> None:
+    """Create ``topic`` with ``partitions`` partitions and send ``values`` to its partition 0,
+    in order, each acknowledged before the next (a test's producer, from its own process)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    async def send() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, partitions, 1)])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+        await producer.start()
+        try:
+            for value in values:
+                await (await producer.send(topic, value, partition=0))
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())

@@ -201,6 +201,10 @@ class LanceSink(Sink):
                 self._publish(ctx, earlier, staging.manifests(earlier))
         self._publish(ctx, epoch, precommits)
         staging.remove(lambda e: e <= epoch)
+        if self.index is None and not self.scalar_indexes:
+            return
+        if not _exists(self._uri, self.storage_options):
+            return  # only empty epochs so far (a followed folder before its first video)
         if self.index is not None:
             self._maintain_index()
         if self.scalar_indexes:
