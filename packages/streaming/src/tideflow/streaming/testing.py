@@ -399,8 +399,8 @@ def send_to_topic(
     in order, each acknowledged before the next (a test's producer, from its own process)."""
     import asyncio
 
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 
     async def send() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
