@@ -15,21 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tideflow.streaming.connectors.kafka import end_offsets
+from tideflow.streaming.testing import send_to_topic
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    async def go() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, partitions, 1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(go())
+    send_to_topic(bootstrap, topic, [], partitions=partitions)
 
 
 def produce(bootstrap: str, topic: str, values: list[tuple[int, bytes]]) -> None:

