@@ -9,7 +9,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 PYTEST_MARKERS := $(if $(HAS_GPU),,-m "not gpu")
 BENCHES := $(patsubst tools/bench/%.py,%,$(wildcard tools/bench/[a-z]*.py))
 
-.PHONY: help sync system-deps demo demo-rl test lint format broker bench $(addprefix bench-,$(BENCHES))
+.PHONY: help sync system-deps demo demo-rl test lint format check-extras broker bench $(addprefix bench-,$(BENCHES))
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ lint: sync ## ruff (lint + format check) and mypy
 format: sync ## apply ruff's fixes and formatting
 	@$(UV) run --locked ruff check --fix .
 	@$(UV) run --locked ruff format .
+
+check-extras: sync ## wheels in a clean venv: streaming without, then with, its connector extras
+	@$(UV) run --locked python tools/check_extras.py --uv $(UV)
 
 broker: sync ## run a local Kafka-protocol broker on 127.0.0.1:9092 (Ctrl-C stops it)
 	@$(UV) run --locked tideflow-broker

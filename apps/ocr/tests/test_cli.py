@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -73,6 +75,108 @@ def test_bad_input_fails_with_an_error_naming_it_and_what_was_expected(
         assert name in err
 
 
+# The settings the CLI gives Ray; the child processes below start without them.
+RAY_SETTINGS = ("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "RAY_enable_worker_prestart")
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter whose environment has none of Ray's settings (this
+    test process has them: conftest sets them)."""
+    env = {k: v for k, v in os.environ.items() if k not in RAY_SETTINGS}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=120,
+    )
+
+
+_IMPORT_EVERYTHING = """
+import importlib, json, os, pkgutil
+import ray  # first: Ray's own import-time settings (RAY_CLIENT_MODE) are Ray's
+before = dict(os.environ)
+import tideflow_ocr
+for module in pkgutil.iter_modules(tideflow_ocr.__path__, "tideflow_ocr."):
+    importlib.import_module(module.name)
+after = dict(os.environ)
+print(json.dumps({k: [before.get(k), after.get(k)] for k in {*before, *after}
+                  if before.get(k) != after.get(k)}))
+"""
+
+
+def test_importing_the_package_and_its_modules_leaves_the_environment_as_it_was():
+    done = _python(_IMPORT_EVERYTHING)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {}
+
+
+_RUN_WITHOUT_SOURCE = """
+import json, os, sys
+from tideflow_ocr.cli import main
+imported = "ray" in sys.modules
+code = main(["run", sys.argv[1], "--out", sys.argv[2]])  # no such folder: exits 2
+from ray._private import ray_constants
+print(json.dumps({
+    "ray_imported_by_the_cli": imported,
+    "code": code,
+    "env": {k: os.environ.get(k) for k in sys.argv[3:]},
+    "uv_run_workers": ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV,  # as Ray read it
+}))
+"""
+
+
+def test_run_gives_ray_its_settings_before_ray_is_imported(tmp_path):
+    done = _python(
+        _RUN_WITHOUT_SOURCE, str(tmp_path / "no-such"), str(tmp_path / "out"), *RAY_SETTINGS
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "ray_imported_by_the_cli": False,
+        "code": 2,
+        "env": dict.fromkeys(RAY_SETTINGS, "0"),
+        "uv_run_workers": False,
+    }
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("src", "names"),
+    [
+        (
+            "s3://KEY:SECRET@bucket/videos?endpoint_override=127.0.0.1:{port}&scheme=http",
+            ["'s3://***@bucket/videos?endpoint_override=127.0.0.1:{port}", "cannot be read"],
+        ),
+        ("{tmp}/no/such/folder", ["'{tmp}/no/such/folder' does not exist"]),
+    ],
+    ids=["unreachable-bucket", "missing-folder"],
+)
+def test_a_source_that_cannot_be_read_exits_2_with_one_line_naming_it(src, names, tmp_path):
+    fill = {"port": _closed_port(), "tmp": tmp_path}
+    argv = ["run", src.format(**fill), "--out", str(tmp_path / "out")]
+    done = subprocess.run(
+        [sys.executable, "-m", "tideflow_ocr.cli", *argv, "--state", str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("video-ocr: error: video source ")
+    for name in names:
+        assert name.format(**fill) in line
+    assert "expected a folder of videos" in line
+    assert "SECRET" not in line and "KEY:" not in line
+
+
 def test_a_bad_flag_value_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["run", "SRC", "--out", "OUT", "--fps", "0"])
@@ -135,3 +239,23 @@ def test_run_from_a_bucket_into_iceberg_and_jsonl_then_again_resumes_and_adds_no
     assert "shards_ocr=0 " in again  # (callbacks may repeat: at least once after a restore)
     assert len(read_results("iceberg://ocr.cli", catalog=properties)) == 1
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.ray
+def test_a_run_whose_every_video_is_a_dead_letter_exits_1_saying_so(ray_session, tmp_path, capsys):
+    corrupt = [s for s in default_specs(chinese=False) if s.corrupt]
+    make_video(corrupt[0], tmp_path / "videos" / corrupt[0].name)
+    argv = [
+        "run",
+        str(tmp_path / "videos"),
+        "--out",
+        str(tmp_path / "results.jsonl"),
+        "--state",
+        str(tmp_path / "state"),
+        "--progress",
+        "off",
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "every video went to the dead letters (1)" in err
+    assert str(tmp_path / "state") in err  # where they are

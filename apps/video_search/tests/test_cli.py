@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -47,3 +49,25 @@ def test_a_missing_source_exits_2(tmp_path, capsys) -> None:
     code = main(["ingest", str(tmp_path / "missing"), "--index", str(tmp_path / "i")])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_an_ingest_whose_every_video_is_a_dead_letter_exits_1_saying_so(tmp_path) -> None:
+    from tideflow.media.testing import make_video
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_video(videos / "corrupt.mp4", duration_s=0.0, corrupt=True, seed=11)
+    command = [
+        sys.executable, "-m", "tideflow_video_search.cli", "ingest", str(videos),
+        "--index", str(tmp_path / "index"), "--no-progress", "--num-cpus", "2",
+        "--no-ocr", "--no-speech",
+    ]  # fmt: skip
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "nothing was indexed: every input went to the dead letters (1)" in done.stderr
+    assert str(tmp_path / "index" / "_state") in done.stderr.splitlines()[-1]
+    assert "job.all_dead_lettered" in done.stderr  # the engine's warning

@@ -10,8 +10,10 @@ from pathlib import Path
 import lance
 import pytest
 
+from tideflow.core.errors import ConfigError
+from tideflow.streaming.connectors import JobContext
 from tideflow.streaming.testing import send_to_topic
-from tideflow_video_search.ingest import Ingest
+from tideflow_video_search.ingest import Ingest, parse_source
 from tideflow_video_search.schema import TABLE_NAME
 from tideflow_video_search.search import SearchIndex
 
@@ -51,6 +53,28 @@ def test_a_topic_of_uris_is_indexed_and_unreachable_or_bad_ones_are_dead_letters
     errors = " ".join(d["error"] for d in letters)
     assert "no-such-bucket" in errors and "expected a video URI" in errors
     assert ":y@" not in errors, "credentials in a dead letter"
+
+
+@pytest.mark.kafka
+def test_an_ingest_of_a_topic_that_does_not_exist_fails_naming_it(kafka_broker, tmp_path) -> None:
+    bs = kafka_broker.bootstrap_servers
+    source = parse_source(f"kafka://{bs}/vs-absent")
+    ctx = JobContext(job_id="absent", job_uri=str(tmp_path / "job"))
+
+    with pytest.raises(ConfigError, match=f"topic 'vs-absent' not found at {bs}"):
+        source.discover(ctx)
+
+
+@pytest.mark.kafka
+def test_a_followed_topic_may_be_created_after_the_ingest_starts(kafka_broker, tmp_path) -> None:
+    bs = kafka_broker.bootstrap_servers
+    source = parse_source(f"kafka://{bs}/vs-later", follow=True)
+    ctx = JobContext(job_id="later", job_uri=str(tmp_path / "job"))
+    before = source.discover(ctx)
+    send_to_topic(bs, "vs-later", [b"/videos/a.mp4"])
+
+    assert before == []
+    assert [s.split_id for s in source.discover(ctx)] == ["vs-later:0"]
 
 
 def test_a_video_dropped_into_a_followed_folder_becomes_searchable(

@@ -85,6 +85,42 @@ def test_the_cli_set_option_overrides_a_field_and_is_checked(tmp_path: Path, cap
     assert "RolloutConfig.max_tokens must be >= 1; got 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("missing", "does not exist"),
+        ("file", "is not a folder"),
+        ("empty-folder", "is not a model folder (no config.json in it)"),
+    ],
+)
+def test_the_cli_checks_the_model_path_before_starting_ray(
+    kind: str, problem: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import ray
+
+    from tideflow.rl.trainer import RLTrainer
+
+    started: list[str] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        started.append("ray")
+        raise RuntimeError("Ray was started for a config with a bad model.path")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.setattr(RLTrainer, "_start_roles", refuse)
+    model = tmp_path / "model"
+    if kind == "file":
+        model.write_text("not a model")
+    elif kind == "empty-folder":
+        model.mkdir()
+    path = tmp_path / "run.yaml"
+    path.write_text(f"model: {{path: {model}}}\n")
+    assert main(["train", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"model.path {str(model)!r} {problem}; expected a local Hugging Face model" in err
+    assert started == []
+
+
 def test_the_cli_has_help_for_each_command(capsys) -> None:
     for argv in (["--help"], ["train", "--help"], ["demo", "--help"]):
         with pytest.raises(SystemExit) as exited:
@@ -92,3 +128,24 @@ def test_the_cli_has_help_for_each_command(capsys) -> None:
         assert exited.value.code == 0
     out = capsys.readouterr().out
     assert "train" in out and "--set" in out and "--out" in out
+
+
+def test_importing_the_cli_changes_no_environment() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    code = (
+        "import os; before = dict(os.environ); import tideflow.rl, tideflow.rl.cli; "
+        "assert dict(os.environ) == before, set(os.environ) ^ set(before)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr

@@ -30,7 +30,7 @@ from tideflow.streaming import CheckpointConfig, Pipeline
 from tideflow.streaming.connectors import JobContext, JSONLSink, ParquetSink, Split
 from tideflow.streaming.connectors._kafka_sink import DEDUPE_HEADER
 from tideflow.streaming.connectors.kafka import KafkaSink, KafkaSource, end_offsets
-from tideflow.streaming.errors import SinkError, SourceError
+from tideflow.streaming.errors import ConfigError, SinkError, SourceError
 
 pytestmark = pytest.mark.kafka
 
@@ -300,7 +300,9 @@ def test_start_latest_and_committed_pick_where_a_new_partition_starts(
 def test_a_topic_created_later_is_found_on_rediscovery(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
     create_topic(bs, f"{topic}-a", 1)
-    source = KafkaSource(topics=[f"{topic}-a", f"{topic}-b"], bootstrap_servers=bs)
+    source = KafkaSource(
+        topics=[f"{topic}-a", f"{topic}-b"], bootstrap_servers=bs, allow_missing_topics=True
+    )
     before = source.discover(_ctx(tmp_path))
     create_topic(bs, f"{topic}-b", 2)
 
@@ -309,6 +311,68 @@ def test_a_topic_created_later_is_found_on_rediscovery(kafka_broker, topic, tmp_
     assert [s.split_id for s in before] == [f"{topic}-a:0"]
     assert [s.split_id for s in after] == [f"{topic}-a:0", f"{topic}-b:0", f"{topic}-b:1"]
     assert not source.bounded
+
+
+@pytest.mark.parametrize("until", [None, "now"])
+def test_a_topic_that_does_not_exist_at_the_start_is_an_error_naming_it(
+    kafka_broker, topic, tmp_path, until
+):
+    bs = kafka_broker.bootstrap_servers
+    create_topic(bs, f"{topic}-here", 1)
+    source = KafkaSource(
+        topics=[f"{topic}-here", f"{topic}-absent"], bootstrap_servers=bs, until=until
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        source.discover(_ctx(tmp_path))
+
+    message = str(caught.value)
+    assert f"'{topic}-absent' not found at {bs}" in message
+    assert f"{topic}-here'" not in message
+    assert "allow_missing_topics=True" in message
+
+
+def test_a_missing_topic_error_shows_no_secret(kafka_broker, topic, tmp_path):
+    bs = kafka_broker.bootstrap_servers
+    # A secret that also appears in the servers' text (a misplaced credential).
+    source = KafkaSource(
+        topics=f"{topic}-absent",
+        bootstrap_servers=[bs, f"{SECRET}.invalid:9092"],
+        client_options={"sasl_plain_password": SECRET},
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        source.discover(_ctx(tmp_path))
+
+    assert SECRET not in str(caught.value) and "***.invalid:9092" in str(caught.value)
+
+
+def test_allow_missing_topics_starts_without_them(kafka_broker, topic, tmp_path):
+    bs = kafka_broker.bootstrap_servers
+    create_topic(bs, f"{topic}-here", 1)
+    source = KafkaSource(
+        topics=[f"{topic}-here", f"{topic}-absent"],
+        bootstrap_servers=bs,
+        until="now",
+        allow_missing_topics=True,
+    )
+
+    assert [s.split_id for s in source.discover(_ctx(tmp_path))] == [f"{topic}-here:0"]
+
+
+def test_a_job_reading_a_missing_topic_fails_instead_of_ending_empty(
+    ray_session, kafka_broker, topic, tmp_path
+):
+    source = KafkaSource(
+        topics=f"{topic}-absent", bootstrap_servers=kafka_broker.bootstrap_servers, until="now"
+    )
+    pipe = Pipeline.read(source).map_batches(tag, num_cpus=0.25)
+    pipe = pipe.write(ParquetSink(str(tmp_path / "out")))
+    checkpoint = CheckpointConfig(uri=str(tmp_path / "ckpt"))
+
+    with pytest.raises(ConfigError, match=f"'{topic}-absent' not found"):
+        pipe.run(job_id="missing", checkpoint=checkpoint, progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_commit_positions_commits_the_consumer_group_offsets(kafka_broker, topic, tmp_path):

@@ -10,40 +10,40 @@ callback.
 >>> from tideflow_ocr import OcrApp, OcrConfig
 >>> app = OcrApp("videos/", ["iceberg://ocr.results"], config=OcrConfig(langs=("en", "ch")))
 >>> result = app.run(on_complete=print, on_failure=print)   # doctest: +SKIP
+
+The names below are imported on first use: importing the package imports no Ray (and
+changes no environment), so that ``video-ocr`` can give Ray its settings before Ray is
+imported (``tideflow_ocr.cli``).
 """
 
 from __future__ import annotations
 
-import os
+import importlib
+from typing import TYPE_CHECKING, Any
 
-# The app's choice, made before anything imports Ray (setdefault keeps the user's): under
-# `uv run`, Ray 2.60 would start every worker through `uv run` (~2 s per actor); the
-# workers share this venv. Prestarted idle workers cost memory for nothing on a small box.
-os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-os.environ.setdefault("RAY_enable_worker_prestart", "0")
-
-from tideflow.media.sources import VideoFolderSource, VideoTopicSource
-from tideflow_ocr.app import (
-    OUTPUT_SCHEMA,
-    OcrApp,
-    OcrRunResult,
-    VideoResult,
-    build_pipeline,
-    parse_output,
-    parse_source,
-    read_dead_letters,
-    read_results,
-)
-from tideflow_ocr.config import BUNDLED_LANGS, OcrConfig
-from tideflow_ocr.errors import ConfigError, OcrError, VideoError
-from tideflow_ocr.filters import Segment, layer1, layer2
-from tideflow_ocr.sinks import (
-    FAILURE_SCHEMA,
-    DeadLetters,
-    JSONLFileSink,
-    ResultSink,
-    VideoFailure,
-)
+if TYPE_CHECKING:
+    from tideflow.media.sources import VideoFolderSource, VideoTopicSource
+    from tideflow_ocr.app import (
+        OUTPUT_SCHEMA,
+        OcrApp,
+        OcrRunResult,
+        VideoResult,
+        build_pipeline,
+        parse_output,
+        parse_source,
+        read_dead_letters,
+        read_results,
+    )
+    from tideflow_ocr.config import BUNDLED_LANGS, OcrConfig
+    from tideflow_ocr.errors import ConfigError, OcrError, VideoError
+    from tideflow_ocr.filters import Segment, layer1, layer2
+    from tideflow_ocr.sinks import (
+        FAILURE_SCHEMA,
+        DeadLetters,
+        JSONLFileSink,
+        ResultSink,
+        VideoFailure,
+    )
 
 __all__ = [
     # the app
@@ -76,3 +76,48 @@ __all__ = [
     "OcrError",
     "VideoError",
 ]
+
+# Where each exported name lives.
+_MODULES = {
+    "VideoFolderSource": "tideflow.media.sources",
+    "VideoTopicSource": "tideflow.media.sources",
+    **dict.fromkeys(
+        (
+            "OUTPUT_SCHEMA",
+            "OcrApp",
+            "OcrRunResult",
+            "VideoResult",
+            "build_pipeline",
+            "parse_output",
+            "parse_source",
+            "read_dead_letters",
+            "read_results",
+        ),
+        "tideflow_ocr.app",
+    ),
+    "BUNDLED_LANGS": "tideflow_ocr.config",
+    "OcrConfig": "tideflow_ocr.config",
+    "ConfigError": "tideflow_ocr.errors",
+    "OcrError": "tideflow_ocr.errors",
+    "VideoError": "tideflow_ocr.errors",
+    "Segment": "tideflow_ocr.filters",
+    "layer1": "tideflow_ocr.filters",
+    "layer2": "tideflow_ocr.filters",
+    **dict.fromkeys(
+        ("FAILURE_SCHEMA", "DeadLetters", "JSONLFileSink", "ResultSink", "VideoFailure"),
+        "tideflow_ocr.sinks",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -140,6 +140,21 @@ def parse_output(text: str | Sink, *, catalog: Mapping[str, str] | None = None) 
     return JSONLSink(text)
 
 
+def _list_videos(source: VideoFolderSource) -> list[str]:
+    """The source's videos; a folder that cannot be read (an unreachable endpoint, refused
+    credentials) is a :class:`ConfigError` naming it, its URI's credentials masked."""
+    try:
+        return source.list_videos()
+    except OSError as error:
+        seen = " ".join(redact(str(error)).split())  # one line
+        message = (
+            f"video source {redact(source.uri)!r} cannot be read: {seen}; expected a folder "
+            "of videos or a video file this machine can reach (for s3://, check "
+            "endpoint_override, scheme and the credentials)"
+        )
+    raise ConfigError(message)
+
+
 @dataclass
 class OcrRunResult:
     """What :meth:`OcrApp.run` returns."""
@@ -203,7 +218,7 @@ class OcrApp:
         if (
             isinstance(self.source, VideoFolderSource)
             and self.source.bounded
-            and not self.source.list_videos()
+            and not _list_videos(self.source)
         ):
             raise ConfigError(
                 f"video source {self.source!r} holds no videos: expected files ending in "

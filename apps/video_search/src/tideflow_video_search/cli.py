@@ -7,7 +7,8 @@
     video-search eval --index DIR --queries FILE [--corpus DIR] [--json]
 
 SRC: a folder of videos (local, ``s3://…``, ``hdfs://…``) or ``kafka://HOST:PORT/TOPIC``.
-Exit codes: 0 done, 1 the job failed, 2 bad arguments or input, 130 interrupted.
+Exit codes: 0 done, 1 the job failed or indexed nothing because every input went to the dead
+letters, 2 bad arguments or input, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -210,6 +211,13 @@ def _ingest(args: argparse.Namespace) -> int:
         f"{job.dead_letters} dead letters ({result.dead_letters}), {job.wall_s:.1f} s",
         file=sys.stderr,
     )
+    if job.only_dead_letters:
+        print(
+            f"video-search ingest: nothing was indexed: every input went to the dead letters "
+            f"({job.dead_letters}); their errors say why: {result.dead_letters}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -36,6 +36,10 @@ class MissingDependencyError(TideflowError, ImportError):
         self.module = module
         self.extra_hint = extra_hint
 
+    def __reduce__(self) -> tuple[type[MissingDependencyError], tuple[str, str]]:
+        # Raised inside actors: Ray pickles it back to the driver, keeping its type.
+        return (type(self), (self.module, self.extra_hint))
+
 
 class CheckpointError(TideflowError):
     """A checkpoint could not be written, read or committed."""

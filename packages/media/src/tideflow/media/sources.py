@@ -466,6 +466,9 @@ class VideoTopicSource(Source):
     """``None``: follow the topics until stopped; ``"now"``: read what is there at the start."""
     group_id: str | None = None
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    allow_missing_topics: bool = False
+    """``False``: a topic that does not exist when the job starts fails it. ``True``: a
+    followed topic is read once it exists (a consumer started before its producer)."""
 
     name = "video-topic"
 
@@ -489,6 +492,7 @@ class VideoTopicSource(Source):
             group_id=self.group_id,
             value_format="bytes",
             client_options=dict(self.client_options),
+            allow_missing_topics=self.allow_missing_topics,
         )
 
     @property
@@ -585,6 +589,7 @@ def video_source(
             bootstrap_servers=parsed.netloc,
             shard_seconds=shard_seconds,
             until=None if follow else "now",
+            allow_missing_topics=follow,  # a followed topic may be created after the start
         )
     if "://" not in text or text.startswith("file://"):
         path = text.removeprefix("file://")

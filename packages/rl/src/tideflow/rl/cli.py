@@ -15,11 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# The application's choice, made before anything imports Ray: under `uv run`, Ray would
-# start every worker through `uv run` (seconds per actor); prestarted workers cost memory.
-os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-os.environ.setdefault("RAY_enable_worker_prestart", "0")
-
 from tideflow.rl.errors import ConfigError, RoleFailedError
 
 
@@ -109,6 +104,24 @@ def _load(path: str, settings: Sequence[str], out: str | None) -> Any:
     if out:
         document.setdefault("output", {})["dir"] = out
     return config_from_dict(document)
+
+
+_MODEL_FOLDER = "a local Hugging Face model folder (config.json, the weights, the tokenizer)"
+
+
+def _check_model_path(path: str) -> None:
+    """``model.path`` is a model folder: checked here, before Ray and the roles start (an
+    actor would fail to load it only after Ray's start-up)."""
+    folder = Path(path)
+    if not folder.exists():
+        problem = "does not exist"
+    elif not folder.is_dir():
+        problem = "is not a folder"
+    elif not (folder / "config.json").is_file():
+        problem = "is not a model folder (no config.json in it)"
+    else:
+        return
+    raise ConfigError(f"model.path {path!r} {problem}; expected {_MODEL_FOLDER}")
 
 
 class _Display:
@@ -226,7 +239,16 @@ def _demo(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def _ray_settings() -> None:
+    """The application's choice, made before anything imports Ray (in ``main``, not at
+    import: importing a module changes no environment). Under `uv run`, Ray would start
+    every worker through `uv run` (seconds per actor); prestarted workers cost memory."""
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    os.environ.setdefault("RAY_enable_worker_prestart", "0")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _ray_settings()
     args = _parser().parse_args(argv)
     from tideflow.core.observability import configure_logging
 
@@ -234,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             config = _load(args.config, args.set, args.out)
+            _check_model_path(config.model.path)
             summary = _run(config, not args.no_progress)
         else:
             summary = _demo(args)

@@ -10,6 +10,7 @@ from tideflow.streaming._metrics import JobResult, StageMetrics
 from tideflow.streaming._plan import CheckpointConfig
 from tideflow.streaming.errors import (
     JobAbortedError,
+    JobAlreadyRunningError,
     PipelineError,
     RecordErrors,
     SinkError,
@@ -28,6 +29,7 @@ __all__ = [
     "StageMetrics",
     # errors
     "JobAbortedError",
+    "JobAlreadyRunningError",
     "PipelineError",
     "RecordErrors",
     "SinkError",

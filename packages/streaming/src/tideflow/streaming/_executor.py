@@ -12,7 +12,6 @@ from the last barrier and a commit is never repeated with new data.
 
 from __future__ import annotations
 
-import os
 import pickle
 import threading
 import time
@@ -38,7 +37,6 @@ from tideflow.streaming.errors import JobAbortedError
 
 __all__ = ["Executor"]
 
-_PIPELINED = os.environ.get("TIDEFLOW_PIPELINED", "1") == "1"
 _POLL_S = 0.002
 _READ_AHEAD = 4  # reads in flight per split
 _IDLE_BACKOFF_S = 0.05  # an unbounded split with no data is asked again after this
@@ -126,9 +124,6 @@ class Executor:
         self.plan = plan
         self.sink: Sink = plan.sink
         self.jobdir = JobDirectory(job_id, checkpoint)
-        self.ctx = JobContext(
-            job_id=self.jobdir.output_id, run=self.jobdir.start_run(), job_uri=self.jobdir.uri
-        )
         self.interval_s = checkpoint.interval_s if checkpoint is not None else None
         self.epoch_cap = checkpoint.max_batches if checkpoint is not None else None
         self._epoch = 0  # the epoch being read
@@ -161,8 +156,6 @@ class Executor:
                 self.coordinator.register(f"stage:{spec.name}")
         self.coordinator.on_complete(self._commit)
         self.coordinator.on_abort(self._abort)
-        self.result = JobResult(job_id=job_id, run=self.ctx.run)
-        self._log = get_logger("tideflow.streaming.executor", job_id=job_id, run=self.ctx.run)
         self._pending: dict[int, int] = {}  # epoch -> batches and writes not yet done
         self._barriers: deque[int] = deque()  # epochs whose source position is recorded
         # Refs of pre-commits and snapshots -> (epoch, participant, part index, parts).
@@ -181,6 +174,12 @@ class Executor:
         self._positions_idle = threading.Event()
         self._positions_idle.set()
         self._wake = threading.Event()
+        # Last, so that nothing can fail with the lease taken: refused here (before anything
+        # of the job is read) while another run of the job id is live.
+        run = self.jobdir.start_run(on_lease_lost=self._lease_lost)
+        self.ctx = JobContext(job_id=self.jobdir.output_id, run=run, job_uri=self.jobdir.uri)
+        self.result = JobResult(job_id=job_id, run=run)
+        self._log = get_logger("tideflow.streaming.executor", job_id=job_id, run=run)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -192,7 +191,19 @@ class Executor:
     def _on_future(self, _future: Any) -> None:
         self._wake.set()
 
+    def _lease_lost(self, error: BaseException) -> None:
+        """Another run took the job's lease (this one missed its heartbeats for a TTL)."""
+        if self._fatal is None:
+            self._fatal, self._fatal_reason = error, "another run took over the job's lease"
+        self._wake.set()
+
     def run(self) -> JobResult:
+        try:
+            return self._run()
+        finally:
+            self.jobdir.end_run()  # the lease goes back however the run ends
+
+    def _run(self) -> JobResult:
         started = time.monotonic()
         splits = self._restore()
         self._start_actors(splits)
@@ -205,6 +216,13 @@ class Executor:
         self.result.wall_s = time.monotonic() - started
         self.result.checkpoints = [e for e in self.coordinator.events if e.status == "completed"]
         self._log.info("job.finished", **self.result.summary())
+        if self.result.only_dead_letters:  # ended "successfully" with nothing written
+            self._log.warning(
+                "job.all_dead_lettered",
+                rows_in=self.result.rows_in,
+                dead_letters=self.result.dead_letters,
+                dead_letter_output=repr(self.dead_sink),
+            )
         return self.result
 
     def _restore(self) -> dict[str, _SplitState]:
@@ -286,7 +304,7 @@ class Executor:
                 )
             # Two calls at once per actor when batches are pipelined: the stage's function
             # still runs one batch at a time (see StageWorker.process).
-            pipelined = spec.max_in_flight > 1 and _PIPELINED
+            pipelined = spec.max_in_flight > 1
             pool = ActorPool(
                 StageWorker,
                 args=(spec,),

@@ -6,9 +6,11 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 
 from pyarrow import fs as pafs
 
+from tideflow.streaming._lease import JobLease
 from tideflow.streaming._plan import CheckpointConfig
 from tideflow.streaming.connectors._base import Sink
 
@@ -23,11 +25,14 @@ def join_uri(uri: str, *parts: str) -> str:
 
 
 class JobDirectory:
-    """``<checkpoint uri>/<job_id>/``: ``checkpoints/``, ``runs/``, ``dead_letters/``.
+    """``<checkpoint uri>/<job_id>/``: ``checkpoints/``, ``runs/``, ``dead_letters/``, ``lease/``.
 
-    Without a checkpoint configuration the job lives in a fresh temporary directory: it
-    runs exactly once per call and a rerun starts over; :attr:`output_id` then carries a
-    unique suffix, so that two such runs never publish files under the same names.
+    A run holds the job's lease (:class:`~tideflow.streaming._lease.JobLease`) from
+    :meth:`start_run` to :meth:`end_run`, so a second run of the job id is refused while
+    one is live. Without a checkpoint configuration the job lives in a fresh temporary
+    directory, needs no lease, runs exactly once per call and a rerun starts over;
+    :attr:`output_id` then carries a unique suffix, so that two such runs never publish
+    files under the same names.
     """
 
     def __init__(self, job_id: str, checkpoint: CheckpointConfig | None) -> None:
@@ -40,9 +45,33 @@ class JobDirectory:
         self.checkpoints_uri = join_uri(self.uri, "checkpoints")
         self.output_id = job_id if checkpoint is not None else f"{job_id}-{uuid.uuid4().hex[:8]}"
         """The job id connectors see: unique per run when there are no checkpoints."""
+        self.lease = (
+            JobLease(join_uri(self.uri, "lease"), job_id=job_id) if checkpoint is not None else None
+        )
+        """The job id's lease (None without checkpoints: the directory is this run's own)."""
 
-    def start_run(self) -> int:
-        """Record a new run of the job and return its number (1 for the first)."""
+    def start_run(self, on_lease_lost: Callable[[BaseException], None] | None = None) -> int:
+        """Take the job's lease, record a new run and return its number (1 for the first).
+
+        Raises :class:`~tideflow.streaming.errors.JobAlreadyRunningError` while another run
+        of the job id is live, before anything of the job is read. ``on_lease_lost(error)``
+        is called (from the heartbeat thread) if this run later loses the lease.
+        """
+        if self.lease is not None:
+            self.lease.acquire()
+            self.lease.start_heartbeats(on_lease_lost or (lambda error: None))
+        try:
+            return self._record_run()
+        except BaseException:
+            self.end_run()
+            raise
+
+    def end_run(self) -> None:
+        """Give the job's lease back (idempotent): the next run may start."""
+        if self.lease is not None:
+            self.lease.release()
+
+    def _record_run(self) -> int:
         filesystem, path = pafs.FileSystem.from_uri(self.uri)
         runs = f"{path}/runs"
         filesystem.create_dir(runs, recursive=True)

@@ -115,6 +115,17 @@ class JobResult:
     keeps in Ray's object store. Bounded by the queue limits, whatever the input's size."""
 
     @property
+    def only_dead_letters(self) -> bool:
+        """Whether this run read input but wrote no row to the sink and sent at least one to
+        the dead-letter output: every record it read failed (or the few that did not were
+        filtered out). Records the source itself could not decode (a corrupt video, a
+        malformed message) count as read. Such a run ends without an error, since a bad
+        record is data, not a crash: the engine logs a ``job.all_dead_lettered`` warning
+        naming the dead-letter output, and a command line should exit non-zero
+        (``video-search ingest`` exits 1)."""
+        return self.rows_out == 0 and self.dead_letters > 0
+
+    @property
     def rows_per_s(self) -> float:
         return self.rows_out / self.wall_s if self.wall_s else 0.0
 

@@ -10,6 +10,7 @@ from tideflow.core.errors import ConfigError, TideflowError
 __all__ = [
     "ConfigError",
     "JobAbortedError",
+    "JobAlreadyRunningError",
     "PipelineError",
     "RecordErrors",
     "SinkError",
@@ -36,6 +37,14 @@ class SinkError(StreamingError):
 
 class JobAbortedError(StreamingError):
     """The job stopped on an unrecoverable error; its last checkpoint is intact for a rerun."""
+
+
+class JobAlreadyRunningError(StreamingError):
+    """Another run of the same job id (checkpoint location and ``job_id``) is live.
+
+    The message names that run (host, process id, start time). Stop it or wait for it to
+    end; the lease of a run that was killed lapses on its own.
+    """
 
 
 class RecordErrors(StreamingError):

@@ -26,6 +26,7 @@ from tideflow.core.clock import Clock
 from tideflow.streaming._broker import BrokerError, KafkaBroker, kafka_broker
 from tideflow.streaming.connectors._base import JSON, JobContext, Source, Split, SplitReader
 from tideflow.streaming.connectors._fs import open_uri
+from tideflow.streaming.connectors._kafka_client import import_aiokafka
 from tideflow.streaming.connectors._staged import StagedFileSink, parse_final
 from tideflow.streaming.errors import ConfigError, SourceError
 
@@ -399,17 +400,16 @@ def send_to_topic(
     in order, each acknowledged before the next (a test's producer, from its own process)."""
     import asyncio
 
-    from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+    aiokafka = import_aiokafka()  # without it: the error that names the kafka extra
 
     async def send() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        admin = aiokafka.admin.AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(topic, partitions, 1)])
+            await admin.create_topics([aiokafka.admin.NewTopic(topic, partitions, 1)])
         finally:
             await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+        producer = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
         await producer.start()
         try:
             for value in values:

@@ -5,7 +5,10 @@
 >>> sink = ParquetSink("s3://bucket/out/")
 
 Kafka, Iceberg and Lance connectors are imported on first use, so that a job that reads
-files does not pay for aiokafka, pyiceberg and lance in every actor.
+files does not pay for aiokafka, pyiceberg and lance in every actor. Those libraries come
+with the extras of the same names (``pip install "tideflow-streaming[kafka,iceberg,lance]"``);
+building a connector without its library raises
+:class:`~tideflow.core.errors.MissingDependencyError` naming the extra.
 """
 
 from __future__ import annotations

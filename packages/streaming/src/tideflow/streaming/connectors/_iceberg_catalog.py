@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tideflow.core.observability import get_logger
+from tideflow.streaming.connectors._deps import check_installed, require
 from tideflow.streaming.connectors._fs import redact
 from tideflow.streaming.errors import ConfigError
 
@@ -43,8 +44,12 @@ def load_catalog(name: str = "tideflow", **properties: Any) -> Catalog:
     (``s3.endpoint``, ``s3.access-key-id``, ``credential``, …); unlike
     ``pyiceberg.catalog.load_catalog``, nothing is read from the environment or
     ``~/.pyiceberg.yaml``. Errors are :class:`ConfigError` naming the catalog, never
-    showing secrets.
+    showing secrets; without pyiceberg, :class:`~tideflow.core.errors.MissingDependencyError`
+    (``pip install "tideflow-streaming[iceberg]"``).
     """
+    require("pyiceberg.catalog")  # without pyiceberg: the error that names the extra
+    from pyiceberg.catalog import AVAILABLE_CATALOGS, CatalogType
+
     props = {str(k): str(v) for k, v in properties.items() if v is not None}
     kind = props.pop("type", None) or _infer_type(props.get("uri"))
     where = f"catalog {name!r} (type {kind!r})"
@@ -54,8 +59,6 @@ def load_catalog(name: str = "tideflow", **properties: Any) -> Catalog:
         raise ConfigError(f"{where} needs uri= (the catalog server's address)")
     if kind == "sql":
         _sql_defaults(where, props)
-    from pyiceberg.catalog import AVAILABLE_CATALOGS, CatalogType
-
     problem = None
     for attempt in range(5):
         try:
@@ -121,6 +124,7 @@ class IcebergTable:
     """The catalog's name (SQL catalogs keep tables of several catalogs apart by it)."""
 
     def __post_init__(self) -> None:
+        check_installed("pyiceberg")
         owner = type(self).__name__
         if not isinstance(self.table, str) or "." not in self.table.strip("."):
             message = f'{owner}.table must be "namespace.table"; got {self.table!r}'

@@ -18,8 +18,8 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
+from tideflow.streaming.connectors._deps import install_hint, require
 from tideflow.streaming.errors import ConfigError
 
 __all__ = [
@@ -37,20 +37,18 @@ __all__ = [
     "start_client",
 ]
 
-INSTALL_HINT = 'pip install "tideflow-streaming[kafka]"'
+INSTALL_HINT = install_hint("kafka")
 _SECRET_WORDS = ("password", "secret", "token", "credential")
 _SSL_FILE_OPTIONS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_capath")
 _T = TypeVar("_T")
 
 
 def import_aiokafka() -> Any:
-    """The ``aiokafka`` module, or :class:`MissingDependencyError` with the install hint."""
-    try:
-        import aiokafka  # type: ignore[import-untyped]
-        import aiokafka.admin  # type: ignore[import-untyped]
-        import aiokafka.helpers  # type: ignore[import-untyped]
-    except ImportError as e:
-        raise MissingDependencyError("aiokafka", INSTALL_HINT) from e
+    """The ``aiokafka`` module (``admin`` and ``helpers`` imported too), or
+    :class:`~tideflow.core.errors.MissingDependencyError` with the install hint."""
+    aiokafka = require("aiokafka")
+    require("aiokafka.admin")
+    require("aiokafka.helpers")
     return aiokafka
 
 

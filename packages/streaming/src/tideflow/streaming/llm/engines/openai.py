@@ -18,11 +18,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
 from tideflow.streaming.llm._config import OpenAIEngineConfig, SamplingParams
 from tideflow.streaming.llm._engine import (
     Engine,
-    EngineUnavailableError,
     GenerateRequest,
     GenerateResult,
     LLMError,
@@ -75,8 +75,8 @@ class OpenAIEngine(Engine):
         try:
             import openai
         except ImportError as error:
-            message = 'the openai engine needs: pip install "tideflow-streaming[llm]"'
-            raise EngineUnavailableError(message) from error
+            hint = 'pip install "tideflow-streaming[llm]"'
+            raise MissingDependencyError("openai", hint) from error
         cfg = self.config
         # The key is resolved here, in the actor: it is never part of the pickled plan,
         # and it is passed only to the client (never logged).

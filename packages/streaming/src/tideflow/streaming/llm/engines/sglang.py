@@ -15,11 +15,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
 from tideflow.streaming.llm._config import SamplingParams, SGLangEngineConfig
 from tideflow.streaming.llm._engine import (
     Engine,
-    EngineUnavailableError,
     GenerateRequest,
     GenerateResult,
     RequestError,
@@ -44,8 +44,8 @@ class SGLangEngine(Engine):
         try:
             sglang = importlib.import_module("sglang")  # by name: an optional extra
         except ImportError as error:
-            message = "the sglang engine needs: pip install 'tideflow-streaming[sglang]'"
-            raise EngineUnavailableError(message) from error
+            hint = 'pip install "tideflow-streaming[sglang]" (CUDA wheels)'
+            raise MissingDependencyError("sglang", hint) from error
         kwargs = dict(self.config.engine_kwargs)
         self._engine = sglang.Engine(model_path=self.config.model_source, **kwargs)
         _log.info("llm_engine_loaded", engine="sglang", model=self.config.model_source)

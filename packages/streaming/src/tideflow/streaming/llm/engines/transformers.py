@@ -12,12 +12,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
 from tideflow.streaming.errors import ConfigError
 from tideflow.streaming.llm._config import SamplingParams, TransformersEngineConfig
 from tideflow.streaming.llm._engine import (
     Engine,
-    EngineUnavailableError,
     GenerateRequest,
     GenerateResult,
     RequestError,
@@ -51,8 +51,9 @@ class TransformersEngine(Engine):
             import torch
             import transformers
         except ImportError as error:
-            message = 'the transformers engine needs: pip install "tideflow-streaming[llm]"'
-            raise EngineUnavailableError(message) from error
+            missing = error.name or "transformers"  # torch or transformers
+            hint = 'pip install "tideflow-streaming[llm]"'
+            raise MissingDependencyError(missing, hint) from error
         transformers.utils.logging.disable_progress_bar()
         cfg = self.config
         if cfg.num_threads:

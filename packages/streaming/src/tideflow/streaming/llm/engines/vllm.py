@@ -16,12 +16,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
 from tideflow.streaming.llm._config import SamplingParams, VLLMEngineConfig
 from tideflow.streaming.llm._engine import (
     Engine,
     EngineCrashedError,
-    EngineUnavailableError,
     GenerateRequest,
     GenerateResult,
     RequestError,
@@ -37,8 +37,8 @@ def _import_vllm() -> Any:
         # By name: mypy and machines without the optional extra never see the module.
         vllm = importlib.import_module("vllm")
     except ImportError as error:
-        message = 'the vllm engine needs: pip install "tideflow-streaming[vllm]" (CUDA wheels)'
-        raise EngineUnavailableError(message) from error
+        hint = 'pip install "tideflow-streaming[vllm]" (CUDA wheels)'
+        raise MissingDependencyError("vllm", hint) from error
     return vllm
 
 
