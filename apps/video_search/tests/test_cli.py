@@ -71,3 +71,37 @@ def test_an_ingest_whose_every_video_is_a_dead_letter_exits_1_saying_so(tmp_path
     assert "nothing was indexed: every input went to the dead letters (1)" in done.stderr
     assert str(tmp_path / "index" / "_state") in done.stderr.splitlines()[-1]
     assert "job.all_dead_lettered" in done.stderr  # the engine's warning
+
+
+def test_ctrl_c_stops_a_followed_ingest_with_exit_130_saying_it_goes_on(tmp_path) -> None:
+    import select
+    import signal
+    import time
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    command = [
+        sys.executable, "-m", "tideflow_video_search.cli", "ingest", str(videos), "--follow",
+        "--index", str(tmp_path / "index"), "--no-progress", "--num-cpus", "2",
+        "--no-ocr", "--no-speech",
+    ]  # fmt: skip
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    assert child.stderr is not None
+    try:
+        deadline = time.monotonic() + 180
+        seen = ""
+        while "ingesting" not in seen and time.monotonic() < deadline:
+            if select.select([child.stderr], [], [], 1.0)[0]:
+                seen += child.stderr.readline()
+        assert "ingesting" in seen, seen[-2000:]
+        state = tmp_path / "index" / "_state"
+        while not list(state.glob("*/lease/*.json")) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the job holds its lease: it has started
+        time.sleep(2.0)  # and is reading the (empty, watched) folder
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, (seen + err)[-2000:]
+    assert "stopped; what was read is indexed" in err

@@ -285,6 +285,12 @@ def _run(args: argparse.Namespace, out: Any) -> int:
         console.print(f"resumed from checkpoint {restored} of job {app.job_id}")
     console.print(f"outputs: {', '.join(str(o) for o in app.outputs)}")
     console.print(f"dead letters: {app.dead_letters}")
+    if result.job.stopped:
+        sys.stderr.write(
+            "video-ocr: stopped; what was read is committed, and the same command goes on "
+            "from there\n"
+        )
+        return 130
     if result.job.only_dead_letters:
         sys.stderr.write(
             f"video-ocr: nothing was written: every video went to the dead letters "

@@ -211,6 +211,13 @@ def _ingest(args: argparse.Namespace) -> int:
         f"{job.dead_letters} dead letters ({result.dead_letters}), {job.wall_s:.1f} s",
         file=sys.stderr,
     )
+    if job.stopped:
+        print(
+            "video-search ingest: stopped; what was read is indexed, and the same command "
+            "goes on from there",
+            file=sys.stderr,
+        )
+        return 130
     if job.only_dead_letters:
         print(
             f"video-search ingest: nothing was indexed: every input went to the dead letters "

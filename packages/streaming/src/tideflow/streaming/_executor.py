@@ -353,6 +353,8 @@ class Executor:
                     ray.kill(actor)
                 continue
             stage.metrics.scale_events = [e for e in stage.pool.events if isinstance(e, ScaleEvent)]
+            stats = stage.pool.stats
+            stage.metrics.retries, stage.metrics.actor_deaths = stats.retries, stats.deaths
             stage.pool.shutdown(wait=wait, cancel_pending=not wait, timeout=None if wait else 5)
         ray.kill(self.io)
 
@@ -392,6 +394,7 @@ class Executor:
                 # No barriers to align: a checkpoint is the acknowledged prefix, taken as is.
                 if (exhausted or self._stop) and not reading and not self._ledger.outstanding:
                     self._ack_barrier(epoch, splits)
+                    self.result.stopped = not exhausted
                     break
                 if barrier_wanted:
                     self._ack_barrier(epoch, splits)
@@ -400,6 +403,7 @@ class Executor:
                 # The barrier: every read of this epoch has returned; record the positions.
                 self._barrier(epoch, splits)
                 if exhausted or self._stop:
+                    self.result.stopped = not exhausted
                     break
                 epoch, epoch_started, barrier_wanted = self._begin_epoch(), now, False
             if not barrier_wanted and not self._stop:

@@ -40,6 +40,10 @@ class StageMetrics:
     """Back-pressured seconds by reason (which downstream queue or limit)."""
     scale_events: list[ScaleEvent] = field(default_factory=list)
     """Resizes of the stage's pool."""
+    retries: int = 0
+    """Batches sent again after their actor died (or, with retries on errors, raised)."""
+    actor_deaths: int = 0
+    """Actors of the stage that died (killed, crashed, or failed to start) and were replaced."""
     _last_note: float | None = None
 
     def observe(self, meta: dict[str, Any]) -> None:
@@ -110,6 +114,9 @@ class JobResult:
     """Splits of the source (files' batch groups, partitions) known to this run."""
     splits_finished: int = 0
     """Splits read to their end (including those finished in earlier runs)."""
+    stopped: bool = False
+    """The run was stopped (``Job.stop()``, or Ctrl-C in ``run()``) before its source
+    ended: what was read is committed, and a rerun with the same job id goes on from there."""
     peak_batches_held: int = 0
     """Most batches the job held at once (reads, stage queues and calls, writes): what it
     keeps in Ray's object store. Bounded by the queue limits, whatever the input's size."""
@@ -140,4 +147,5 @@ class JobResult:
             "checkpoints": len(self.checkpoints),
             "restored_from": self.restored_from,
             "peak_batches_held": self.peak_batches_held,
+            "stopped": self.stopped,
         }

@@ -156,7 +156,7 @@ class Pipeline:
         """
         import tempfile
 
-        from tideflow.streaming.testing import CollectingSink
+        from tideflow.streaming._collect import CollectingSink
 
         if self._plan.sink is not None:
             raise PipelineError("iter_batches() yields the output itself: drop write(sink)")

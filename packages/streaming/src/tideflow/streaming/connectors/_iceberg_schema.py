@@ -25,7 +25,7 @@ def fit(owner: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
             columns.append(pa.nulls(table.num_rows, target.type))
             continue
         source = table.schema.field(target.name)
-        if not _widens(source.type, target.type):
+        if not widens(source.type, target.type):
             problems.append(f"column {target.name!r} is {source.type}, the table has {target.type}")
             continue
         columns.append(table.column(target.name))
@@ -45,7 +45,7 @@ def fit(owner: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
     raise SinkError(message)
 
 
-def _widens(source: pa.DataType, target: pa.DataType) -> bool:
+def widens(source: pa.DataType, target: pa.DataType) -> bool:
     """True when values of ``source`` convert to ``target`` without changing meaning."""
     t = pa.types
     if source == target:
@@ -66,12 +66,12 @@ def _widens(source: pa.DataType, target: pa.DataType) -> bool:
         return bool((source.tz is None) == (target.tz is None))
     lists = (t.is_list, t.is_large_list, t.is_fixed_size_list)
     if any(f(source) for f in lists) and any(f(target) for f in lists):
-        return _widens(source.value_type, target.value_type)
+        return widens(source.value_type, target.value_type)
     if t.is_struct(source) and t.is_struct(target):
         fields = {target.field(i).name: target.field(i).type for i in range(target.num_fields)}
         return all(
             source.field(i).name in fields
-            and _widens(source.field(i).type, fields[source.field(i).name])
+            and widens(source.field(i).type, fields[source.field(i).name])
             for i in range(source.num_fields)
         )
     return False

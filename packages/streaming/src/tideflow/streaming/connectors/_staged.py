@@ -21,6 +21,14 @@ run, so a commit is idempotent by (job id, epoch). For each file:
 ``recover`` removes staged files of epochs after the restored checkpoint. It leaves final
 files of such epochs alone: one can exist only if an epoch was committed before its
 checkpoint was durable, which the engine's protocol rules out.
+
+A :class:`OneSchemaFileSink` (Parquet, JSON lines) keeps its output directory readable as
+one dataset: its schema is fixed by ``schema=``, else by the files already published there
+(a rerun keeps it), else by the first rows written. A later table is cast to it when that
+is safe (a wider integer or float, a missing nullable column as nulls, another column
+order); a table that does not fit stops the job with a :class:`SinkError` naming the sink,
+the column and both types, before any of its rows are staged. (Rows that do not fit are
+not dead-lettered: a writer has no way to hand rows to the job's dead-letter output.)
 """
 
 from __future__ import annotations
@@ -39,9 +47,29 @@ import pyarrow.fs as pafs
 from tideflow.core.observability import get_logger
 from tideflow.streaming.connectors._base import JSON, JobContext, Sink, SinkWriter
 from tideflow.streaming.connectors._fs import display_path, open_uri, redact
+from tideflow.streaming.connectors._schema_fit import (
+    Mismatch,
+    conform,
+    differences,
+    does_not_fit,
+    mismatches,
+    schema_columns,
+)
 from tideflow.streaming.errors import ConfigError, SinkError
 
-__all__ = ["FileWriter", "StagedFileSink", "final_name", "parse_staged"]
+__all__ = [
+    "FileWriter",
+    "StagedFileSink",
+    "final_name",
+    "parse_staged",
+    # one schema per output directory
+    "Mismatch",
+    "OneSchemaFileSink",
+    "TableFit",
+    "conform",
+    "differences",
+    "mismatches",
+]
 
 STAGING = "_staging"
 _STAGED = re.compile(r"^epoch-(\d+)-r(\d+)-w(\d+)-(\d+)(\.[A-Za-z0-9.]+)$")
@@ -59,6 +87,21 @@ class FileWriter(Protocol):
     def write(self, table: pa.Table) -> None: ...
 
     def close(self) -> None: ...
+
+
+class TableFit(Protocol):
+    """What a writer does to a table before staging it (one per writer, may keep state)."""
+
+    def fit(self, table: pa.Table) -> pa.Table:
+        """``table`` as it is to be staged; raises :class:`SinkError` when it cannot be."""
+        ...
+
+
+class _AsIs:
+    """Any table is staged as it is (a writer starts a new file when the schema changes)."""
+
+    def fit(self, table: pa.Table) -> pa.Table:
+        return table
 
 
 def parse_staged(name: str) -> tuple[int, int, int, int, str] | None:
@@ -126,6 +169,11 @@ class StagedFileSink(Sink):
     def open_file(self, filesystem: pafs.FileSystem, path: str, schema: pa.Schema) -> FileWriter:
         """Start writing a staged file at ``path`` for tables of ``schema``."""
 
+    def table_fit(self, filesystem: pafs.FileSystem, root: str) -> TableFit:
+        """How a new writer fits tables before staging them; by default not at all, and the
+        output may hold several schemas (one file per schema)."""
+        return _AsIs()
+
     # -- the Sink contract -----------------------------------------------------------------
 
     def writer(self, ctx: JobContext, index: int) -> SinkWriter:
@@ -134,13 +182,19 @@ class StagedFileSink(Sink):
         staging = f"{STAGING}/{ctx.job_id}"
         self._call(f"create {staging}", filesystem.create_dir, f"{root}/{staging}", recursive=True)
         return _StagedWriter(
-            sink=self, filesystem=filesystem, root=root, staging=staging, run=ctx.run, index=index
+            sink=self,
+            filesystem=filesystem,
+            root=root,
+            staging=staging,
+            run=ctx.run,
+            index=index,
+            fit=self.table_fit(filesystem, root),
         )
 
     def commit(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
         _check_job_id(self, ctx.job_id)
         filesystem, root = self._open()
-        final_root = f"{root}/{self.final_dir}" if self.final_dir else root
+        final_root = self._final_root(root)
         moves: list[tuple[str, str]] = []
         for state in precommits:
             for rel in self._files_of(state, epoch):
@@ -196,6 +250,9 @@ class StagedFileSink(Sink):
 
     def _open(self) -> tuple[pafs.FileSystem, str]:
         return open_uri(os.fspath(self.uri), owner=type(self).__name__)
+
+    def _final_root(self, root: str) -> str:
+        return f"{root}/{self.final_dir}" if self.final_dir else root
 
     def _log(self) -> Any:
         return get_logger("tideflow.streaming.files", sink=repr(self))
@@ -253,8 +310,10 @@ class _StagedWriter(SinkWriter):
         staging: str,
         run: int,
         index: int,
+        fit: TableFit,
     ) -> None:
         self._sink = sink
+        self._table_fit = fit
         self._fs = filesystem
         self._root = root
         self._staging = staging
@@ -265,6 +324,7 @@ class _StagedWriter(SinkWriter):
     def write(self, epoch: int, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
+        table = self._table_fit.fit(table)
         state = self._epochs.setdefault(epoch, _Epoch())
         if state.current is not None:
             fitted = _fit(table, state.current.schema)
@@ -310,3 +370,131 @@ def _fit(table: pa.Table, schema: pa.Schema | None) -> pa.Table | None:
         return table.cast(schema)
     except (pa.ArrowException, ValueError, TypeError):
         return None
+
+
+# -- one schema per output directory ----------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class OneSchemaFileSink(StagedFileSink):
+    """A staged file sink whose output directory holds one schema, so that it reads back as
+    one dataset (see the module docs); subclasses say how a published file's schema is read.
+    """
+
+    schema: pa.Schema | None = None
+    """The output's columns and types. None: those of the files already in the directory,
+    else of the first rows written. Files already there must have these types (JSON lines:
+    fit them), or the first write fails."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        owner, schema = type(self).__name__, self.schema
+        if schema is not None and (not isinstance(schema, pa.Schema) or len(schema) == 0):
+            message = (
+                f"{owner}.schema must be None or a pyarrow.Schema with at least one column; "
+                f"got {schema!r}"
+            )
+            raise ConfigError(message)
+        if schema is not None:
+            twice = sorted({n for n in schema.names if schema.names.count(n) > 1})
+            if twice:
+                raise ConfigError(f"{owner}.schema names the columns {twice} more than once")
+
+    @abstractmethod
+    def read_schema(self, filesystem: pafs.FileSystem, path: str) -> pa.Schema | None:
+        """The schema of the published file at ``path`` as readers see it (None: no rows)."""
+
+    def reader_schema(self, schema: pa.Schema) -> pa.Schema:
+        """The schema readers see in a file written from tables of ``schema``."""
+        return schema
+
+    def published_mismatches(self, published: pa.Schema, schema: pa.Schema) -> list[Mismatch]:
+        """How the files already published differ from the reader schema of ``schema=``: by
+        default any column whose type is not the same (the files keep their exact types)."""
+        return differences(published, schema)
+
+    def refine(self, schema: pa.Schema, found: pa.Schema) -> pa.Schema:
+        """The output's schema once tables of reader schema ``found`` come; by default the
+        same (a file keeps the types it was written with)."""
+        return schema
+
+    def as_written(self, table: pa.Table, schema: pa.Schema, origin: str) -> pa.Table:
+        """``table``, whose reader schema fits ``schema``, as it is to be written (by
+        default in ``schema``, see :func:`conform`; ``origin`` says where ``schema`` is from).
+        """
+        return conform(repr(self), table, schema, origin=origin)
+
+    def table_fit(self, filesystem: pafs.FileSystem, root: str) -> TableFit:
+        return _OneSchema(self, filesystem, root)
+
+    def reference(self, filesystem: pafs.FileSystem, root: str) -> tuple[pa.Schema | None, str]:
+        """The output's schema as known before a writer's first table (None: that table
+        fixes it), and where it comes from; looked up at the first write, after a rerun's
+        recovery has published what its checkpoint holds."""
+        published = self._published_schema(filesystem, root)
+        if self.schema is None:
+            if published is None:
+                return None, ""
+            schema, name = published
+            return schema, f"the files already in its directory (as {name})"
+        expected = self.reader_schema(self.schema)
+        if published is not None:
+            schema, name = published
+            problems = self.published_mismatches(schema, expected)
+            if problems:
+                message = (
+                    f"{self!r}: its schema= ({schema_columns(expected)}) differs from the files "
+                    f"already in its directory (as {name}): "
+                    + "; ".join(str(p) for p in problems)
+                    + ". Give a schema those files fit, or write to a new directory"
+                )
+                raise SinkError(message)
+        return expected, "its schema= argument"
+
+    def _published_schema(
+        self, filesystem: pafs.FileSystem, root: str
+    ) -> tuple[pa.Schema, str] | None:
+        """The reader schema of the first file published in the output directory (sorted by
+        name, hidden ones skipped) that has one, and that file's name."""
+        selector = pafs.FileSelector(self._final_root(root), allow_not_found=True)
+        infos = self._call("list the output directory", filesystem.get_file_info, selector)
+        paths = sorted(
+            info.path
+            for info in infos
+            if info.type == pafs.FileType.File
+            and info.path.endswith(self.extension)
+            and not posixpath.basename(info.path).startswith(("_", "."))
+        )
+        for path in paths:
+            name = display_path(filesystem, path)
+            schema = self._call(f"read the schema of {name}", self.read_schema, filesystem, path)
+            if schema is not None:
+                return self.reader_schema(schema), name
+        return None
+
+
+class _OneSchema:
+    """A writer's :class:`TableFit` for a :class:`OneSchemaFileSink`: the first table fixes
+    the schema unless the sink knew it already."""
+
+    def __init__(self, sink: OneSchemaFileSink, filesystem: pafs.FileSystem, root: str) -> None:
+        self._sink = sink
+        self._filesystem = filesystem
+        self._root = root
+        self._looked_up = False
+        self._schema: pa.Schema | None = None
+        self._origin = ""
+
+    def fit(self, table: pa.Table) -> pa.Table:
+        if not self._looked_up:
+            self._schema, self._origin = self._sink.reference(self._filesystem, self._root)
+            self._looked_up = True
+        found = self._sink.reader_schema(table.schema)
+        if self._schema is None:
+            self._schema, self._origin = found, "the first rows it wrote"
+        else:
+            self._schema = self._sink.refine(self._schema, found)
+        problems = mismatches(found, self._schema)
+        if problems:
+            raise SinkError(does_not_fit(repr(self._sink), self._schema, self._origin, problems))
+        return self._sink.as_written(table, self._schema, self._origin)

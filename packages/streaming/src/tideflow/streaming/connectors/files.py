@@ -10,6 +10,14 @@ right after the last batch returned. Sinks are two-phase: each epoch is staged u
 ``<uri>/_staging/<job_id>/`` and moved to ``<uri>/<job_id>-e<epoch>-w<writer>-<n>.<ext>`` on
 commit, so a sink's output directory can be read back by the matching source and shows
 only committed epochs.
+
+A sink's output directory keeps one schema, so that it reads back as one dataset: it is
+``schema=`` if given, else that of the files already there (a rerun keeps it), else that of
+the first rows written. Later rows are cast to it when that is safe (a wider integer, a
+missing nullable column as nulls, another column order); rows that do not fit (an int
+column turned to text, a new column) stop the job with a :class:`SinkError` that names the
+sink, the column and both types. For JSON lines the types compared are those a reader infers
+from the text (any integer is an int64, bytes and dates are strings).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +37,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from tideflow.streaming.connectors._filesource import FileSource
-from tideflow.streaming.connectors._staged import StagedFileSink
+from tideflow.streaming.connectors._staged import Mismatch, OneSchemaFileSink, mismatches
 from tideflow.streaming.errors import ConfigError
 
 __all__ = ["JSONLSink", "JSONLSource", "ParquetSink", "ParquetSource"]
@@ -147,10 +156,11 @@ class JSONLSource(FileSource):
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
-class ParquetSink(StagedFileSink):
+class ParquetSink(OneSchemaFileSink):
     """Two-phase Parquet output; one row group per written batch.
 
-    ``ParquetSink(uri, rows_per_file=1_000_000)``; see the module docs for names and commit.
+    ``ParquetSink(uri, rows_per_file=1_000_000, schema=None)``; see the module docs for
+    names, commit and the output's one schema.
     """
 
     name = "parquet"
@@ -159,13 +169,37 @@ class ParquetSink(StagedFileSink):
     def open_file(self, filesystem: pafs.FileSystem, path: str, schema: pa.Schema) -> _Parquet:
         return _Parquet(filesystem, path, schema)
 
+    def read_schema(self, filesystem: pafs.FileSystem, path: str) -> pa.Schema:
+        with filesystem.open_input_file(path) as handle:
+            return pq.ParquetFile(handle).schema_arrow
+
+    def reader_schema(self, schema: pa.Schema) -> pa.Schema:
+        return _as_parquet_reads(schema)
+
+
+@functools.lru_cache(maxsize=64)
+def _as_parquet_reads(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as a Parquet file written from it reads back (date64 as date32, seconds
+    as milliseconds, list items named ``element``); the same when Parquet cannot store it
+    (writing the file then fails with the reason)."""
+    buffer = pa.BufferOutputStream()
+    try:
+        pq.write_table(schema.empty_table(), buffer)
+    except (pa.ArrowException, ValueError, TypeError):
+        return schema
+    read: pa.Schema = pq.read_schema(pa.BufferReader(buffer.getvalue()))
+    return read
+
 
 @dataclass(frozen=True, kw_only=True, repr=False)
-class JSONLSink(StagedFileSink):
+class JSONLSink(OneSchemaFileSink):
     """Two-phase JSON lines output, one object per row.
 
     Values JSON has no type for are written as text: bytes as base64, dates and times in
-    ISO 8601, decimals as strings. ``JSONLSink(uri, rows_per_file=1_000_000)``.
+    ISO 8601, decimals as strings. ``JSONLSink(uri, rows_per_file=1_000_000, schema=None)``.
+    Rows are checked against the output's schema as a reader infers it from the text (an
+    int32 fits an int64 column, a string does not; a column that held only nulls so far takes
+    the type of its first values) and written as they are.
     """
 
     name = "jsonl"
@@ -173,6 +207,80 @@ class JSONLSink(StagedFileSink):
 
     def open_file(self, filesystem: pafs.FileSystem, path: str, schema: pa.Schema) -> _JSONLines:
         return _JSONLines(filesystem, path)
+
+    def read_schema(self, filesystem: pafs.FileSystem, path: str) -> pa.Schema | None:
+        """The schema ``pyarrow.json`` infers from the file's first lines (about 1 MiB)."""
+        with filesystem.open_input_stream(path) as stream:
+            chunks = [stream.read(_HEAD_BYTES)]
+            while chunks[-1] and b"\n" not in chunks[-1]:  # a line longer than a chunk
+                chunks.append(stream.read(_HEAD_BYTES))
+        head = b"".join(chunks)
+        head = head[: head.rfind(b"\n") + 1] or head
+        if not head.strip():
+            return None
+        options = pajson.ReadOptions(block_size=len(head) + 1)
+        schema: pa.Schema = pajson.read_json(pa.BufferReader(head), read_options=options).schema
+        return schema
+
+    def reader_schema(self, schema: pa.Schema) -> pa.Schema:
+        fields = [pa.field(f.name, _json_type(f.type), f.nullable) for f in schema]
+        return pa.schema(fields)
+
+    def published_mismatches(self, published: pa.Schema, schema: pa.Schema) -> list[Mismatch]:
+        # Types inferred from text are approximate (a column null in the first lines): the
+        # files fit when their rows would fit.
+        return mismatches(published, schema)
+
+    def refine(self, schema: pa.Schema, found: pa.Schema) -> pa.Schema:
+        # A column that held only nulls so far has no JSON type yet: its first values give it
+        # one (null in the first lines of a file is how a sparse column reads back).
+        return pa.schema(
+            [
+                f.with_type(found.field(f.name).type)
+                if pa.types.is_null(f.type) and found.names.count(f.name) == 1
+                else f
+                for f in schema
+            ]
+        )
+
+    def as_written(self, table: pa.Table, schema: pa.Schema, origin: str) -> pa.Table:
+        return table  # a line has no schema; its values are written as they are
+
+
+_HEAD_BYTES = 1 << 20
+
+
+def _json_type(arrow: pa.DataType) -> pa.DataType:
+    """The type a JSON reader (``pyarrow.json``) infers from values of type ``arrow`` as
+    :class:`JSONLSink` writes them; also maps the types it infers onto themselves (it reads
+    ISO 8601 text as timestamps)."""
+    is_ = pa.types
+    if is_.is_dictionary(arrow):
+        return _json_type(arrow.value_type)
+    if is_.is_integer(arrow):
+        return pa.int64()
+    if is_.is_floating(arrow) or is_.is_duration(arrow):  # durations as seconds
+        return pa.float64()
+    if is_.is_null(arrow) or is_.is_boolean(arrow):
+        return arrow
+    if is_.is_list(arrow) or is_.is_large_list(arrow) or is_.is_fixed_size_list(arrow):
+        return pa.list_(_json_type(arrow.value_type))
+    if is_.is_struct(arrow):
+        fields = [arrow.field(i) for i in range(arrow.num_fields)]
+        return pa.struct([pa.field(f.name, _json_type(f.type), f.nullable) for f in fields])
+    if (
+        is_.is_string(arrow)
+        or is_.is_large_string(arrow)
+        or is_.is_string_view(arrow)
+        or is_.is_binary(arrow)  # base64
+        or is_.is_large_binary(arrow)
+        or is_.is_binary_view(arrow)
+        or is_.is_fixed_size_binary(arrow)
+        or is_.is_decimal(arrow)
+        or is_.is_temporal(arrow)  # ISO 8601
+    ):
+        return pa.string()
+    return arrow  # maps, unions: compared as they are
 
 
 class _Parquet:
