@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tideflow.core.testing import CTRL_C_WHILE_RAY_STARTS
 from tideflow_ocr import read_results
 from tideflow_ocr.cli import main
 from tideflow_ocr.testdata import character_error_rate, default_specs, make_video
@@ -259,3 +260,18 @@ def test_a_run_whose_every_video_is_a_dead_letter_exits_1_saying_so(ray_session,
     err = capsys.readouterr().err
     assert "every video went to the dead letters (1)" in err
     assert str(tmp_path / "state") in err  # where they are
+
+
+def test_ctrl_c_while_ray_starts_exits_130_and_leaves_no_ray_process(tmp_path):
+    (tmp_path / "videos").mkdir()
+    driver = CTRL_C_WHILE_RAY_STARTS + "from tideflow_ocr.cli import main\nfinish(main())\n"
+    command = [
+        sys.executable, "-c", driver, "run", str(tmp_path / "videos"), "--follow",
+        "--out", str(tmp_path / "out"), "--state", str(tmp_path / "state"),
+    ]  # fmt: skip
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+
+    assert "raylet started" in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == []  # no gcs_server, raylet, …

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tideflow.core.testing import CTRL_C_WHILE_RAY_STARTS
 from tideflow_video_search.cli import main
 
 
@@ -105,3 +106,22 @@ def test_ctrl_c_stops_a_followed_ingest_with_exit_130_saying_it_goes_on(tmp_path
             child.kill()
     assert child.returncode == 130, (seen + err)[-2000:]
     assert "stopped; what was read is indexed" in err
+
+
+def test_ctrl_c_while_ray_starts_exits_130_and_leaves_no_ray_process(tmp_path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    driver = CTRL_C_WHILE_RAY_STARTS + (
+        "from tideflow_video_search.cli import main\nfinish(main(sys.argv[1:]))\n"
+    )
+    command = [
+        sys.executable, "-c", driver, "ingest", str(videos), "--follow",
+        "--index", str(tmp_path / "index"), "--no-progress", "--num-cpus", "2",
+        "--no-ocr", "--no-speech",
+    ]  # fmt: skip
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+
+    assert "raylet started" in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == []  # no gcs_server, raylet, …

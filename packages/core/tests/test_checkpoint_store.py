@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,7 @@ from tideflow.core.checkpoint import (
     MANIFEST_NAME,
     CheckpointError,
     CheckpointId,
+    CheckpointLocationError,
     CheckpointNotFoundError,
     CheckpointStore,
 )
@@ -380,6 +384,55 @@ def test_credentials_never_appear_in_errors_reprs_or_logs(s3_server: Any, s3_buc
     assert logs and "s3://***@" in store.uri
     for text in texts:
         assert secret not in text and "AKIDSECRETID" not in text, text
+
+
+# -- an unusable checkpoint location ----------------------------------------------------------
+
+
+def test_a_location_under_a_file_fails_the_save_naming_the_checkpoint_location(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "afile").write_text("not a directory")  # unwritable even for root
+    location = tmp_path / "afile" / "ckpt"
+    store = CheckpointStore(location)
+
+    with pytest.raises(CheckpointLocationError) as failed:
+        store.save(1, {"v": 1})
+
+    message = str(failed.value)
+    assert message.startswith(f"cannot write checkpoint 1 to the checkpoint location '{location}'")
+    assert "Not a directory" in message
+    assert message.endswith(f"(expected {CheckpointLocationError.EXPECTED})")
+    assert isinstance(failed.value.__cause__, OSError)
+
+
+def test_an_unreachable_endpoint_fails_naming_the_location_and_never_its_credentials() -> None:
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    secret = "sup3r-s3cret-K3Y"
+    store = CheckpointStore(
+        f"s3://AKIDSECRETID:{secret}@bucket/ckpt?endpoint_override=127.0.0.1:{port}&scheme=http"
+    )
+
+    with pytest.raises(CheckpointLocationError) as failed:
+        store.ids()
+
+    message = str(failed.value)
+    assert message.startswith(
+        f"cannot list the checkpoint location 's3://***@bucket/ckpt?endpoint_override="
+        f"127.0.0.1:{port}&scheme=http': "
+    )
+    text = "".join(traceback.format_exception(failed.value))
+    assert secret not in text and "AKIDSECRETID" not in text, text
+
+
+def test_a_location_error_survives_pickling() -> None:
+    error = CheckpointLocationError("list", "s3://KEY:SECRET@b/ckpt", "connection refused")
+    copy = pickle.loads(pickle.dumps(error))
+
+    assert type(copy) is CheckpointLocationError and str(copy) == str(error)
+    assert "SECRET" not in str(copy) and copy.uri == "s3://***@b/ckpt"
 
 
 # -- values and configuration ------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ import structlog
 from tideflow.core.checkpoint import (
     CheckpointError,
     CheckpointId,
+    CheckpointLocationError,
     CheckpointStore,
     EpochAbortedError,
     EpochCoordinator,
@@ -202,6 +204,34 @@ def test_failed_save_fails_the_epoch_and_keeps_the_last_complete_one(
     assert epoch == 2 and "saving its state failed" in reason and "'sink'" in reason
     assert journal.completed_ids == [1]
     assert coordinator.last_completed == first and store.ids() == [first]
+
+
+def test_a_save_that_fails_at_the_checkpoint_location_names_it_in_the_abort_reason(
+    coordinator: EpochCoordinator, journal: Journal, tmp_path: Path
+) -> None:
+    _ack_all(coordinator, coordinator.begin_epoch())
+    location = tmp_path / "ckpts"
+    shutil.rmtree(location)
+    location.write_text("a file where the checkpoints were")  # the location breaks mid-job
+
+    _ack_all(coordinator, coordinator.begin_epoch())
+
+    [(epoch, reason)] = journal.aborted
+    assert epoch == 2 and reason.startswith("saving its state failed: cannot ")
+    assert f"the checkpoint location {str(location)!r}" in reason
+    assert "(expected a directory (or bucket prefix)" in reason
+    assert journal.completed_ids == [1]
+
+
+def test_restore_from_an_unusable_location_raises_a_location_error(
+    clock: FakeClock, journal: Journal, tmp_path: Path
+) -> None:
+    location = tmp_path / "ckpts"
+    location.write_text("a file, not a directory")
+    coordinator = _coordinator(CheckpointStore(location), clock, journal)
+
+    with pytest.raises(CheckpointLocationError, match="cannot list the checkpoint location"):
+        coordinator.restore()
 
 
 def test_restore_returns_the_latest_states_and_continues_after_them(

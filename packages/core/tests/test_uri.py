@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tideflow.core.uri import redact
+import pyarrow.fs as pafs
+import pytest
+
+from tideflow.core.errors import ConfigError
+from tideflow.core.uri import open_uri, redact
 
 
 def test_userinfo_of_a_uri_is_masked():
@@ -24,3 +28,19 @@ def test_every_uri_in_a_message_is_masked():
 def test_text_without_credentials_is_unchanged():
     for text in ("/data/videos/a.mp4", "file:///tmp/a b.mp4", "an @ sign and key=value"):
         assert redact(text) == text
+
+
+def test_open_uri_opens_a_relative_local_path_as_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    filesystem, path = open_uri("out/")
+    assert isinstance(filesystem, pafs.LocalFileSystem)
+    assert path == str(tmp_path / "out")
+
+
+def test_open_uri_names_the_owner_and_never_the_credentials():
+    with pytest.raises(ConfigError) as caught:
+        open_uri("nosuchscheme://KEY:SECRET@host/x", owner="ParquetSink")
+    message = str(caught.value)
+    assert message.startswith("ParquetSink: cannot open 'nosuchscheme://***@host/x'")
+    assert "SECRET" not in message
+    assert caught.value.__context__ is None

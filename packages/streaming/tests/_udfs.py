@@ -138,6 +138,43 @@ class FlakySink(CollectingSink):
         super().recover(ctx, last_epoch)
 
 
+class SlowCommitSink(CollectingSink):
+    """A collecting sink whose commit of ``epoch`` waits (up to ``wait_s``) for the file
+    ``release`` to exist, and notes in ``release + ".commit"`` whether the file was there
+    when the commit began and whether it came before the wait ran out."""
+
+    def __init__(self, path: str, release: str, *, epoch: int = 1, wait_s: float = 30.0) -> None:
+        super().__init__(path)
+        self.release = release
+        self.epoch = epoch
+        self.wait_s = wait_s
+
+    def commit(self, ctx: Any, epoch: int, precommits: Any) -> None:
+        if epoch == self.epoch:
+            release = Path(self.release)
+            there_at_start = release.exists()
+            deadline = time.monotonic() + self.wait_s
+            while not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            note = {"there_at_start": there_at_start, "released": release.exists()}
+            Path(self.release + ".commit").write_text(json.dumps(note))
+        super().commit(ctx, epoch, precommits)
+
+
+class FullDiskSink(CollectingSink):
+    """A collecting sink whose writer fails every write, as on a full disk (a plain error)."""
+
+    def writer(self, ctx: Any, index: int) -> Any:
+        writer = super().writer(ctx, index)
+
+        class _Writer(type(writer)):  # type: ignore[misc]
+            def write(self, epoch: int, table: pa.Table) -> None:
+                raise ValueError("disk is full at /x")
+
+        writer.__class__ = _Writer
+        return writer
+
+
 class Poison:
     """Kills its own process whenever a batch holds ``poison_id`` (a record that crashes
     native code, say); every other row passes."""

@@ -208,6 +208,20 @@ def test_a_refused_run_leaves_no_record_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_run_interrupted_while_taking_the_lease_leaves_no_record_behind(tmp_path):
+    clock = FakeClock(T0)
+
+    def interrupted(seconds: float) -> None:  # Ctrl-C during the settle, record written
+        raise KeyboardInterrupt
+
+    lease = JobLease(str(tmp_path), job_id="j", clock=clock, sleep=interrupted, host="node-a")
+    with pytest.raises(KeyboardInterrupt):
+        lease.acquire()
+
+    assert list(tmp_path.glob("*.json*")) == [] and lease.record is None
+    _lease(tmp_path, clock, host="node-b").acquire()  # the next run is not refused
+
+
 def test_the_lease_works_on_s3(s3_server, s3_bucket):
     folder = s3_server.uri(s3_bucket, "ckpt/j/lease")
     clock = FakeClock(T0)

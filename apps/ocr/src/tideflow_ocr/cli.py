@@ -243,17 +243,17 @@ def _run(args: argparse.Namespace, out: Any) -> int:
                     f"FAILED  {failure.video_id or '-'}  [{failure.stage}] {failure.reason}"
                 )
 
-    import ray
+    import logging
 
-    if not ray.is_initialized():
-        import logging
+    from tideflow.core.ray_start import start_ray
 
-        ray.init(
-            address=args.ray_address,
-            include_dashboard=False,
-            log_to_driver=args.log_level == "debug",
-            logging_level=logging.WARNING,
-        )
+    # Ctrl-C while Ray starts leaves no Ray process behind (then exit code 130).
+    start_ray(
+        address=args.ray_address,
+        include_dashboard=False,
+        log_to_driver=args.log_level == "debug",
+        logging_level=logging.WARNING,
+    )
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     result = app.run(on_complete=completed, on_failure=failed, progress=progress)
     table = Table(title=f"video-ocr job {app.job_id} (run {result.job.run})")

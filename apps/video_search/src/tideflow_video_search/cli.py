@@ -195,11 +195,11 @@ def _ingest(args: argparse.Namespace) -> int:
         priority=dict(args.priority),
     )
     ingest = Ingest(args.source, args.index, config=config, follow=args.follow)
-    import ray
-
+    from tideflow.core.ray_start import start_ray
     from tideflow_video_search.ingest import local_cpus
 
-    ray.init(num_cpus=args.num_cpus or local_cpus(), include_dashboard=False, log_to_driver=False)
+    # Ctrl-C while Ray starts leaves no Ray process behind (then exit code 130).
+    start_ray(num_cpus=args.num_cpus or local_cpus(), include_dashboard=False, log_to_driver=False)
     print(
         f"ingesting {ingest.source!r} into {ingest.index_dir} (job {ingest.job_id})",
         file=sys.stderr,

@@ -36,6 +36,7 @@ from tideflow.core.checkpoint import (
 from tideflow.core.clock import Clock, MonotonicClock
 from tideflow.core.errors import (
     CheckpointError,
+    CheckpointLocationError,
     CheckpointNotFoundError,
     ConfigError,
     EpochAbortedError,
@@ -106,6 +107,7 @@ __all__ = [
     "log_event",
     # errors
     "CheckpointError",
+    "CheckpointLocationError",
     "CheckpointNotFoundError",
     "ConfigError",
     "EpochAbortedError",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "CheckpointError",
+    "CheckpointLocationError",
     "CheckpointNotFoundError",
     "ConfigError",
     "EpochAbortedError",
@@ -43,6 +44,30 @@ class MissingDependencyError(TideflowError, ImportError):
 
 class CheckpointError(TideflowError):
     """A checkpoint could not be written, read or committed."""
+
+
+class CheckpointLocationError(CheckpointError):
+    """The checkpoint location cannot be reached, listed, read or written (an unreachable
+    endpoint, a full or read-only disk, a path under a file); ``__cause__`` is the I/O error.
+
+    ``CheckpointLocationError("write checkpoint 3 to", uri, str(error))`` reads
+    ``cannot write checkpoint 3 to the checkpoint location '<uri>': <reason> (expected …)``,
+    with credentials in ``uri`` and ``reason`` masked.
+    """
+
+    EXPECTED = "a directory (or bucket prefix) that this process can list, read and write"
+
+    def __init__(self, action: str, uri: str, reason: str) -> None:
+        from tideflow.core.uri import redact  # here: tideflow.core.uri imports this module
+
+        self.action, self.uri, self.reason = action, redact(uri), redact(reason)
+        super().__init__(
+            f"cannot {action} the checkpoint location {self.uri!r}: {self.reason} "
+            f"(expected {self.EXPECTED})"
+        )
+
+    def __reduce__(self) -> tuple[type[CheckpointLocationError], tuple[str, str, str]]:
+        return (type(self), (self.action, self.uri, self.reason))
 
 
 class CheckpointNotFoundError(CheckpointError, LookupError):

@@ -12,7 +12,7 @@ from typing import Any
 
 from tideflow.core.errors import ConfigError
 
-__all__ = ["FakeClock", "S3Server", "local_ray", "moto_s3_server"]
+__all__ = ["CTRL_C_WHILE_RAY_STARTS", "FakeClock", "S3Server", "local_ray", "moto_s3_server"]
 
 
 class FakeClock:
@@ -156,3 +156,28 @@ def moto_s3_server() -> Iterator[S3Server]:
         yield S3Server(host="127.0.0.1", port=port)
     finally:
         server.stop()
+
+
+# For tests of CLIs, prepended to a CLI call in a child process: a real SIGINT arrives while
+# `ray.init` starts the local cluster (its GCS server and raylet run already); `finish(code)`
+# then prints what still runs below the child (JSON) and exits with ``code``.
+CTRL_C_WHILE_RAY_STARTS = """
+import json, os, signal, sys, time
+import psutil
+import ray._private.node
+
+start_raylet = ray._private.node.Node.start_raylet
+
+def interrupted(self, *args, **kwargs):
+    start_raylet(self, *args, **kwargs)
+    print("raylet started", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(60)  # the KeyboardInterrupt is raised here
+
+ray._private.node.Node.start_raylet = interrupted
+
+def finish(code):
+    left = psutil.Process().children(recursive=True)
+    print(json.dumps([p.name() for p in left if p.status() != psutil.STATUS_ZOMBIE]))
+    sys.exit(code)
+"""

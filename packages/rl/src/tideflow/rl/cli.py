@@ -2,12 +2,15 @@
 
 tideflow-rl train config.yaml [--set rollout.temperature=0.7] [--out DIR]
 tideflow-rl demo --out DIR [--steps 150] [--buffer-size 2]
+
+Exit codes: 0 done, 1 a role failed, 2 a configuration error, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -195,9 +198,23 @@ def _summary(result: Any) -> dict[str, Any]:
     }
 
 
+def _ray_cpus(config: Any) -> int:
+    """Logical CPUs for every role at once, even on a 2-core machine (what the trainer asks
+    for when it starts Ray itself)."""
+    needed = (
+        config.trainer.num_cpus
+        + config.rollout.num_cpus * config.rollout.num_workers
+        + config.reward.num_cpus * config.reward.num_workers
+    )
+    return max(os.cpu_count() or 1, math.ceil(needed))
+
+
 def _run(config: Any, progress: bool) -> dict[str, Any]:
+    from tideflow.core.ray_start import start_ray
     from tideflow.rl.trainer import RLTrainer
 
+    # Ctrl-C while Ray starts leaves no Ray process behind (then exit code 130).
+    start_ray(num_cpus=_ray_cpus(config), include_dashboard=False, log_to_driver=False)
     display = _Display(config.total_steps, progress)
     try:
         result = RLTrainer(config, on_step=display.step).run()
@@ -266,5 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     except RoleFailedError as error:
         _out(f"tideflow-rl: {error}", err=True)
         return 1
+    except KeyboardInterrupt:
+        _out("tideflow-rl: interrupted", err=True)
+        return 130
     _out(json.dumps(summary, indent=2))
     return 0

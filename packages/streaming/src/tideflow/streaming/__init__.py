@@ -9,6 +9,7 @@ from __future__ import annotations
 from tideflow.streaming._metrics import JobResult, StageMetrics
 from tideflow.streaming._plan import CheckpointConfig
 from tideflow.streaming.errors import (
+    ActorError,
     JobAbortedError,
     JobAlreadyRunningError,
     PipelineError,
@@ -28,6 +29,7 @@ __all__ = [
     "JobResult",
     "StageMetrics",
     # errors
+    "ActorError",
     "JobAbortedError",
     "JobAlreadyRunningError",
     "PipelineError",

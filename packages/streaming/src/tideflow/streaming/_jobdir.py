@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from pyarrow import fs as pafs
 
+from tideflow.core.errors import CheckpointLocationError, ConfigError
+from tideflow.core.uri import redact
 from tideflow.streaming._lease import JobLease
 from tideflow.streaming._plan import CheckpointConfig
 from tideflow.streaming.connectors._base import Sink
@@ -33,6 +36,10 @@ class JobDirectory:
     directory, needs no lease, runs exactly once per call and a rerun starts over;
     :attr:`output_id` then carries a unique suffix, so that two such runs never publish
     files under the same names.
+
+    A location that cannot be reached, listed or written fails :meth:`start_run` with
+    :class:`~tideflow.core.errors.CheckpointLocationError`, which names it (credentials
+    masked); a URI that pyarrow cannot open fails here with :class:`ConfigError`.
     """
 
     def __init__(self, job_id: str, checkpoint: CheckpointConfig | None) -> None:
@@ -45,10 +52,16 @@ class JobDirectory:
         self.checkpoints_uri = join_uri(self.uri, "checkpoints")
         self.output_id = job_id if checkpoint is not None else f"{job_id}-{uuid.uuid4().hex[:8]}"
         """The job id connectors see: unique per run when there are no checkpoints."""
-        self.lease = (
-            JobLease(join_uri(self.uri, "lease"), job_id=job_id) if checkpoint is not None else None
-        )
+        self.lease: JobLease | None = None
         """The job id's lease (None without checkpoints: the directory is this run's own)."""
+        problem = None
+        try:
+            if checkpoint is not None:
+                self.lease = JobLease(join_uri(self.uri, "lease"), job_id=job_id)
+        except (ValueError, OSError, TypeError) as error:
+            problem = redact(str(error))
+        if problem is not None:  # raised outside `except`: pyarrow's error may repeat the URI
+            raise ConfigError(f"cannot open the checkpoint location {redact(base)!r}: {problem}")
 
     def start_run(self, on_lease_lost: Callable[[BaseException], None] | None = None) -> int:
         """Take the job's lease, record a new run and return its number (1 for the first).
@@ -58,10 +71,12 @@ class JobDirectory:
         is called (from the heartbeat thread) if this run later loses the lease.
         """
         if self.lease is not None:
-            self.lease.acquire()
+            with self._location("take the job's lease at"):
+                self.lease.acquire()
             self.lease.start_heartbeats(on_lease_lost or (lambda error: None))
         try:
-            return self._record_run()
+            with self._location("record a new run at"):
+                return self._record_run()
         except BaseException:
             self.end_run()
             raise
@@ -70,6 +85,14 @@ class JobDirectory:
         """Give the job's lease back (idempotent): the next run may start."""
         if self.lease is not None:
             self.lease.release()
+
+    @contextlib.contextmanager
+    def _location(self, action: str) -> Iterator[None]:
+        """Raise an I/O error of the job directory as a :class:`CheckpointLocationError`."""
+        try:
+            yield
+        except OSError as error:
+            raise CheckpointLocationError(action, self.uri, str(error)) from error
 
     def _record_run(self) -> int:
         filesystem, path = pafs.FileSystem.from_uri(self.uri)

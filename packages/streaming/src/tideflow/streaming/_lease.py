@@ -170,14 +170,16 @@ class JobLease:
             heartbeat_at=now,
         )
         self._write(record)
-        self._sleep(self.settle_s)  # a rival's write, racing ours, lands before we look
         try:
+            self._sleep(self.settle_s)  # a rival's write, racing ours, lands before we look
             self._refuse_if_live(self._others(exclude=record.token), before=False)
-        except JobAlreadyRunningError:
-            self._delete(record.token)
+            self.record = dataclasses.replace(record, held=True)
+            self._write(self.record)
+        except BaseException:  # refused, or the storage failed: leave no record behind
+            self.record = None
+            with contextlib.suppress(OSError):
+                self._delete(record.token)
             raise
-        self.record = dataclasses.replace(record, held=True)
-        self._write(self.record)
         self._log.info("lease.acquired", token=record.token, host=record.host, pid=record.pid)
         return self.record
 

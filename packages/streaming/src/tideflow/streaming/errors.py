@@ -8,6 +8,7 @@ from typing import Any
 from tideflow.core.errors import ConfigError, TideflowError
 
 __all__ = [
+    "ActorError",
     "ConfigError",
     "JobAbortedError",
     "JobAlreadyRunningError",
@@ -37,6 +38,16 @@ class SinkError(StreamingError):
 
 class JobAbortedError(StreamingError):
     """The job stopped on an unrecoverable error; its last checkpoint is intact for a rerun."""
+
+
+class ActorError(JobAbortedError):
+    """An exception raised inside one of the job's actors (a source's reader, a stage, the
+    sink's writer) stopped the job.
+
+    The message is the original exception's message; ``__cause__`` is the original, and a
+    note says where it was raised, with the actor-side traceback. An exception of
+    Tideflow's own types (a :class:`SinkError` …) is raised as it is instead, with that note.
+    """
 
 
 class JobAlreadyRunningError(StreamingError):

@@ -14,6 +14,7 @@ import pyarrow as pa
 from tideflow.core.scheduler import ResourceRequest
 from tideflow.streaming._metrics import JobResult
 from tideflow.streaming._plan import CheckpointConfig, Plan, StageKind, StageSpec
+from tideflow.streaming._user_error import user_error
 from tideflow.streaming.connectors._base import Sink, Source
 from tideflow.streaming.errors import ConfigError, PipelineError
 
@@ -36,7 +37,7 @@ class Job:
         try:
             self._result = self._executor.run()
         except BaseException as error:
-            self._error = error
+            self._error = user_error(error)  # ours, its own message first (not Ray's wrapper)
 
     @property
     def job_id(self) -> str:
@@ -55,7 +56,12 @@ class Job:
         return not self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> JobResult:
-        """Block until the job ends; return its result or raise its error."""
+        """Block until the job ends; return its result or raise its error.
+
+        An exception raised inside one of the job's actors is raised as itself when it is
+        one of Tideflow's, otherwise as an :class:`~tideflow.streaming.errors.ActorError`
+        with its message (the original is its ``__cause__``), never in Ray's wrapper.
+        """
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise TimeoutError(f"job {self.job_id!r} still running after {timeout} s")
@@ -267,8 +273,7 @@ class Pipeline:
         after a crash): make it idempotent. ``on_progress(result)`` is called about every
         second. Starts a local Ray if none is running.
         """
-        import ray
-
+        from tideflow.core.ray_start import start_ray
         from tideflow.streaming._executor import Executor
 
         if not job_id or "/" in job_id:
@@ -279,8 +284,7 @@ class Pipeline:
             raise ConfigError("on_complete needs id_column=: the column that identifies a row")
         if complete_every < 1:
             raise ConfigError(f"complete_every must be >= 1; got {complete_every}")
-        if not ray.is_initialized():
-            ray.init()
+        start_ray()  # unless Ray runs already; a Ctrl-C meanwhile leaves nothing running
         executor = Executor(
             self._plan,
             job_id=job_id,

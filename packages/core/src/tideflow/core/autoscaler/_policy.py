@@ -325,12 +325,6 @@ class PoolScaler:
         self._last_scale_at = now
         self._window.clear()
         log_event(self._log, event)
-        return ScaleDecision(
-            time=now,
-            pool=self.pool,
-            current=current,
-            target=target,
-            reason=reason,
-            event=event,
-            code=code,
+        return dataclasses.replace(
+            self._hold(now, current, code, reason), target=target, event=event
         )

@@ -29,7 +29,12 @@ from tideflow.core.checkpoint._ids import (
     ObjectKind,
 )
 from tideflow.core.checkpoint._store import MANIFEST_NAME, CheckpointStore
-from tideflow.core.errors import CheckpointError, CheckpointNotFoundError, EpochAbortedError
+from tideflow.core.errors import (
+    CheckpointError,
+    CheckpointLocationError,
+    CheckpointNotFoundError,
+    EpochAbortedError,
+)
 
 __all__ = [
     "MANIFEST_NAME",
@@ -39,6 +44,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointId",
     "CheckpointInfo",
+    "CheckpointLocationError",
     "CheckpointNotFoundError",
     "CheckpointStore",
     "CompleteCallback",

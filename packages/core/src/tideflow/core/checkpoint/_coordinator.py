@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tideflow.core.checkpoint._ids import CheckpointId
-from tideflow.core.checkpoint._store import Checkpoint, CheckpointStore, redact
+from tideflow.core.checkpoint._store import Checkpoint, CheckpointStore
 from tideflow.core.clock import Clock, MonotonicClock
 from tideflow.core.errors import (
     CheckpointError,
@@ -19,6 +19,7 @@ from tideflow.core.errors import (
     EpochAbortedError,
 )
 from tideflow.core.observability import CheckpointEvent, get_logger, log_event
+from tideflow.core.uri import redact
 
 __all__ = ["AbortCallback", "CompleteCallback", "EpochCoordinator"]
 

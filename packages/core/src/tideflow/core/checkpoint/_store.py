@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import json
 import os
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,10 +24,16 @@ from tideflow.core.checkpoint._ids import (
     ObjectInfo,
     ObjectKind,
 )
-from tideflow.core.errors import CheckpointError, CheckpointNotFoundError, ConfigError
+from tideflow.core.errors import (
+    CheckpointError,
+    CheckpointLocationError,
+    CheckpointNotFoundError,
+    ConfigError,
+)
 from tideflow.core.observability import get_logger
+from tideflow.core.uri import redact
 
-__all__ = ["MANIFEST_NAME", "CheckpointStore", "redact"]
+__all__ = ["MANIFEST_NAME", "CheckpointStore"]
 
 MANIFEST_NAME = "_MANIFEST.json"
 """The file whose presence makes a checkpoint directory a complete checkpoint."""
@@ -39,14 +46,6 @@ _EXT: dict[str, str] = {
 }
 _ATOMIC_PUT_FILESYSTEMS = ("s3", "gcs")
 
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
-_SECRET_PARAM = re.compile(r"(?i)([?&][^=&\s]*(?:key|secret|token|password)[^=&\s]*=)[^&\s#]*")
-
-
-def redact(text: str) -> str:
-    """``text`` with URI credentials (``user:pass@``, secret query parameters) masked."""
-    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
-
 
 class CheckpointStore:
     """Checkpoints in a directory of any filesystem ``pyarrow.fs`` understands.
@@ -54,7 +53,9 @@ class CheckpointStore:
     ``uri`` is a local path, ``file://``, ``s3://``, ``hdfs://``, ``gs://`` … opened with
     ``pyarrow.fs.FileSystem.from_uri``; credentials may sit in the URI
     (``s3://KEY:SECRET@bucket/prefix?endpoint_override=host:port``) and are masked in every
-    log line, repr and error. With ``filesystem`` given, ``uri`` is a path inside it.
+    log line, repr and error. With ``filesystem`` given, ``uri`` is a path inside it. When
+    the location cannot be listed, read or written (an unreachable endpoint, a full or
+    read-only disk) every method raises :class:`CheckpointLocationError`, naming it.
 
     Each checkpoint is a directory ``chk-<20 digits>`` holding one file per state object and
     a manifest (:data:`MANIFEST_NAME`) listing them with sizes and SHA-256 sums. Objects are
@@ -175,6 +176,8 @@ class CheckpointStore:
             )
             if isinstance(e, CheckpointError) or not isinstance(e, Exception):
                 raise
+            if isinstance(e, OSError):
+                raise self._location_error(f"write checkpoint {cid} to", e) from e
             raise CheckpointError(
                 f"saving checkpoint {cid} to {self._uri} failed: {redact(str(e))}"
             ) from e
@@ -195,9 +198,10 @@ class CheckpointStore:
         """
         cid = CheckpointId.of(checkpoint_id)
         directory = self._dir(cid)
-        if self._fs.get_file_info(directory).type == pafs.FileType.NotFound:
-            raise CheckpointNotFoundError(f"no checkpoint {cid} in {self._uri}")
-        self._remove(directory)
+        with self._location(f"delete checkpoint {cid} from"):
+            if self._fs.get_file_info(directory).type == pafs.FileType.NotFound:
+                raise CheckpointNotFoundError(f"no checkpoint {cid} in {self._uri}")
+            self._remove(directory)
         self._log.info("checkpoint.deleted", checkpoint_id=cid.value)
 
     def cleanup_partial(self, *, all: bool = False) -> builtins.list[CheckpointId]:
@@ -213,7 +217,8 @@ class CheckpointStore:
         removed = []
         for cid, done in sorted(dirs.items()):
             if not done and (all or (limit is not None and cid < limit)):
-                self._remove(self._dir(cid))
+                with self._location(f"remove the partial checkpoint {cid} from"):
+                    self._remove(self._dir(cid))
                 removed.append(cid)
         if removed:
             self._log.info("checkpoint.partial_removed", checkpoint_ids=[c.value for c in removed])
@@ -238,11 +243,13 @@ class CheckpointStore:
         """Read one checkpoint's manifest; :class:`CheckpointNotFoundError` if incomplete."""
         cid = CheckpointId.of(checkpoint_id)
         path = f"{self._dir(cid)}/{MANIFEST_NAME}"
-        try:
-            with self._fs.open_input_stream(path) as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raise CheckpointNotFoundError(f"no complete checkpoint {cid} in {self._uri}") from None
+        with self._location(f"read checkpoint {cid} from"):
+            try:
+                with self._fs.open_input_stream(path) as f:
+                    raw = f.read()
+            except FileNotFoundError:
+                message = f"no complete checkpoint {cid} in {self._uri}"
+                raise CheckpointNotFoundError(message) from None
         try:
             doc = json.loads(raw)
             if doc.get("format") != _FORMAT or doc.get("checkpoint_id") != cid.value:
@@ -293,17 +300,33 @@ class CheckpointStore:
     def _dir(self, cid: CheckpointId) -> str:
         return f"{self._root.rstrip('/')}/{cid.dir_name}"
 
+    @contextlib.contextmanager
+    def _location(self, action: str) -> Iterator[None]:
+        """Raise an I/O error of the filesystem as a :class:`CheckpointLocationError`."""
+        try:
+            yield
+        except CheckpointError:
+            raise
+        except OSError as e:
+            raise self._location_error(action, e) from e
+
+    def _location_error(self, action: str, error: BaseException) -> CheckpointLocationError:
+        return CheckpointLocationError(action, self._uri, str(error))
+
     def _scan(self) -> dict[CheckpointId, bool]:
         """Checkpoint directories under the root → whether each has its manifest."""
         selector = pafs.FileSelector(self._root, recursive=False, allow_not_found=True)
         found: dict[CheckpointId, str] = {}
-        for entry in self._fs.get_file_info(selector):
+        with self._location("list"):
+            entries = self._fs.get_file_info(selector)
+        for entry in entries:
             cid = CheckpointId.from_dir_name(entry.base_name)
             if cid is not None and entry.type == pafs.FileType.Directory:
                 found[cid] = f"{entry.path}/{MANIFEST_NAME}"
         if not found:
             return {}
-        manifests = self._fs.get_file_info(builtins.list(found.values()))
+        with self._location("list"):
+            manifests = self._fs.get_file_info(builtins.list(found.values()))
         return {cid: m.type == pafs.FileType.File for cid, m in zip(found, manifests, strict=True)}
 
     def _write_object(self, directory: str, index: int, name: str, value: Any) -> ObjectInfo:
@@ -339,11 +362,12 @@ class CheckpointStore:
 
     def _read_object(self, directory: str, info: CheckpointInfo, obj: ObjectInfo) -> Any:
         where = f"checkpoint {info.checkpoint_id} in {self._uri}: object {obj.name!r} ({obj.file})"
-        try:
-            with self._fs.open_input_stream(f"{directory}/{obj.file}") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise CheckpointError(f"{where} is missing") from None
+        with self._location(f"read checkpoint {info.checkpoint_id} from"):
+            try:
+                with self._fs.open_input_stream(f"{directory}/{obj.file}") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                raise CheckpointError(f"{where} is missing") from None
         if len(data) != obj.size:
             raise CheckpointError(
                 f"{where} is corrupt: expected {obj.size} bytes, found {len(data)}"

@@ -15,25 +15,32 @@ import os
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
 from tideflow.core.observability import get_logger
+from tideflow.core.uri import open_uri, redact
 from tideflow.streaming.connectors._base import JSON, JobContext, Source, Split, SplitReader
-from tideflow.streaming.connectors._fs import display_path, list_files, open_uri, redact
-from tideflow.streaming.errors import ConfigError, SourceError
+from tideflow.streaming.connectors._fs import display_path, list_files
+from tideflow.streaming.connectors._kit import (
+    Position,
+    check_count,
+    check_uri,
+    describe_error,
+    parse_position,
+)
+from tideflow.streaming.errors import SourceError
 
 __all__ = ["FileSource"]
 
-
-def _check_positive(owner: str, name: str, value: Any, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        allowed = "None or an int ≥ 1" if optional else "an int ≥ 1"
-        raise ConfigError(f"{owner}.{name} must be {allowed}; got {value!r}")
+_KEYS = ("file", "row", "path")
+"""A group reader's resume state: ``{"file": index in the group, "row": rows of it returned,
+"path": that file}``."""
+_CHANGED = (
+    "the input listing changed since the checkpoint; a file job's input must not change "
+    "between runs"
+)
 
 
 @dataclass(frozen=True, repr=False)
@@ -55,12 +62,9 @@ class FileSource(Source):
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
-        uri = os.fspath(self.uri) if isinstance(self.uri, os.PathLike) else self.uri
-        if not isinstance(uri, str) or not uri:
-            raise ConfigError(f"{owner}.uri must be a non-empty string or path; got {self.uri!r}")
-        object.__setattr__(self, "uri", uri)
-        _check_positive(owner, "files_per_group", self.files_per_group)
-        _check_positive(owner, "batch_rows", self.batch_rows, optional=True)
+        object.__setattr__(self, "uri", check_uri(owner, self.uri))
+        check_count(owner, "files_per_group", self.files_per_group)
+        check_count(owner, "batch_rows", self.batch_rows, optional=True)
 
     def __repr__(self) -> str:
         uri = redact(os.fspath(self.uri))
@@ -76,7 +80,7 @@ class FileSource(Source):
         try:
             files = list_files(filesystem, path)
         except (OSError, ValueError) as e:
-            problem = f"{type(e).__name__}: {redact(str(e))}"
+            problem = describe_error(e)
         if problem is not None:  # raised outside `except`: storage errors may echo secrets
             message = f"{self!r}: cannot list {display_path(filesystem, path)}: {problem}"
             raise SourceError(message)
@@ -102,8 +106,10 @@ class FileSource(Source):
             message = f"{self!r}: split {split.split_id!r} has no file list: {info!r}"
             raise SourceError(message)
         files = [str(f) for f in info["files"]]
-        file, row = _position(self, split, files, state)
-        return _GroupReader(self, filesystem, files, file, row)
+        position = parse_position(
+            repr(self), split.split_id, files, state, keys=_KEYS, changed=_CHANGED
+        )
+        return _GroupReader(self, filesystem, files, position)
 
     @abstractmethod
     def file_batches(
@@ -113,53 +119,22 @@ class FileSource(Source):
         where the format allows). Errors of any kind are turned into :class:`SourceError`."""
 
 
-def _position(source: FileSource, split: Split, files: list[str], state: JSON) -> tuple[int, int]:
-    if state is None:
-        return 0, 0
-    file, row = (state.get("file"), state.get("row")) if isinstance(state, dict) else (None, None)
-    if (
-        not isinstance(file, int)
-        or not isinstance(row, int)
-        or not 0 <= file <= len(files)
-        or row < 0
-    ):
-        message = (
-            f"{source!r}: split {split.split_id!r} cannot resume from {state!r}; expected "
-            f'{{"file": 0..{len(files)}, "row": ≥ 0}}'
-        )
-        raise SourceError(message)
-    expected = files[file] if file < len(files) else None
-    if state.get("path", expected) != expected:
-        message = (
-            f"{source!r}: split {split.split_id!r} was at {state.get('path')!r} (file {file}) "
-            f"when checkpointed, but that position now holds {expected!r}: the input listing "
-            "changed since the checkpoint; a file job's input must not change between runs"
-        )
-        raise SourceError(message)
-    return file, row
-
-
 class _GroupReader(SplitReader):
     """Reads a batch group's files in order; never mixes two files in one batch."""
 
     def __init__(
-        self,
-        source: FileSource,
-        filesystem: pafs.FileSystem,
-        files: list[str],
-        file: int,
-        row: int,
+        self, source: FileSource, filesystem: pafs.FileSystem, files: list[str], at: Position
     ) -> None:
         self._source = source
         self._fs = filesystem
         self._files = files
-        self._file = file
-        self._row = row  # rows of the current file already returned
+        self._file = at.part
+        self._row = at.row  # rows of the current file already returned
         self._batches: Iterator[pa.RecordBatch] | None = None
         self._pending: collections.deque[pa.RecordBatch] = collections.deque()
         self._pending_rows = 0
         self._batch_size: int | None = None
-        self._done = file >= len(files)
+        self._done = at.part >= len(files)
         self._error: SourceError | None = None
 
     @property
@@ -230,7 +205,7 @@ class _GroupReader(SplitReader):
             self._close_file()
             message = (
                 f"{self._source!r}: cannot read {display_path(self._fs, path)}: expected "
-                f"{self._source.format_name}; {type(problem).__name__}: {redact(str(problem))}"
+                f"{self._source.format_name}; {describe_error(problem)}"
             )
             raise SourceError(message)
         if batch.num_rows:

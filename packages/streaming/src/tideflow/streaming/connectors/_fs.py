@@ -1,43 +1,15 @@
-"""Opening ``pyarrow.fs`` URIs, listing input files, and keeping credentials out of text."""
+"""Listing input files over ``pyarrow.fs``; opening URIs and keeping credentials out of text
+are :mod:`tideflow.core.uri`'s (re-exported here for the connectors)."""
 
 from __future__ import annotations
 
-import os
 import posixpath
-import re
 
 import pyarrow.fs as pafs
 
-from tideflow.streaming.errors import ConfigError
+from tideflow.core.uri import open_uri, redact
 
 __all__ = ["display_path", "is_hidden", "list_files", "open_uri", "redact"]
-
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
-_SECRET_PARAM = re.compile(r"(?i)([?&][^=&\s]*(?:key|secret|token|password)[^=&\s]*=)[^&\s#]*")
-
-
-def redact(text: str) -> str:
-    """``text`` with URI credentials (``user:pass@``, secret query parameters) masked."""
-    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
-
-
-def open_uri(uri: str, *, owner: str = "connector") -> tuple[pafs.FileSystem, str]:
-    """The filesystem and the path inside it for a URI or a (possibly relative) local path.
-
-    The path has no trailing slash (except a bare ``/``). Raises :class:`ConfigError` naming
-    ``owner`` when pyarrow cannot open the URI; the message never carries credentials.
-    """
-    text = uri if "://" in uri else os.path.abspath(uri)
-    problem = None
-    try:
-        filesystem, path = pafs.FileSystem.from_uri(text)
-    except (ValueError, OSError, TypeError) as e:
-        problem = redact(str(e))
-    else:
-        return filesystem, path.rstrip("/") or "/"
-    # Raised outside `except`: pyarrow's error repeats the raw URI, credentials included,
-    # and must not ride along as __context__.
-    raise ConfigError(f"{owner}: cannot open {redact(uri)!r}: {problem}")
 
 
 def display_path(filesystem: pafs.FileSystem, path: str) -> str:

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tideflow.core.observability import get_logger
+from tideflow.core.uri import redact
 from tideflow.streaming.connectors._deps import check_installed, require
-from tideflow.streaming.connectors._fs import redact
+from tideflow.streaming.connectors._kit import describe_error
 from tideflow.streaming.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def load_catalog(name: str = "tideflow", **properties: Any) -> Catalog:
         try:
             return AVAILABLE_CATALOGS[CatalogType(kind)](name, props)
         except Exception as e:  # drivers raise anything: OperationalError, ConnectionError, …
-            problem = f"{type(e).__name__}: {redact(str(e))}"
+            problem = describe_error(e)
             # Two processes opening a new SQL catalog at once race to create its tables;
             # the loser sees "already exists" and succeeds on a second look.
             if "already exists" not in str(e) or attempt == 4:
@@ -139,6 +140,15 @@ class IcebergTable:
     def _catalog(self) -> Catalog:
         return load_catalog(self.catalog_name, **self.catalog)
 
+    def _catalog_for(self, error: type[Exception]) -> Catalog:
+        """The catalog; a :class:`ConfigError` opening it becomes ``error`` naming this."""
+        problem = None
+        try:
+            return self._catalog()
+        except ConfigError as e:
+            problem = str(e)
+        raise error(f"{self!r}: {problem}")
+
     def _load(self, catalog: Catalog, error: type[Exception]) -> Table | None:
         """The table, or None when it does not exist."""
         from pyiceberg.exceptions import NoSuchTableError
@@ -149,7 +159,7 @@ class IcebergTable:
         except NoSuchTableError:
             return None
         except Exception as e:
-            problem = f"{type(e).__name__}: {redact(str(e))}"
+            problem = describe_error(e)
         raise error(f"{self!r}: cannot load the table: {problem}")
 
     def _log(self) -> Any:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 
 from tideflow.streaming.errors import SinkError
 
-__all__ = ["fit"]
+__all__ = ["fit", "nested_fit", "widens"]
 
 
 # -- schemas --------------------------------------------------------------------------------
@@ -64,14 +66,23 @@ def widens(source: pa.DataType, target: pa.DataType) -> bool:
         return True
     if t.is_timestamp(source) and t.is_timestamp(target):
         return bool((source.tz is None) == (target.tz is None))
+    return bool(nested_fit(source, target, widens))
+
+
+def nested_fit(
+    source: pa.DataType, target: pa.DataType, fits: Callable[[pa.DataType, pa.DataType], bool]
+) -> bool | None:
+    """Whether a list or struct ``source`` fits ``target`` when each item or field type
+    ``fits`` the target's (a struct's fields by name; the target may have more); None when
+    they are not both lists or both structs."""
+    t = pa.types
     lists = (t.is_list, t.is_large_list, t.is_fixed_size_list)
     if any(f(source) for f in lists) and any(f(target) for f in lists):
-        return widens(source.value_type, target.value_type)
+        return fits(source.value_type, target.value_type)
     if t.is_struct(source) and t.is_struct(target):
         fields = {target.field(i).name: target.field(i).type for i in range(target.num_fields)}
         return all(
-            source.field(i).name in fields
-            and widens(source.field(i).type, fields[source.field(i).name])
+            (f := source.field(i)).name in fields and fits(f.type, fields[f.name])
             for i in range(source.num_fields)
         )
-    return False
+    return None

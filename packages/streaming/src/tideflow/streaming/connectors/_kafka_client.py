@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tideflow.core.observability import get_logger
 from tideflow.streaming.connectors._deps import install_hint, require
@@ -25,15 +26,23 @@ from tideflow.streaming.errors import ConfigError
 __all__ = [
     "INSTALL_HINT",
     "ClientCache",
+    "Endpoint",
+    "cache_key",
+    "check_seconds",
     "client_kwargs",
     "close_later",
     "close_quietly",
+    "describe_options",
+    "driver_call",
+    "error_text",
     "import_aiokafka",
+    "normalize_endpoint",
     "normalize_options",
     "normalize_servers",
     "redact_options",
     "redact_text",
     "run_async",
+    "safe_name",
     "start_client",
 ]
 
@@ -105,6 +114,82 @@ def redact_text(text: str, options: Mapping[str, Any]) -> str:
         if is_secret(key) and isinstance(value, str) and value:
             text = text.replace(value, "***")
     return text
+
+
+class Endpoint(Protocol):
+    """What a Kafka connector says about where and how it connects."""
+
+    @property
+    def bootstrap_servers(self) -> Any: ...
+
+    @property
+    def client_options(self) -> Mapping[str, Any]: ...
+
+    @property
+    def request_timeout_s(self) -> float: ...
+
+
+def normalize_endpoint(owner: str, connector: Endpoint) -> None:
+    """Set a (frozen) connector's ``bootstrap_servers`` and ``client_options`` to their
+    checked, normal forms; :class:`ConfigError` naming ``owner`` when they are not valid."""
+    servers = normalize_servers(owner, connector.bootstrap_servers)
+    object.__setattr__(connector, "bootstrap_servers", servers)
+    object.__setattr__(
+        connector, "client_options", normalize_options(owner, connector.client_options)
+    )
+
+
+def check_seconds(owner: str, connector: object, *names: str) -> None:
+    """:class:`ConfigError` unless each attribute ``names`` of ``connector`` is a number > 0."""
+    for name in names:
+        value = getattr(connector, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{owner}.{name} must be a number > 0; got {value!r}")
+
+
+def describe_options(options: Mapping[str, Any]) -> str:
+    """``", client_options={...}"`` with secrets masked, for a repr ('' without options)."""
+    return f", client_options={redact_options(options)!r}" if options else ""
+
+
+def error_text(error: BaseException, options: Mapping[str, Any]) -> str:
+    """``"<type>: <message>"`` with the secret values of ``options`` masked; ≤ 300 chars."""
+    return f"{type(error).__name__}: {redact_text(str(error), options)}"[:300]
+
+
+def cache_key(kind: str, connector: Endpoint, *parts: Any) -> tuple[Any, ...]:
+    """The :class:`ClientCache` key of a ``kind`` of client of ``connector``: one client per
+    kind, servers, ``parts`` (a group, a transactional id) and options."""
+    options = json.dumps(connector.client_options, sort_keys=True, default=repr)
+    return (kind, connector.bootstrap_servers, *parts, options)
+
+
+def driver_call(
+    cache: ClientCache,
+    connector: Endpoint,
+    key: Any,
+    make: Callable[[], Awaitable[Any]],
+    use: Callable[[Any], Awaitable[Any]],
+    *,
+    what: str,
+    error: type[Exception],
+) -> Any:
+    """``cache.call`` within the connector's ``request_timeout_s``; a failure becomes
+    ``error`` naming the connector, what it did and the servers, without secrets."""
+    timeout = connector.request_timeout_s
+    problem = None
+    try:
+        return cache.call(key, make, use, timeout)
+    except TimeoutError:
+        problem = f"no answer within {timeout} s"
+    except Exception as e:
+        problem = f"{type(e).__name__}: {redact_text(str(e), connector.client_options)}"
+    raise error(f"{connector!r}: cannot {what} at {connector.bootstrap_servers}: {problem}")
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file name: characters other than letters, digits, ``-_.`` as ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]
 
 
 def client_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,14 +8,13 @@ A message that does not decode is not an error of the job: the reader dead-lette
 from __future__ import annotations
 
 import base64
-import datetime
-import decimal
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
 
+from tideflow.streaming.connectors._kit import json_default
 from tideflow.streaming.errors import ConfigError
 
 __all__ = [
@@ -183,18 +182,6 @@ def _decode_arrow(messages: Sequence[Any], failed: list[tuple[Any, str]]) -> pa.
 # -- the sink side ---------------------------------------------------------------------------
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    return str(value)
-
-
 def _as_bytes(value: Any, what: str) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
@@ -249,10 +236,10 @@ def encode_rows(
         rows = body.to_pylist()
         if value_column is not None:
             values = [
-                json.dumps(r[value_column], default=_json_default).encode("utf-8") for r in rows
+                json.dumps(r[value_column], default=json_default).encode("utf-8") for r in rows
             ]
         else:
-            values = [json.dumps(r, default=_json_default).encode("utf-8") for r in rows]
+            values = [json.dumps(r, default=json_default).encode("utf-8") for r in rows]
     else:
         assert callable(value_format)
         values = [value_format(r) for r in table.to_pylist()]

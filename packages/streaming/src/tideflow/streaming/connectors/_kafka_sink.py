@@ -36,9 +36,7 @@ falls back to the second mode when the broker refuses it (logged as
 from __future__ import annotations
 
 import contextlib
-import json
 import posixpath
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -47,19 +45,23 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from tideflow.core.observability import get_logger
-from tideflow.streaming.connectors._base import JSON, JobContext, Sink, SinkWriter
+from tideflow.core.uri import open_uri, redact
+from tideflow.streaming.connectors._base import JSON, JobContext, SinkWriter
 from tideflow.streaming.connectors._deps import check_installed
-from tideflow.streaming.connectors._fs import open_uri, redact
 from tideflow.streaming.connectors._kafka_client import (
     ClientCache,
+    cache_key,
+    check_seconds,
+    describe_options,
+    driver_call,
+    error_text,
     import_aiokafka,
-    normalize_options,
-    normalize_servers,
-    redact_options,
-    redact_text,
+    normalize_endpoint,
+    safe_name,
     start_client,
 )
 from tideflow.streaming.connectors._kafka_codec import check_format, encode_rows
+from tideflow.streaming.connectors._kit import RemovesStaged, StagedName, guarded
 from tideflow.streaming.errors import ConfigError, SinkError
 
 __all__ = ["DEDUPE_HEADER", "KafkaSink"]
@@ -67,14 +69,14 @@ __all__ = ["DEDUPE_HEADER", "KafkaSink"]
 DEDUPE_HEADER = "tideflow-id"
 """The header that carries a message's dedupe key ``<job_id>:<epoch>:<writer>:<seq>``."""
 
-_STAGED = re.compile(r"^epoch-(\d+)-r(\d+)-w(\d+)\.arrow$")
+_EXTENSION = ".arrow"
 _SCHEMA = pa.schema([("key", pa.binary()), ("value", pa.binary()), ("partition", pa.int32())])
 _DRIVER = ClientCache()
 _MODES: dict[Any, bool] = {}  # per process: does this broker give transactions?
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
-class KafkaSink(Sink):
+class KafkaSink(RemovesStaged):
     """Writes rows as messages to one topic, per checkpointed epoch; see the module docs."""
 
     topic: str
@@ -102,16 +104,14 @@ class KafkaSink(Sink):
     """Limit of one commit (producing an epoch) on the driver."""
 
     name = "kafka"
+    events = "kafka.sink"
 
     def __post_init__(self) -> None:
         check_installed("aiokafka")
         owner = type(self).__name__
         if not isinstance(self.topic, str) or not self.topic:
             raise ConfigError(f"{owner}.topic must be a non-empty topic name; got {self.topic!r}")
-        object.__setattr__(
-            self, "bootstrap_servers", normalize_servers(owner, self.bootstrap_servers)
-        )
-        object.__setattr__(self, "client_options", normalize_options(owner, self.client_options))
+        normalize_endpoint(owner, self)
         if self.transactional not in (True, False, "auto"):
             message = (
                 f'{owner}.transactional must be True, False or "auto"; got {self.transactional!r}'
@@ -122,19 +122,12 @@ class KafkaSink(Sink):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{owner}.{name} must be None or a column name; got {value!r}")
-        t = self.request_timeout_s
-        if isinstance(t, bool) or not isinstance(t, int | float) or t <= 0:
-            raise ConfigError(f"{owner}.request_timeout_s must be a number > 0; got {t!r}")
+        check_seconds(owner, self, "request_timeout_s")
 
     def __repr__(self) -> str:
-        options = (
-            f", client_options={redact_options(self.client_options)!r}"
-            if self.client_options
-            else ""
-        )
         return (
             f"KafkaSink(topic={self.topic!r}, bootstrap_servers={self.bootstrap_servers!r}"
-            f"{options})"
+            f"{describe_options(self.client_options)})"
         )
 
     def marker_group(self, ctx: JobContext) -> str:
@@ -145,7 +138,7 @@ class KafkaSink(Sink):
         """Whether commits use transactions (``"auto"``: asks the broker, once per process)."""
         if self.transactional != "auto":
             return bool(self.transactional)
-        key = (self.bootstrap_servers, _options_key(self.client_options))
+        key = cache_key("mode", self)
         if key not in _MODES:
             _MODES[key] = self._probe_transactions()
         return _MODES[key]
@@ -155,7 +148,7 @@ class KafkaSink(Sink):
     def writer(self, ctx: JobContext, index: int) -> SinkWriter:
         filesystem, staging = self._staging(ctx)
         self._call(f"create {staging}", filesystem.create_dir, staging, recursive=True)
-        return _KafkaWriter(self, filesystem, staging, ctx, index)
+        return _KafkaWriter(self, filesystem, staging, ctx.run, index)
 
     def commit(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
         filesystem, staging = self._staging(ctx)
@@ -164,7 +157,7 @@ class KafkaSink(Sink):
             return
         done = self._done(ctx)
         if done == epoch + 1:  # a replay after a crash: produced already
-            self._delete(filesystem, [f"{staging}/{f}" for f in files])
+            self._delete(filesystem, [f"{staging}/{f.name}" for f in files])
             self._log().info("kafka.sink.already_committed", job_id=ctx.job_id, epoch=epoch)
             return
         if done > epoch + 1:
@@ -175,8 +168,8 @@ class KafkaSink(Sink):
             )
             raise SinkError(message)
         messages = []
-        for name in files:
-            path = f"{staging}/{name}"
+        for staged in files:
+            path = f"{staging}/{staged.name}"
             try:
                 with filesystem.open_input_file(path) as handle:
                     table = pa.ipc.open_file(handle).read_all()
@@ -186,29 +179,18 @@ class KafkaSink(Sink):
                     f"file {redact(path)} is gone and the epoch is not marked as produced"
                 )
                 raise SinkError(message) from None
-            writer = int(_STAGED.match(name)[3])  # type: ignore[index]
             for seq, row in enumerate(table.to_pylist()):
-                dedupe = f"{ctx.job_id}:{epoch}:{writer}:{seq}".encode()
+                dedupe = f"{ctx.job_id}:{epoch}:{staged.writer}:{seq}".encode()
                 messages.append((row["key"], row["value"], row["partition"], dedupe))
         transactional = self.transactions()
         self._produce(ctx, epoch, messages, transactional)
-        self._delete(filesystem, [f"{staging}/{f}" for f in files])
+        self._delete(filesystem, [f"{staging}/{f.name}" for f in files])
         self._log().info(
             "kafka.sink.committed",
             job_id=ctx.job_id,
             epoch=epoch,
             messages=len(messages),
             transactional=transactional,
-        )
-
-    def abort(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
-        removed = self._remove_staged(ctx, lambda e: e == epoch)
-        self._log().info("kafka.sink.aborted", job_id=ctx.job_id, epoch=epoch, removed=removed)
-
-    def recover(self, ctx: JobContext, last_epoch: int | None) -> None:
-        removed = self._remove_staged(ctx, lambda e: last_epoch is None or e > last_epoch)
-        self._log().info(
-            "kafka.sink.recovered", job_id=ctx.job_id, last_epoch=last_epoch, removed=removed
         )
 
     # -- internals -------------------------------------------------------------------------
@@ -220,29 +202,24 @@ class KafkaSink(Sink):
         if not ctx.job_uri:
             raise SinkError(f"{self!r}: the job has no directory to stage messages in")
         filesystem, root = open_uri(ctx.job_uri, owner=type(self).__name__)
-        return filesystem, f"{root}/kafka_sink/{_safe(self.topic)}"
+        return filesystem, f"{root}/kafka_sink/{safe_name(self.topic)}"
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        problem = None
-        try:
-            return fn(*args, **kwargs)
-        except (OSError, ValueError, pa.ArrowException) as e:
-            problem = f"{type(e).__name__}: {redact(str(e))}"
-        raise SinkError(f"{self!r}: cannot {redact(what)}: {problem}")
+        return guarded(repr(self), what, SinkError, fn, *args, **kwargs)
 
-    def _files_of(self, precommits: Sequence[JSON], epoch: int) -> list[str]:
+    def _files_of(self, precommits: Sequence[JSON], epoch: int) -> list[StagedName]:
         files = []
         for state in precommits:
             name = state.get("file", "") if isinstance(state, dict) else ""
-            parsed = _STAGED.match(name) if isinstance(name, str) and name else None
+            parsed = _parse(name) if isinstance(name, str) and name else None
             if state is None or (isinstance(state, dict) and state.get("file") is None):
                 continue
-            if parsed is None or int(parsed[1]) != epoch:
+            if parsed is None or parsed.epoch != epoch:
                 message = (
                     f'{self!r}: epoch {epoch}: expected a pre-commit {{"file": ...}}, got {state!r}'
                 )
                 raise SinkError(message)
-            files.append(name)
+            files.append(parsed)
         return files
 
     def _delete(self, filesystem: pafs.FileSystem, paths: list[str]) -> None:
@@ -250,26 +227,19 @@ class KafkaSink(Sink):
             with contextlib.suppress(FileNotFoundError):
                 filesystem.delete_file(path)
 
-    def _remove_staged(self, ctx: JobContext, which: Callable[[int], bool]) -> int:
+    def remove_staged(self, ctx: JobContext, which: Callable[[int], bool]) -> int:
         filesystem, staging = self._staging(ctx)
         selector = pafs.FileSelector(staging, allow_not_found=True)
         removed = 0
         for info in self._call("list staged messages", filesystem.get_file_info, selector):
-            parsed = _STAGED.match(posixpath.basename(info.path))
-            if parsed is not None and which(int(parsed[1])):
+            parsed = _parse(posixpath.basename(info.path))
+            if parsed is not None and which(parsed.epoch):
                 self._call(f"delete {info.path}", filesystem.delete_file, info.path)
                 removed += 1
         return removed
 
     def _driver(self, key: Any, make: Any, use: Any, what: str) -> Any:
-        problem = None
-        try:
-            return _DRIVER.call(key, make, use, self.request_timeout_s)
-        except TimeoutError:
-            problem = f"no answer within {self.request_timeout_s} s"
-        except Exception as e:
-            problem = f"{type(e).__name__}: {redact_text(str(e), self.client_options)}"
-        raise SinkError(f"{self!r}: cannot {what} at {self.bootstrap_servers}: {problem}")
+        return driver_call(_DRIVER, self, key, make, use, what=what, error=SinkError)
 
     def _done(self, ctx: JobContext) -> int:
         """The marker: 1 + the last epoch produced for this job (0 when none)."""
@@ -284,7 +254,7 @@ class KafkaSink(Sink):
             consumer.assign([tp])
             return int(await consumer.committed(tp) or 0)
 
-        key = ("marker", self.bootstrap_servers, group, _options_key(self.client_options))
+        key = cache_key("marker", self, group)
         done: int = self._driver(key, make, committed, f"read the marker of group {group!r}")
         return done
 
@@ -317,14 +287,14 @@ class KafkaSink(Sink):
                     await send_all(producer)
                     await producer.send_offsets_to_transaction({tp: epoch + 1}, group)
 
-            tx_key = ("tx", self.bootstrap_servers, tx_id, _options_key(self.client_options))
+            tx_key = cache_key("tx", self, tx_id)
             self._driver(tx_key, make_tx, in_transaction, f"produce epoch {epoch} in a transaction")
             return
 
         async def make() -> Any:
             return await _start(self, aiokafka.AIOKafkaProducer)
 
-        key = ("plain", self.bootstrap_servers, _options_key(self.client_options))
+        key = cache_key("plain", self)
         self._driver(key, make, send_all, f"produce epoch {epoch}")
 
         async def make_marker() -> Any:
@@ -334,7 +304,7 @@ class KafkaSink(Sink):
             consumer.assign([tp])
             await consumer.commit({tp: epoch + 1})
 
-        marker_key = ("marker", self.bootstrap_servers, group, _options_key(self.client_options))
+        marker_key = cache_key("marker", self, group)
         self._driver(marker_key, make_marker, mark, f"mark epoch {epoch} as produced")
 
     def _probe_transactions(self) -> bool:
@@ -347,41 +317,30 @@ class KafkaSink(Sink):
         async def nothing(producer: Any) -> None:
             return None
 
-        key = ("probe", self.bootstrap_servers, _options_key(self.client_options))
+        key = cache_key("probe", self)
         try:
             _DRIVER.call(key, make, nothing, self.request_timeout_s)
         except Exception as error:
-            self._log().info(
-                "kafka.sink.not_transactional",
-                reason=f"{type(error).__name__}: {redact_text(str(error), self.client_options)}"[
-                    :300
-                ],
-            )
+            reason = error_text(error, self.client_options)
+            self._log().info("kafka.sink.not_transactional", reason=reason)
             return False
         _DRIVER.drop(key)
         return True
 
 
+@dataclass(eq=False)
 class _KafkaWriter(SinkWriter):
-    def __init__(
-        self,
-        sink: KafkaSink,
-        filesystem: pafs.FileSystem,
-        staging: str,
-        ctx: JobContext,
-        index: int,
-    ) -> None:
-        self._sink = sink
-        self._fs = filesystem
-        self._staging = staging
-        self._run = ctx.run
-        self._index = index
-        self._epochs: dict[int, list[pa.Table]] = {}
+    sink: KafkaSink
+    filesystem: pafs.FileSystem
+    staging: str
+    run: int
+    index: int
+    epochs: dict[int, list[pa.Table]] = field(default_factory=dict)
 
     def write(self, epoch: int, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        sink = self._sink
+        sink = self.sink
         try:
             keys, values, partitions = encode_rows(
                 table,
@@ -401,21 +360,24 @@ class _KafkaWriter(SinkWriter):
             },
             schema=_SCHEMA,
         )
-        self._epochs.setdefault(epoch, []).append(encoded)
+        self.epochs.setdefault(epoch, []).append(encoded)
 
     def precommit(self, epoch: int) -> JSON:
-        tables = self._epochs.pop(epoch, [])
+        tables = self.epochs.pop(epoch, [])
         if not tables:
             return {"file": None, "messages": 0}
         table = pa.concat_tables(tables)
-        name = f"epoch-{epoch:06d}-r{self._run:03d}-w{self._index:03d}.arrow"
-        path = f"{self._staging}/{name}"
+        name = StagedName(epoch, self.run, self.index, ext=_EXTENSION).name
+        path = f"{self.staging}/{name}"
 
         def stage() -> None:
-            with self._fs.open_output_stream(path) as stream, pa.ipc.new_file(stream, _SCHEMA) as w:
+            with (
+                self.filesystem.open_output_stream(path) as out,
+                pa.ipc.new_file(out, _SCHEMA) as w,
+            ):
                 w.write_table(table)
 
-        self._sink._call(f"stage {path}", stage)
+        self.sink._call(f"stage {path}", stage)
         return {"file": name, "messages": table.num_rows}
 
 
@@ -426,9 +388,9 @@ async def _start(sink: KafkaSink, client_cls: Any, **fixed: Any) -> Any:
     )
 
 
-def _options_key(options: Mapping[str, Any]) -> str:
-    return json.dumps(options, sort_keys=True, default=repr)
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]
+def _parse(name: str) -> StagedName | None:
+    """A staged message file's name (``epoch-…-r…-w….arrow``), parsed; None if it is not one."""
+    parsed = StagedName.parse(name)
+    if parsed is None or parsed.seq is not None or parsed.ext != _EXTENSION:
+        return None
+    return parsed

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from tideflow.streaming.connectors._iceberg_schema import widens
+from tideflow.streaming.connectors._iceberg_schema import nested_fit, widens
 from tideflow.streaming.errors import SinkError
 
 __all__ = [
@@ -113,16 +113,8 @@ def _fits(found: pa.DataType, expected: pa.DataType) -> bool:
         return _fits(found.value_type, expected)
     if t.is_dictionary(expected):
         return _fits(found, expected.value_type)
-    lists = (t.is_list, t.is_large_list, t.is_fixed_size_list)
-    if any(f(found) for f in lists) and any(f(expected) for f in lists):
-        return _fits(found.value_type, expected.value_type)
-    if t.is_struct(found) and t.is_struct(expected):
-        names = {expected.field(i).name: expected.field(i).type for i in range(expected.num_fields)}
-        return all(
-            (f := found.field(i)).name in names and _fits(f.type, names[f.name])
-            for i in range(found.num_fields)
-        )
-    return widens(found, expected)
+    nested = nested_fit(found, expected, _fits)
+    return widens(found, expected) if nested is None else nested
 
 
 def schema_columns(schema: pa.Schema) -> str:

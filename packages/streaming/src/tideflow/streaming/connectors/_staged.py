@@ -45,8 +45,16 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from tideflow.core.observability import get_logger
-from tideflow.streaming.connectors._base import JSON, JobContext, Sink, SinkWriter
-from tideflow.streaming.connectors._fs import display_path, open_uri, redact
+from tideflow.core.uri import open_uri, redact
+from tideflow.streaming.connectors._base import JSON, JobContext, SinkWriter
+from tideflow.streaming.connectors._fs import display_path
+from tideflow.streaming.connectors._kit import (
+    RemovesStaged,
+    StagedName,
+    check_count,
+    check_uri,
+    guarded,
+)
 from tideflow.streaming.connectors._schema_fit import (
     Mismatch,
     conform,
@@ -72,7 +80,6 @@ __all__ = [
 ]
 
 STAGING = "_staging"
-_STAGED = re.compile(r"^epoch-(\d+)-r(\d+)-w(\d+)-(\d+)(\.[A-Za-z0-9.]+)$")
 _FINAL = re.compile(r"-e(\d+)-w(\d+)-(\d+)\.[A-Za-z0-9.]+$")
 
 
@@ -104,12 +111,10 @@ class _AsIs:
         return table
 
 
-def parse_staged(name: str) -> tuple[int, int, int, int, str] | None:
-    """``(epoch, run, writer, seq, extension)`` of a staged file's base name, or None."""
-    m = _STAGED.match(posixpath.basename(name))
-    if m is None:
-        return None
-    return int(m[1]), int(m[2]), int(m[3]), int(m[4]), m[5]
+def parse_staged(name: str) -> StagedName | None:
+    """What a staged file's name (its directory aside) says, or None when it is not one."""
+    parsed = StagedName.parse(posixpath.basename(name))
+    return None if parsed is None or parsed.seq is None else parsed
 
 
 def final_name(job_id: str, staged: str) -> str | None:
@@ -117,8 +122,7 @@ def final_name(job_id: str, staged: str) -> str | None:
     parsed = parse_staged(staged)
     if parsed is None:
         return None
-    epoch, _, writer, seq, ext = parsed
-    return f"{job_id}-e{epoch:06d}-w{writer:03d}-{seq:05d}{ext}"
+    return f"{job_id}-e{parsed.epoch:06d}-w{parsed.writer:03d}-{parsed.seq:05d}{parsed.ext}"
 
 
 def parse_final(name: str) -> tuple[int, int, int] | None:
@@ -137,7 +141,7 @@ def _check_job_id(sink: StagedFileSink, job_id: str) -> None:
 
 
 @dataclass(frozen=True, repr=False)
-class StagedFileSink(Sink):
+class StagedFileSink(RemovesStaged):
     """Base of the two-phase file sinks; subclasses say how a staged file is written."""
 
     uri: str | os.PathLike[str]
@@ -154,13 +158,8 @@ class StagedFileSink(Sink):
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
-        uri = os.fspath(self.uri) if isinstance(self.uri, os.PathLike) else self.uri
-        if not isinstance(uri, str) or not uri:
-            raise ConfigError(f"{owner}.uri must be a non-empty string or path; got {self.uri!r}")
-        object.__setattr__(self, "uri", uri)
-        n = self.rows_per_file
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"{owner}.rows_per_file must be an int ≥ 1; got {n!r}")
+        object.__setattr__(self, "uri", check_uri(owner, self.uri))
+        check_count(owner, "rows_per_file", self.rows_per_file)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact(os.fspath(self.uri))!r})"
@@ -181,15 +180,8 @@ class StagedFileSink(Sink):
         filesystem, root = self._open()
         staging = f"{STAGING}/{ctx.job_id}"
         self._call(f"create {staging}", filesystem.create_dir, f"{root}/{staging}", recursive=True)
-        return _StagedWriter(
-            sink=self,
-            filesystem=filesystem,
-            root=root,
-            staging=staging,
-            run=ctx.run,
-            index=index,
-            fit=self.table_fit(filesystem, root),
-        )
+        fit = self.table_fit(filesystem, root)
+        return _StagedWriter(self, filesystem, root, staging, ctx.run, index, fit)
 
     def commit(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
         _check_job_id(self, ctx.job_id)
@@ -236,16 +228,6 @@ class StagedFileSink(Sink):
             "sink.committed", job_id=ctx.job_id, epoch=epoch, files=len(moves), already=done
         )
 
-    def abort(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
-        removed = self._remove_staged(ctx, lambda e: e == epoch)
-        self._log().info("sink.aborted", job_id=ctx.job_id, epoch=epoch, removed=removed)
-
-    def recover(self, ctx: JobContext, last_epoch: int | None) -> None:
-        removed = self._remove_staged(ctx, lambda e: last_epoch is None or e > last_epoch)
-        self._log().info(
-            "sink.recovered", job_id=ctx.job_id, last_epoch=last_epoch, removed=removed
-        )
-
     # -- internals -------------------------------------------------------------------------
 
     def _open(self) -> tuple[pafs.FileSystem, str]:
@@ -259,12 +241,7 @@ class StagedFileSink(Sink):
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a filesystem call; its errors become :class:`SinkError` without secrets."""
-        problem = None
-        try:
-            return fn(*args, **kwargs)
-        except (OSError, ValueError, pa.ArrowException) as e:
-            problem = f"{type(e).__name__}: {redact(str(e))}"
-        raise SinkError(f"{self!r}: cannot {redact(what)}: {problem}")
+        return guarded(repr(self), what, SinkError, fn, *args, **kwargs)
 
     def _files_of(self, state: JSON, epoch: int) -> list[str]:
         files = state.get("files") if isinstance(state, dict) else None
@@ -275,19 +252,19 @@ class StagedFileSink(Sink):
             raise SinkError(message)
         for rel in files:
             parsed = parse_staged(rel)
-            if parsed is not None and parsed[0] != epoch:
+            if parsed is not None and parsed.epoch != epoch:
                 message = f"{self!r}: pre-commit of epoch {epoch} holds {rel!r} of another epoch"
                 raise SinkError(message)
         return files
 
-    def _remove_staged(self, ctx: JobContext, which: Callable[[int], bool]) -> int:
+    def remove_staged(self, ctx: JobContext, which: Callable[[int], bool]) -> int:
         _check_job_id(self, ctx.job_id)
         filesystem, root = self._open()
         selector = pafs.FileSelector(f"{root}/{STAGING}/{ctx.job_id}", allow_not_found=True)
         removed = 0
         for info in self._call("list the staging directory", filesystem.get_file_info, selector):
             parsed = parse_staged(info.path)
-            if info.type == pafs.FileType.File and parsed is not None and which(parsed[0]):
+            if info.type == pafs.FileType.File and parsed is not None and which(parsed.epoch):
                 self._call(f"delete {info.path}", filesystem.delete_file, info.path)
                 removed += 1
         return removed
@@ -300,66 +277,57 @@ class _Epoch:
     rows: int = 0
 
 
+@dataclass(eq=False)
 class _StagedWriter(SinkWriter):
-    def __init__(
-        self,
-        *,
-        sink: StagedFileSink,
-        filesystem: pafs.FileSystem,
-        root: str,
-        staging: str,
-        run: int,
-        index: int,
-        fit: TableFit,
-    ) -> None:
-        self._sink = sink
-        self._table_fit = fit
-        self._fs = filesystem
-        self._root = root
-        self._staging = staging
-        self._run = run
-        self._index = index
-        self._epochs: dict[int, _Epoch] = {}
+    sink: StagedFileSink
+    filesystem: pafs.FileSystem
+    root: str
+    staging: str
+    """The writer's staging directory, relative to ``root``."""
+    run: int
+    index: int
+    table_fit: TableFit
+    epochs: dict[int, _Epoch] = field(default_factory=dict)
 
     def write(self, epoch: int, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        table = self._table_fit.fit(table)
-        state = self._epochs.setdefault(epoch, _Epoch())
+        sink = self.sink
+        table = self.table_fit.fit(table)
+        state = self.epochs.setdefault(epoch, _Epoch())
         if state.current is not None:
             fitted = _fit(table, state.current.schema)
-            if fitted is None or state.rows >= self._sink.rows_per_file:
+            if fitted is None or state.rows >= sink.rows_per_file:
                 self._close(state)
             else:
                 table = fitted
         if state.current is None:
-            seq = len(state.files)
-            rel = f"{self._staging}/epoch-{epoch:06d}-r{self._run:03d}-w{self._index:03d}-{seq:05d}"
-            rel += self._sink.extension
-            path = f"{self._root}/{rel}"
-            state.current = self._sink._call(
-                f"stage {path}", self._sink.open_file, self._fs, path, table.schema
+            name = StagedName(epoch, self.run, self.index, len(state.files), sink.extension)
+            rel = f"{self.staging}/{name.name}"
+            path = f"{self.root}/{rel}"
+            state.current = sink._call(
+                f"stage {path}", sink.open_file, self.filesystem, path, table.schema
             )
             state.files.append(rel)
             state.rows = 0
-        self._sink._call("write a staged file", state.current.write, table)
+        sink._call("write a staged file", state.current.write, table)
         state.rows += table.num_rows
 
     def precommit(self, epoch: int) -> JSON:
-        state = self._epochs.pop(epoch, None)
+        state = self.epochs.pop(epoch, None)
         if state is None:
             return {"files": []}
         self._close(state)
         return {"files": state.files}
 
     def close(self) -> None:
-        for state in self._epochs.values():
+        for state in self.epochs.values():
             self._close(state)
 
     def _close(self, state: _Epoch) -> None:
         current, state.current = state.current, None
         if current is not None:
-            self._sink._call("close a staged file", current.close)
+            self.sink._call("close a staged file", current.close)
 
 
 def _fit(table: pa.Table, schema: pa.Schema | None) -> pa.Table | None:

@@ -32,9 +32,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from tideflow.core.observability import get_logger
+from tideflow.core.uri import open_uri, redact
 from tideflow.streaming._jobdir import join_uri
 from tideflow.streaming.connectors._base import JSON, JobContext, SplitReader
-from tideflow.streaming.connectors._fs import open_uri, redact
+from tideflow.streaming.connectors._kit import Position, describe_error, guarded
 from tideflow.streaming.errors import SinkError, SourceError
 
 __all__ = [
@@ -42,9 +43,7 @@ __all__ = [
     "OpenPart",
     "PartsReader",
     "key_of",
-    "parse_position",
     "pinned",
-    "skip_rows",
 ]
 
 _EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
@@ -55,16 +54,6 @@ def key_of(text: str) -> str:
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", redact(text).split("?")[0])[-40:].strip("_.")
     digest = hashlib.sha1(text.encode()).hexdigest()[:10]
     return f"{readable}-{digest}" if readable else digest
-
-
-def _call(owner: str, what: str, error: type[Exception], fn: Callable[..., Any], *args: Any) -> Any:
-    """Run a filesystem call; its errors become ``error`` naming ``owner``, without secrets."""
-    problem = None
-    try:
-        return fn(*args)
-    except (OSError, ValueError, pa.ArrowException) as e:
-        problem = f"{type(e).__name__}: {redact(str(e))}"
-    raise error(f"{owner}: cannot {what}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -92,7 +81,7 @@ class EpochStaging:
 
     def create_epoch_dir(self, epoch: int) -> str:
         path = self.epoch_dir(epoch)
-        _call(self.owner, "create a staging directory", SinkError, self._mkdir, path)
+        guarded(self.owner, "create a staging directory", SinkError, self._mkdir, path)
         return path
 
     def _mkdir(self, path: str) -> None:
@@ -102,7 +91,7 @@ class EpochStaging:
         """Record a writer's complete share of ``epoch`` (written after its data)."""
         path = f"{self.create_epoch_dir(epoch)}/{name}.json"
         data = json.dumps(payload).encode()
-        _call(self.owner, f"write {name}.json", SinkError, self._write, path, data)
+        guarded(self.owner, f"write {name}.json", SinkError, self._write, path, data)
 
     def _write(self, path: str, data: bytes) -> None:
         with self.filesystem.open_output_stream(path) as out:
@@ -111,7 +100,7 @@ class EpochStaging:
     def epochs(self) -> list[int]:
         """The staged epochs, in order."""
         selector = pafs.FileSelector(self.root, allow_not_found=True)
-        infos = _call(self.owner, "list the staging area", SinkError, self._list, selector)
+        infos = guarded(self.owner, "list the staging area", SinkError, self._list, selector)
         found = []
         for info in infos:
             m = _EPOCH_DIR.match(posixpath.basename(info.path))
@@ -126,7 +115,7 @@ class EpochStaging:
         """The pre-commit states the writers of ``epoch`` recorded (sorted by writer); with
         ``partial``, also what writers recorded before their pre-commit (``*-partial``)."""
         selector = pafs.FileSelector(self.epoch_dir(epoch), allow_not_found=True)
-        infos = _call(self.owner, f"list epoch {epoch}", SinkError, self._list, selector)
+        infos = guarded(self.owner, f"list epoch {epoch}", SinkError, self._list, selector)
         states = []
         for info in sorted(infos, key=lambda i: i.path):
             complete = not info.path.endswith("-partial.json")
@@ -135,7 +124,7 @@ class EpochStaging:
                 and info.path.endswith(".json")
                 and (complete or partial)
             ):
-                text = _call(self.owner, f"read {info.path}", SinkError, self._read, info.path)
+                text = guarded(self.owner, f"read {info.path}", SinkError, self._read, info.path)
                 states.append(json.loads(text))
         return states
 
@@ -144,12 +133,23 @@ class EpochStaging:
             data: bytes = stream.read()
             return data
 
+    def backlog(
+        self, ctx: JobContext, epoch: int, precommits: Sequence[JSON], log: Any
+    ) -> list[tuple[int, Sequence[JSON]]]:
+        """What a commit of ``epoch`` publishes, in order: the epochs still staged before it
+        (their commit failed, a later checkpoint was saved; each logged) with the states
+        their writers recorded, then ``epoch`` with ``precommits``."""
+        earlier = [e for e in self.epochs() if e < epoch]
+        for e in earlier:
+            log.warning("sink.publishing_staged_epoch", job_id=ctx.job_id, epoch=e, before=epoch)
+        return [*((e, self.manifests(e)) for e in earlier), (epoch, precommits)]
+
     def remove(self, which: Callable[[int], bool]) -> list[int]:
         """Delete the staged epochs for which ``which(epoch)``; return them."""
         removed = [e for e in self.epochs() if which(e)]
         for epoch in removed:
             path = self.epoch_dir(epoch)
-            _call(self.owner, f"remove {path}", SinkError, self.filesystem.delete_dir, path)
+            guarded(self.owner, f"remove {path}", SinkError, self.filesystem.delete_dir, path)
         return removed
 
 
@@ -158,7 +158,7 @@ def pinned(ctx: JobContext, *, kind: str, key: str, owner: str, choose: Callable
     if not ctx.job_uri:
         return choose()
     filesystem, path = open_uri(join_uri(ctx.job_uri, f"{kind}-source", f"{key}.json"), owner=owner)
-    info = _call(owner, "look up its pinned choice", SourceError, filesystem.get_file_info, path)
+    info = guarded(owner, "look up its pinned choice", SourceError, filesystem.get_file_info, path)
     if info.type == pafs.FileType.File:
         with filesystem.open_input_stream(path) as stream:
             return json.loads(stream.read())
@@ -170,33 +170,6 @@ def pinned(ctx: JobContext, *, kind: str, key: str, owner: str, choose: Callable
         "source.pinned", job_id=ctx.job_id, choice=value
     )
     return value
-
-
-def parse_position(owner: str, split_id: str, parts: Sequence[str], state: JSON) -> tuple[int, int]:
-    """``(part, row)`` of a resume state ``{"part": i, "row": r, "name": …}``; checked."""
-    if state is None:
-        return 0, 0
-    part, row = (state.get("part"), state.get("row")) if isinstance(state, dict) else (None, None)
-    if (
-        not isinstance(part, int)
-        or not isinstance(row, int)
-        or not 0 <= part <= len(parts)
-        or row < 0
-    ):
-        message = (
-            f"{owner}: split {split_id!r} cannot resume from {state!r}; expected "
-            f'{{"part": 0..{len(parts)}, "row": ≥ 0}}'
-        )
-        raise SourceError(message)
-    expected = parts[part] if part < len(parts) else None
-    if state.get("name", expected) != expected:
-        message = (
-            f"{owner}: split {split_id!r} was at {state.get('name')!r} (part {part}) when "
-            f"checkpointed, but that position now holds {expected!r}: the table changed under "
-            "a pinned snapshot (was it rewritten or expired?)"
-        )
-        raise SourceError(message)
-    return part, row
 
 
 OpenPart = Callable[[int, int], Iterator[pa.RecordBatch]]
@@ -211,13 +184,14 @@ class PartsReader(SplitReader):
     """
 
     def __init__(
-        self, owner: str, parts: Sequence[str], open_part: OpenPart, *, part: int = 0, row: int = 0
+        self, owner: str, parts: Sequence[str], open_part: OpenPart, at: Position | None = None
     ) -> None:
+        at = at or Position()
         self._owner = owner
         self._parts = list(parts)
         self._open_part = open_part
-        self._part = part
-        self._row = row
+        self._part = at.part
+        self._row = at.row
         self._batches: Iterator[pa.RecordBatch] | None = None
         self._pending: pa.RecordBatch | None = None
 
@@ -259,20 +233,10 @@ class PartsReader(SplitReader):
             except SourceError:
                 raise
             except Exception as e:  # any read error names the part
-                problem = f"{type(e).__name__}: {redact(str(e))}"
+                problem = describe_error(e)
             if problem is not None:  # raised outside `except`: storage errors may echo secrets
                 name = self._parts[self._part]
                 raise SourceError(f"{self._owner}: cannot read {redact(name)!r}: {problem}")
         batch, rest = self._pending.slice(0, max_rows), self._pending.slice(max_rows)
         self._pending = rest if rest.num_rows else None
         return batch
-
-
-def skip_rows(batches: Iterator[pa.RecordBatch], skip: int) -> Iterator[pa.RecordBatch]:
-    """``batches`` without their first ``skip`` rows."""
-    for batch in batches:
-        if skip >= batch.num_rows:
-            skip -= batch.num_rows
-            continue
-        yield batch.slice(skip) if skip else batch
-        skip = 0

@@ -22,9 +22,6 @@ from the text (any integer is an int64, bytes and dates are strings).
 
 from __future__ import annotations
 
-import base64
-import datetime
-import decimal
 import functools
 import json
 from collections.abc import Iterator
@@ -37,6 +34,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from tideflow.streaming.connectors._filesource import FileSource
+from tideflow.streaming.connectors._kit import check_columns, json_default, skip_rows
 from tideflow.streaming.connectors._staged import Mismatch, OneSchemaFileSink, mismatches
 from tideflow.streaming.errors import ConfigError
 
@@ -61,11 +59,7 @@ class ParquetSource(FileSource):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        cols = self.columns
-        if cols is not None and (
-            not isinstance(cols, list | tuple) or not all(isinstance(c, str) for c in cols)
-        ):
-            raise ConfigError(f"ParquetSource.columns must be None or a list of str; got {cols!r}")
+        check_columns("ParquetSource", self.columns)
 
     def file_batches(
         self, filesystem: pafs.FileSystem, path: str, skip: int, batch_size: int
@@ -81,14 +75,10 @@ class ParquetSource(FileSource):
                 return
             groups = list(range(first, meta.num_row_groups))
             columns = list(self.columns) if self.columns is not None else None
-            for batch in parquet.iter_batches(
+            batches = parquet.iter_batches(
                 batch_size=batch_size, row_groups=groups, columns=columns
-            ):
-                if skip >= batch.num_rows:
-                    skip -= batch.num_rows
-                    continue
-                yield batch.slice(skip) if skip else batch
-                skip = 0
+            )
+            yield from skip_rows(batches, skip)
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -137,19 +127,19 @@ class JSONLSource(FileSource):
                 if "Empty JSON stream" in str(e):
                     return  # an empty file: no rows
                 raise
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    return
-                except pa.ArrowInvalid as e:
-                    hint = "" if self.schema is not None else " (pass JSONLSource(schema=...))"
-                    raise pa.ArrowInvalid(f"{e}{hint}") from e
-                if skip >= batch.num_rows:
-                    skip -= batch.num_rows
-                    continue
-                yield batch.slice(skip) if skip else batch
-                skip = 0
+            yield from skip_rows(self._batches(reader), skip)
+
+    def _batches(self, reader: Any) -> Iterator[pa.RecordBatch]:
+        """The batches of a ``pyarrow.json`` reader; a value that does not fit says how to
+        fix it."""
+        while True:
+            try:
+                yield reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as e:
+                hint = "" if self.schema is not None else " (pass JSONLSource(schema=...))"
+                raise pa.ArrowInvalid(f"{e}{hint}") from e
 
 
 # -- sinks ----------------------------------------------------------------------------------
@@ -306,21 +296,9 @@ class _JSONLines:
 
     def write(self, table: pa.Table) -> None:
         lines = [
-            json.dumps(row, default=_json_default, ensure_ascii=False) for row in table.to_pylist()
+            json.dumps(row, default=json_default, ensure_ascii=False) for row in table.to_pylist()
         ]
         self._stream.write(("\n".join(lines) + "\n").encode())
 
     def close(self) -> None:
         self._stream.close()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    return str(value)

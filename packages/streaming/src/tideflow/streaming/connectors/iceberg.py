@@ -52,23 +52,24 @@ from tideflow.core.observability import get_logger
 from tideflow.streaming.connectors._base import (
     JSON,
     JobContext,
-    Sink,
     SinkWriter,
     Source,
     Split,
     SplitReader,
 )
-from tideflow.streaming.connectors._fs import redact
 from tideflow.streaming.connectors._iceberg_catalog import IcebergTable, load_catalog
 from tideflow.streaming.connectors._iceberg_schema import fit
-from tideflow.streaming.connectors._tables import (
-    EpochStaging,
-    PartsReader,
-    key_of,
+from tideflow.streaming.connectors._kit import (
+    Position,
+    RemovesStaged,
+    check_columns,
+    check_count,
+    describe_error,
+    guarded,
     parse_position,
-    pinned,
     skip_rows,
 )
+from tideflow.streaming.connectors._tables import EpochStaging, PartsReader, key_of, pinned
 from tideflow.streaming.errors import ConfigError, SinkError, SourceError
 
 if TYPE_CHECKING:
@@ -121,14 +122,8 @@ class IcebergSource(IcebergTable, Source):
         poll = self.poll_interval_s
         if isinstance(poll, bool) or not isinstance(poll, int | float) or not poll > 0:
             raise ConfigError(f"IcebergSource.poll_interval_s must be > 0; got {poll!r}")
-        n = self.files_per_split
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"IcebergSource.files_per_split must be an int ≥ 1; got {n!r}")
-        cols = self.columns
-        if cols is not None and (
-            not isinstance(cols, list | tuple) or not all(isinstance(c, str) for c in cols)
-        ):
-            raise ConfigError(f"IcebergSource.columns must be None or a list of str; got {cols!r}")
+        check_count("IcebergSource", "files_per_split", self.files_per_split)
+        check_columns("IcebergSource", self.columns)
 
     @property
     def bounded(self) -> bool:
@@ -178,31 +173,17 @@ class IcebergSource(IcebergTable, Source):
             )
             raise SourceError(message)
         tasks = [by_path[f] for f in files]
-        part, row = parse_position(repr(self), split.split_id, files, state)
+        at = parse_position(repr(self), split.split_id, files, state)
         scan = self._scan_reader(table, table.scan(snapshot_id=sid, **self._selected()))
-        return PartsReader(
-            repr(self),
-            files,
-            lambda i, skip: skip_rows(scan([tasks[i]]), skip),
-            part=part,
-            row=row,
-        )
+        return PartsReader(repr(self), files, lambda i, skip: skip_rows(scan([tasks[i]]), skip), at)
 
     # -- internals -------------------------------------------------------------------------
 
     def _table(self) -> Table:
-        table = self._load(self._catalog_for_source(), SourceError)
+        table = self._load(self._catalog_for(SourceError), SourceError)
         if table is None:
             raise SourceError(f"{self!r}: no such table {self.table!r}")
         return table
-
-    def _catalog_for_source(self) -> Catalog:
-        problem = None
-        try:
-            return self._catalog()
-        except ConfigError as e:
-            problem = str(e)
-        raise SourceError(f"{self!r}: {problem}")
 
     def _selected(self) -> dict[str, Any]:
         return {"selected_fields": tuple(self.columns)} if self.columns is not None else {}
@@ -247,7 +228,7 @@ class _IncrementalReader(SplitReader):
         self._owner = repr(source)
         after = start.get("after") if isinstance(start, dict) else None
         self._done: int | None = after  # the last snapshot read completely
-        self._resume: tuple[int, int, int] | None = None  # (next, part, row)
+        self._resume: tuple[int, Position] | None = None  # (next, where in it)
         if state is not None:
             ok = isinstance(state, dict) and all(
                 isinstance(state.get(k), int | type(None)) for k in ("snapshot_id", "next")
@@ -260,7 +241,8 @@ class _IncrementalReader(SplitReader):
                 raise SourceError(message)
             self._done = state["snapshot_id"]
             if state.get("next") is not None:
-                self._resume = (state["next"], state.get("part", 0), state.get("row", 0))
+                at = Position(state.get("part", 0), state.get("row", 0))
+                self._resume = (state["next"], at)
         self._split_id = split_id
         self._table: Table | None = None
         self._polled = 0.0
@@ -317,9 +299,9 @@ class _IncrementalReader(SplitReader):
         )
         tasks = sorted(scan.plan_files(), key=lambda t: t.file.file_path)
         files = [t.file.file_path for t in tasks]
-        part = row = 0
+        at = Position()
         if self._resume is not None:
-            expected, part, row = self._resume
+            expected, at = self._resume
             self._resume = None
             if expected != following:
                 message = (
@@ -328,17 +310,12 @@ class _IncrementalReader(SplitReader):
                     "the table's history was rewritten"
                 )
                 raise SourceError(message)
-            part, row = parse_position(
-                self._owner, self._split_id, files, {"part": part, "row": row}
-            )
+            state = {"part": at.part, "row": at.row}
+            at = parse_position(self._owner, self._split_id, files, state)
         read = IcebergSource._scan_reader(table, scan)
         self._next = following
         self._reader = PartsReader(
-            self._owner,
-            files,
-            lambda i, skip: skip_rows(read([tasks[i]]), skip),
-            part=part,
-            row=row,
+            self._owner, files, lambda i, skip: skip_rows(read([tasks[i]]), skip), at
         )
         return True
 
@@ -368,7 +345,7 @@ class _IncrementalReader(SplitReader):
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
-class IcebergSink(IcebergTable, Sink):
+class IcebergSink(IcebergTable, RemovesStaged):
     """Appends each epoch as one snapshot, exactly once (see the module docs).
 
     ``IcebergSink("db.events", catalog={...}, schema=None, table_properties={})``.
@@ -387,44 +364,24 @@ class IcebergSink(IcebergTable, Sink):
             raise ConfigError(f"IcebergSink.schema must be a pyarrow.Schema; got {self.schema!r}")
 
     def writer(self, ctx: JobContext, index: int) -> SinkWriter:
-        table = self._load(self._sink_catalog(), SinkError)
+        table = self._load(self._catalog_for(SinkError), SinkError)
         reference = table.schema().as_arrow() if table is not None else self.schema
         return _Writer(self, self._staging(ctx), ctx.run, index, reference)
 
     def commit(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
         staging = self._staging(ctx)
-        catalog = self._sink_catalog()
+        catalog = self._catalog_for(SinkError)
         table = self._load(catalog, SinkError)
-        for earlier in staging.epochs():
-            if earlier < epoch:
-                self._log().warning(
-                    "sink.publishing_staged_epoch", job_id=ctx.job_id, epoch=earlier, before=epoch
-                )
-                table = self._publish(
-                    catalog=catalog,
-                    table=table,
-                    staging=staging,
-                    ctx=ctx,
-                    epoch=earlier,
-                    precommits=staging.manifests(earlier),
-                )
-        self._publish(
-            catalog=catalog,
-            table=table,
-            staging=staging,
-            ctx=ctx,
-            epoch=epoch,
-            precommits=precommits,
-        )
+        for e, states in staging.backlog(ctx, epoch, precommits, self._log()):
+            table = self._publish(ctx, e, states, catalog=catalog, table=table, staging=staging)
         staging.remove(lambda e: e <= epoch)
 
-    def abort(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
-        removed = self._staging(ctx).remove(lambda e: e == epoch)
-        self._log().info("sink.aborted", job_id=ctx.job_id, epoch=epoch, removed=len(removed))
+    def remove_staged(self, ctx: JobContext, which: Callable[[int], bool]) -> int:
+        return len(self._staging(ctx).remove(which))
 
     def recover(self, ctx: JobContext, last_epoch: int | None) -> None:
         if last_epoch is None:
-            table = self._load(self._sink_catalog(), SinkError)
+            table = self._load(self._catalog_for(SinkError), SinkError)
             mark = _mark(table, ctx.job_id) if table is not None else None
             if mark is not None:
                 message = (
@@ -433,33 +390,22 @@ class IcebergSink(IcebergTable, Sink):
                     "checkpoints? Use a new job id (or restore the checkpoint directory)"
                 )
                 raise SinkError(message)
-        removed = self._staging(ctx).remove(lambda e: last_epoch is None or e > last_epoch)
-        self._log().info(
-            "sink.recovered", job_id=ctx.job_id, last_epoch=last_epoch, removed=removed
-        )
+        super().recover(ctx, last_epoch)
 
     # -- internals -------------------------------------------------------------------------
 
     def _staging(self, ctx: JobContext) -> EpochStaging:
         return EpochStaging.open(ctx, kind="iceberg", key=key_of(self.table), owner=repr(self))
 
-    def _sink_catalog(self) -> Catalog:
-        problem = None
-        try:
-            return self._catalog()
-        except ConfigError as e:
-            problem = str(e)
-        raise SinkError(f"{self!r}: {problem}")
-
     def _publish(
         self,
+        ctx: JobContext,
+        epoch: int,
+        precommits: Sequence[JSON],
         *,
         catalog: Catalog,
         table: Table | None,
         staging: EpochStaging,
-        ctx: JobContext,
-        epoch: int,
-        precommits: Sequence[JSON],
     ) -> Table | None:
         """Append ``epoch``'s staged rows unless already done; returns the (new) table."""
         files = [f for state in precommits for f in _files_of(self, state, epoch)]
@@ -473,16 +419,14 @@ class IcebergSink(IcebergTable, Sink):
         if table is None:
             table = self._create(catalog, self.schema or data.schema)
         properties = {JOB_PROPERTY: ctx.job_id, EPOCH_PROPERTY: str(epoch)}
-        problem = None
-        try:
+
+        def append(table: Table) -> None:
             with table.transaction() as tx:
                 tx.append(data, snapshot_properties=properties)
                 tx.set_properties({MARK_PREFIX + ctx.job_id: str(epoch)})
-        except Exception as e:
-            problem = f"{type(e).__name__}: {redact(str(e))}"
-        if problem is not None:
-            message = f"{self!r}: cannot append epoch {epoch} of job {ctx.job_id!r}: {problem}"
-            raise SinkError(message)
+
+        what = f"append epoch {epoch} of job {ctx.job_id!r}"
+        guarded(repr(self), what, SinkError, append, table, catch=(Exception,))
         self._log().info("sink.committed", job_id=ctx.job_id, epoch=epoch, rows=data.num_rows)
         return table
 
@@ -498,7 +442,7 @@ class IcebergSink(IcebergTable, Sink):
         except FileNotFoundError:
             problem = "its staged files are gone and it was never appended"
         except (OSError, pa.ArrowException) as e:
-            problem = f"{type(e).__name__}: {redact(str(e))}"
+            problem = describe_error(e)
         message = f"{self!r}: cannot commit epoch {epoch} of job {ctx.job_id!r}: {problem}"
         raise SinkError(message)
 
@@ -506,20 +450,19 @@ class IcebergSink(IcebergTable, Sink):
         from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
 
         namespace = self.table.rsplit(".", 1)[0]
-        problem = None
-        try:
+
+        def create() -> Table:
             with contextlib.suppress(NamespaceAlreadyExistsError):
                 catalog.create_namespace(namespace)
             try:
-                table = catalog.create_table(
+                return catalog.create_table(
                     self.table, schema=schema, properties=dict(self.table_properties)
                 )
             except TableAlreadyExistsError:  # another job created it meanwhile
-                table = catalog.load_table(self.table)
-        except Exception as e:
-            problem = f"{type(e).__name__}: {redact(str(e))}"
-        if problem is not None:
-            raise SinkError(f"{self!r}: cannot create the table with schema {schema}: {problem}")
+                return catalog.load_table(self.table)
+
+        what = f"create the table with schema {schema}"
+        table: Table = guarded(repr(self), what, SinkError, create, catch=(Exception,))
         self._log().info("sink.created_table", schema=str(schema))
         return table
 
@@ -606,9 +549,5 @@ class _Writer(SinkWriter):
         self._open.clear()
 
     def _call(self, fn: Callable[[], Any]) -> Any:
-        problem = None
-        try:
-            return fn()
-        except (OSError, pa.ArrowException) as e:
-            problem = f"{type(e).__name__}: {redact(str(e))}"
-        raise SinkError(f"{self._sink!r}: cannot stage rows: {problem}")
+        staging_errors = (OSError, pa.ArrowException)
+        return guarded(repr(self._sink), "stage rows", SinkError, fn, catch=staging_errors)

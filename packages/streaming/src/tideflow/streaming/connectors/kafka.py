@@ -32,28 +32,33 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import pyarrow as pa
 
 from tideflow.core.observability import get_logger
+from tideflow.core.uri import open_uri, redact
 from tideflow.streaming.connectors._base import JSON, JobContext, Source, Split, SplitReader
 from tideflow.streaming.connectors._deps import check_installed
-from tideflow.streaming.connectors._fs import open_uri
 from tideflow.streaming.connectors._kafka_client import (
     ClientCache,
+    cache_key,
+    check_seconds,
     close_later,
     close_quietly,
+    describe_options,
+    driver_call,
+    error_text,
     import_aiokafka,
-    normalize_options,
-    normalize_servers,
-    redact_options,
+    normalize_endpoint,
     redact_text,
     run_async,
+    safe_name,
     start_client,
 )
 from tideflow.streaming.connectors._kafka_codec import check_format, decode_batch, raw_record
 from tideflow.streaming.connectors._kafka_sink import KafkaSink
+from tideflow.streaming.connectors._kit import dead_letter
 from tideflow.streaming.errors import ConfigError, SourceError
 
 __all__ = ["KafkaSink", "KafkaSource"]
@@ -124,10 +129,7 @@ class KafkaSource(Source):
             )
             raise ConfigError(message)
         object.__setattr__(self, "topics", tuple(topics))
-        object.__setattr__(
-            self, "bootstrap_servers", normalize_servers(owner, self.bootstrap_servers)
-        )
-        object.__setattr__(self, "client_options", normalize_options(owner, self.client_options))
+        normalize_endpoint(owner, self)
         if self.start not in _STARTS:
             message = (
                 f"{owner}.start must be one of {', '.join(map(repr, _STARTS))}; got {self.start!r}"
@@ -156,20 +158,12 @@ class KafkaSource(Source):
                 f"got {self.allow_missing_topics!r}"
             )
             raise ConfigError(message)
-        for name in ("poll_timeout_s", "connect_timeout_s", "request_timeout_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"{owner}.{name} must be a number > 0; got {value!r}")
+        check_seconds(owner, self, "poll_timeout_s", "connect_timeout_s", "request_timeout_s")
 
     def __repr__(self) -> str:
-        options = (
-            f", client_options={redact_options(self.client_options)!r}"
-            if self.client_options
-            else ""
-        )
         return (
             f"KafkaSource(topics={list(self.topics)!r}, "
-            f"bootstrap_servers={self.bootstrap_servers!r}{options})"
+            f"bootstrap_servers={self.bootstrap_servers!r}{describe_options(self.client_options)})"
         )
 
     @property
@@ -196,32 +190,24 @@ class KafkaSource(Source):
         for key in keys:
             topic, partition = _parse_split_id(key)  # type: ignore[misc]
             end = None if ends is None else ends[key]
-            info = {"topic": topic, "partition": partition, "end": end}
+            info = _Partition(topic, partition, end).to_json()
             splits.append(Split(split_id=key, info=info))
         return splits
 
     def open(self, split: Split, state: JSON | None, ctx: JobContext) -> SplitReader:
         import_aiokafka()  # here, not in the reader's retried connect: a missing one is final
-        info = split.info if isinstance(split.info, dict) else {}
+        part = _Partition.of(split.info)
+        if part is None:
+            message = f"{self!r}: split {split.split_id!r} has no topic/partition: {split.info!r}"
+            raise SourceError(message)
         offset = state.get("offset") if isinstance(state, dict) else None
-        if not _is_offset(info.get("partition")) or not isinstance(info.get("topic"), str):
-            raise SourceError(
-                f"{self!r}: split {split.split_id!r} has no topic/partition: {info!r}"
-            )
         if offset is not None and not _is_offset(offset):
             message = (
                 f"{self!r}: split {split.split_id!r}: expected a state "
                 f'{{"offset": int}}, got {state!r}'
             )
             raise SourceError(message)
-        return _KafkaReader(
-            self,
-            topic=info["topic"],
-            partition=int(info["partition"]),
-            offset=offset,
-            end=info.get("end"),
-            group=self.group(ctx),
-        )
+        return _KafkaReader(self, part, offset=offset, group=self.group(ctx))
 
     def position_after(self, split: Split, offset: int) -> JSON:
         return {"offset": int(offset) + 1}
@@ -244,7 +230,7 @@ class KafkaSource(Source):
             consumer.assign(list(offsets))
             await consumer.commit(offsets)
 
-        key = ("commit", self.bootstrap_servers, group, _options_key(self.client_options))
+        key = cache_key("commit", self, group)
         self._driver_call(key, make, commit, f"commit offsets of group {group!r}")
         get_logger("tideflow.streaming.kafka", source=repr(self)).debug(
             "kafka.offsets_committed", group=group, partitions=len(offsets)
@@ -253,15 +239,7 @@ class KafkaSource(Source):
     # -- internals -------------------------------------------------------------------------
 
     def _driver_call(self, key: Any, make: Any, use: Any, what: str) -> Any:
-        problem = None
-        try:
-            return _DRIVER.call(key, make, use, self.request_timeout_s)
-        except TimeoutError:
-            problem = f"no answer within {self.request_timeout_s} s"
-        except Exception as e:
-            problem = f"{type(e).__name__}: {redact_text(str(e), self.client_options)}"
-        message = f"{self!r}: cannot {what} at {self.bootstrap_servers}: {problem}"
-        raise SourceError(message)
+        return driver_call(_DRIVER, self, key, make, use, what=what, error=SourceError)
 
     def _rediscover(self, ctx: JobContext) -> list[str]:
         """The partitions now; while the broker does not answer, the last ones seen (the
@@ -294,7 +272,7 @@ class KafkaSource(Source):
             # All topics: describing a missing topic by name may create it.
             return list(await admin.describe_topics(None))
 
-        key = ("admin", self.bootstrap_servers, _options_key(self.client_options))
+        key = cache_key("admin", self)
         topics = self._driver_call(key, make, describe, "list partitions")
         found: list[str] = []
         for entry in topics:
@@ -310,8 +288,6 @@ class KafkaSource(Source):
         return sorted(found, key=_split_order)
 
     def _missing_message(self, missing: list[str]) -> str:
-        from tideflow.core.uri import redact
-
         servers = redact(redact_text(str(self.bootstrap_servers), self.client_options))
         which, them = ("topic", "it") if len(missing) == 1 else ("topics", "them")
         return (
@@ -323,7 +299,7 @@ class KafkaSource(Source):
     def _ends_now(self, ctx: JobContext) -> dict[str, int]:
         """The end offsets of the job's first discovery (kept under the job directory)."""
         filesystem, root = open_uri(ctx.job_uri or ".", owner=type(self).__name__)
-        path = f"{root}/kafka/{_safe(','.join(self.topics))}-until.json"
+        path = f"{root}/kafka/{safe_name(','.join(self.topics))}-until.json"
         try:
             with filesystem.open_input_stream(path) as stream:
                 kept: dict[str, int] = json.loads(stream.read())
@@ -340,7 +316,7 @@ class KafkaSource(Source):
         async def ends(consumer: Any) -> dict[Any, int]:
             return await end_offsets(consumer, tps) if tps else {}
 
-        key = ("meta", self.bootstrap_servers, _options_key(self.client_options))
+        key = cache_key("meta", self)
         found = self._driver_call(key, make, ends, "fetch end offsets")
         result = {f"{tp.topic}:{tp.partition}": int(end) for tp, end in found.items()}
         filesystem.create_dir(f"{root}/kafka", recursive=True)
@@ -355,33 +331,50 @@ async def _start(source: KafkaSource, client_cls: Any, **fixed: Any) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class _Partition:
+    """What a split names (its ``info``): one partition of a topic, and for a bounded source
+    the (exclusive) end offset."""
+
+    topic: str
+    partition: int
+    end: int | None = None
+
+    @property
+    def split_id(self) -> str:
+        return f"{self.topic}:{self.partition}"
+
+    def to_json(self) -> dict[str, JSON]:
+        return {"topic": self.topic, "partition": self.partition, "end": self.end}
+
+    @classmethod
+    def of(cls, info: JSON) -> _Partition | None:
+        """A split's ``info`` read back; None when it names no topic and partition."""
+        if not isinstance(info, dict):
+            return None
+        topic, partition = info.get("topic"), info.get("partition")
+        if _is_offset(partition) and isinstance(topic, str):
+            return cls(topic, partition, info.get("end"))
+        return None
+
+
 class _KafkaReader(SplitReader):
     """One partition, read by a private consumer (manually assigned, no group membership)."""
 
     def __init__(
-        self,
-        source: KafkaSource,
-        *,
-        topic: str,
-        partition: int,
-        offset: int | None,
-        end: int | None,
-        group: str,
+        self, source: KafkaSource, part: _Partition, *, offset: int | None, group: str
     ) -> None:
         self._source = source
-        self._topic = topic
-        self._partition = partition
+        self._part = part
+        self._end = part.end
         self._next = offset
-        self._end = end
         self._group = group
         self._consumer: Any = None
         self._tp: Any = None
         self._first_attempt: float | None = None
         self._retry_at = 0.0
         self._dead: list[dict[str, JSON]] = []
-        self._log = get_logger(
-            "tideflow.streaming.kafka", source=repr(source), split=f"{topic}:{partition}"
-        )
+        self._log = get_logger("tideflow.streaming.kafka", source=repr(source), split=part.split_id)
 
     @property
     def finished(self) -> bool:
@@ -415,9 +408,7 @@ class _KafkaReader(SplitReader):
         self._next = messages[-1].offset + 1
         table, failed = decode_batch(messages, self._source.value_format)
         for message, problem in failed:
-            self._dead.append(
-                {"error": problem, "record": raw_record(message), "offset": message.offset}
-            )
+            self._dead.append(dead_letter(problem, raw_record(message), offset=message.offset))
         if failed:
             self._log.info("kafka.undecodable", count=len(failed))
         return table if table is not None and table.num_rows else None
@@ -430,9 +421,7 @@ class _KafkaReader(SplitReader):
     # -- internals -------------------------------------------------------------------------
 
     def _text(self, error: BaseException) -> str:
-        return f"{type(error).__name__}: {redact_text(str(error), self._source.client_options)}"[
-            :300
-        ]
+        return error_text(error, self._source.client_options)
 
     def _connect(self) -> bool:
         now = time.monotonic()
@@ -449,7 +438,7 @@ class _KafkaReader(SplitReader):
             waited = now - self._first_attempt
             if waited >= self._source.connect_timeout_s:
                 message = (
-                    f"{self._source!r}: cannot read {self._topic}:{self._partition} from "
+                    f"{self._source!r}: cannot read {self._part.split_id} from "
                     f"{self._source.bootstrap_servers} (tried for {waited:.0f} s): {problem}"
                 )
                 raise SourceError(message)
@@ -469,7 +458,7 @@ class _KafkaReader(SplitReader):
             kwargs["group_id"] = self._group
         consumer = await _start(self._source, aiokafka.AIOKafkaConsumer, **kwargs)
         try:
-            self._tp = tp = aiokafka.TopicPartition(self._topic, self._partition)
+            self._tp = tp = aiokafka.TopicPartition(self._part.topic, self._part.partition)
             consumer.assign([tp])
             if self._next is not None:
                 consumer.seek(tp, self._next)
@@ -533,13 +522,5 @@ def _split_order(key: str) -> tuple[str, int]:
     return parsed if parsed is not None else (key, -1)
 
 
-def _is_offset(value: object) -> bool:
+def _is_offset(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _options_key(options: Mapping[str, Any]) -> str:
-    return json.dumps(options, sort_keys=True, default=repr)
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]

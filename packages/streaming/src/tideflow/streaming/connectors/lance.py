@@ -31,33 +31,27 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
-from tideflow.streaming.connectors._base import (
-    JSON,
-    JobContext,
-    Sink,
-    SinkWriter,
-    Source,
-    Split,
-    SplitReader,
-)
+from tideflow.core.uri import redact
+from tideflow.streaming.connectors._base import JSON, JobContext, SinkWriter, Source, Split
 from tideflow.streaming.connectors._deps import check_installed, require
-from tideflow.streaming.connectors._fs import redact
-from tideflow.streaming.connectors._tables import (
-    EpochStaging,
-    PartsReader,
-    key_of,
+from tideflow.streaming.connectors._kit import (
+    RemovesStaged,
+    check_columns,
+    check_count,
+    check_uri,
+    describe_error,
+    guarded,
     parse_position,
-    pinned,
 )
+from tideflow.streaming.connectors._tables import EpochStaging, PartsReader, key_of, pinned
 from tideflow.streaming.errors import ConfigError, SinkError, SourceError
 
 if TYPE_CHECKING:
@@ -73,9 +67,7 @@ _SECRET_WORDS = ("secret", "key", "token", "password", "credential")
 
 
 def _uri_of(owner: str, uri: Any) -> str:
-    text = os.fspath(uri) if isinstance(uri, os.PathLike) else uri
-    if not isinstance(text, str) or not text:
-        raise ConfigError(f"{owner}.uri must be a non-empty string or path; got {uri!r}")
+    text = check_uri(owner, uri)
     return text if "://" in text else os.path.abspath(text)
 
 
@@ -90,15 +82,9 @@ def _describe(options: Mapping[str, str] | None) -> str:
 
 
 def _call(owner: str, what: str, error: type[Exception], fn: Any, *args: Any, **kw: Any) -> Any:
-    """Run a Lance call; its errors become ``error`` naming ``owner``, without secrets."""
-    problem = None
-    try:
-        return fn(*args, **kw)
-    except MissingDependencyError:
-        raise  # pylance is not installed here: the error names the extra, not a Lance failure
-    except Exception as e:  # Lance raises OSError, ValueError, RuntimeError, …
-        problem = f"{type(e).__name__}: {redact(str(e))}"
-    raise error(f"{owner}: cannot {what}: {problem}")
+    """Run a Lance call; its errors become ``error`` naming ``owner``, without secrets (Lance
+    raises OSError, ValueError, RuntimeError, …)."""
+    return guarded(owner, what, error, fn, *args, catch=(Exception,), **kw)
 
 
 def _open_dataset(uri: str, options: Mapping[str, str] | None, **kw: Any) -> lance.LanceDataset:
@@ -120,7 +106,7 @@ def _exists(uri: str, options: Mapping[str, str] | None) -> bool:
 
 
 @dataclass(frozen=True, repr=False)
-class LanceSink(Sink):
+class LanceSink(RemovesStaged):
     """Appends each epoch as one Lance version, exactly once (see the module docs).
 
     ``LanceSink(uri, storage_options=None, schema=None, index=None, index_every_rows=100_000,
@@ -173,9 +159,7 @@ class LanceSink(Sink):
                 raise ConfigError(message)
             object.__setattr__(self, "scalar_indexes", scalar)
         for name in ("index_every_rows", "rows_per_fragment", "scalar_index_every_rows"):
-            n = getattr(self, name)
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ConfigError(f"{owner}.{name} must be an int ≥ 1; got {n!r}")
+            check_count(owner, name, getattr(self, name))
         if self.index is not None:
             index = dict(self.index)
             kind = str(index.get("index_type", "")).upper()
@@ -199,13 +183,8 @@ class LanceSink(Sink):
 
     def commit(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
         staging = self._staging(ctx)
-        for earlier in staging.epochs():
-            if earlier < epoch:
-                self._log().warning(
-                    "sink.publishing_staged_epoch", job_id=ctx.job_id, epoch=earlier, before=epoch
-                )
-                self._publish(ctx, earlier, staging.manifests(earlier))
-        self._publish(ctx, epoch, precommits)
+        for e, states in staging.backlog(ctx, epoch, precommits, self._log()):
+            self._publish(ctx, e, states)
         staging.remove(lambda e: e <= epoch)
         if self.index is None and not self.scalar_indexes:
             return
@@ -215,9 +194,6 @@ class LanceSink(Sink):
             self._maintain_index()
         if self.scalar_indexes:
             self._maintain_scalar_indexes()
-
-    def abort(self, ctx: JobContext, epoch: int, precommits: Sequence[JSON]) -> None:
-        self._discard(ctx, lambda e: e == epoch)
 
     def recover(self, ctx: JobContext, last_epoch: int | None) -> None:
         if last_epoch is None and _exists(self._uri, self.storage_options):
@@ -230,10 +206,7 @@ class LanceSink(Sink):
                     "checkpoints? Use a new job id (or restore the checkpoint directory)"
                 )
                 raise SinkError(message)
-        removed = self._discard(ctx, lambda e: last_epoch is None or e > last_epoch)
-        self._log().info(
-            "sink.recovered", job_id=ctx.job_id, last_epoch=last_epoch, removed=removed
-        )
+        super().recover(ctx, last_epoch)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -283,7 +256,7 @@ class LanceSink(Sink):
             "sink.committed", job_id=ctx.job_id, epoch=epoch, rows=rows, version=committed.version
         )
 
-    def _discard(self, ctx: JobContext, which: Any) -> list[int]:
+    def remove_staged(self, ctx: JobContext, which: Callable[[int], bool]) -> int:
         """Delete the uncommitted fragments and staging of the epochs ``which`` selects."""
         staging = self._staging(ctx)
         epochs = [e for e in staging.epochs() if which(e)]
@@ -310,7 +283,7 @@ class LanceSink(Sink):
                     self._log().warning(
                         "sink.orphan_fragment_left", path=path, error=redact(str(e))
                     )
-        return staging.remove(lambda e: e in epochs)
+        return len(staging.remove(lambda e: e in epochs))
 
     def _filesystem(self) -> tuple[pafs.FileSystem | None, str]:
         """The dataset's directory through pyarrow, for local paths and S3."""
@@ -354,7 +327,7 @@ class LanceSink(Sink):
                     dataset.optimize.optimize_indices(index_names=[name])
                     self._log().info("sink.index_updated", index=name, added=behind)
         except Exception as e:  # the data is committed; a later commit tries again
-            problem = f"{type(e).__name__}: {redact(str(e))}"
+            problem = describe_error(e)
         if problem is not None:
             self._log().error("sink.index_failed", index=name, error=problem)
 
@@ -382,7 +355,7 @@ class LanceSink(Sink):
                 dataset.optimize.optimize_indices(index_names=behind_names)
                 self._log().info("sink.index_updated", index=name)
         except Exception as e:  # the data is committed; a later commit tries again
-            problem = f"{type(e).__name__}: {redact(str(e))}"
+            problem = describe_error(e)
         if problem is not None:
             self._log().error("sink.index_failed", index=name, error=problem)
 
@@ -536,14 +509,8 @@ class LanceSource(Source):
         check_installed("lance")
         owner = type(self).__name__
         object.__setattr__(self, "uri", _uri_of(owner, self.uri))
-        n = self.fragments_per_split
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"{owner}.fragments_per_split must be an int ≥ 1; got {n!r}")
-        cols = self.columns
-        if cols is not None and (
-            not isinstance(cols, list | tuple) or not all(isinstance(c, str) for c in cols)
-        ):
-            raise ConfigError(f"{owner}.columns must be None or a list of str; got {cols!r}")
+        check_count(owner, "fragments_per_split", self.fragments_per_split)
+        check_columns(owner, self.columns)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact(str(self.uri))!r}{_describe(self.storage_options)})"
@@ -572,14 +539,14 @@ class LanceSource(Source):
         )
         return splits
 
-    def open(self, split: Split, state: JSON | None, ctx: JobContext) -> SplitReader:
+    def open(self, split: Split, state: JSON | None, ctx: JobContext) -> PartsReader:
         info = split.info
         ids = info.get("fragments") if isinstance(info, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
             raise SourceError(f"{self!r}: split {split.split_id!r} has no fragment list: {info!r}")
         dataset = self._dataset(info["version"])
         names = [f"fragment-{i}" for i in ids]
-        part, row = parse_position(repr(self), split.split_id, names, state)
+        at = parse_position(repr(self), split.split_id, names, state)
         columns = list(self.columns) if self.columns is not None else None
 
         def open_part(index: int, skip: int) -> Iterator[pa.RecordBatch]:
@@ -590,7 +557,7 @@ class LanceSource(Source):
                 )
             return iter(fragment.to_batches(columns=columns, offset=skip or None))
 
-        return PartsReader(repr(self), names, open_part, part=part, row=row)
+        return PartsReader(repr(self), names, open_part, at)
 
     def _version(self) -> JSON:
         dataset = self._dataset(self.version)

@@ -23,6 +23,7 @@ from tideflow.streaming.llm._engine import (
     GenerateResult,
     RequestError,
 )
+from tideflow.streaming.llm.engines._shared import embed_in_chunks
 
 __all__ = ["E5Engine"]
 
@@ -64,13 +65,7 @@ class E5Engine(Engine):
         return [error for _ in requests]
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        async with self._lock:
-            vectors: list[list[float]] = []
-            size = self.config.max_batch_size
-            for start in range(0, len(texts), size):
-                part = list(texts[start : start + size])
-                vectors.extend(await asyncio.to_thread(self.embed_now, part))
-            return vectors
+        return await embed_in_chunks(self._lock, texts, self.config.max_batch_size, self.embed_now)
 
     def embed_now(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed ``texts`` on this thread (callers that have no event loop)."""

@@ -15,19 +15,18 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
 from tideflow.streaming.llm._config import OpenAIEngineConfig, SamplingParams
 from tideflow.streaming.llm._engine import (
-    Engine,
     GenerateRequest,
     GenerateResult,
     LLMError,
     RequestError,
 )
+from tideflow.streaming.llm.engines._shared import ConcurrentEngine
 
 __all__ = ["OpenAIEngine", "TransientRequestError"]
 
@@ -57,7 +56,7 @@ class _Pacer:
             await asyncio.sleep(slot - now)
 
 
-class OpenAIEngine(Engine):
+class OpenAIEngine(ConcurrentEngine):
     """Requests to an OpenAI-protocol server (chat completions or completions)."""
 
     config: OpenAIEngineConfig
@@ -66,7 +65,6 @@ class OpenAIEngine(Engine):
         super().__init__(config)
         self._client: Any = None
         self._openai: Any = None
-        self._semaphore: asyncio.Semaphore | None = None
         self._pacer = _Pacer(config.qps)
         self.tries = 0
         """Requests sent, retries included (tests and benchmarks read it)."""
@@ -100,20 +98,14 @@ class OpenAIEngine(Engine):
             qps=cfg.qps,
         )
 
-    async def generate(
-        self, requests: Sequence[GenerateRequest]
-    ) -> list[GenerateResult | BaseException]:
-        return list(await asyncio.gather(*(self._request(r) for r in requests)))
-
-    async def _request(self, request: GenerateRequest) -> GenerateResult | BaseException:
-        assert self._semaphore is not None, "start() first"
+    async def _one(self, request: GenerateRequest) -> GenerateResult | BaseException:
         cfg = self.config
         openai = self._openai
         started = time.perf_counter()
         error: BaseException | None = None
         for attempt in range(cfg.max_retries + 1):
             retry_after: float | None = None
-            async with self._semaphore:
+            async with self._bound():
                 await self._pacer.wait()
                 self.tries += 1
                 try:

@@ -12,25 +12,21 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
 from tideflow.streaming.llm._config import SamplingParams, SGLangEngineConfig
-from tideflow.streaming.llm._engine import (
-    Engine,
-    GenerateRequest,
-    GenerateResult,
-    RequestError,
-)
+from tideflow.streaming.llm._engine import GenerateRequest, GenerateResult, RequestError
+from tideflow.streaming.llm.engines._shared import ConcurrentEngine
 
 __all__ = ["SGLangEngine"]
 
 _log = get_logger("tideflow.streaming.llm.sglang")
 
 
-class SGLangEngine(Engine):
+class SGLangEngine(ConcurrentEngine):
     """An ``sglang.Engine`` in the actor; requests are bounded by a semaphore."""
 
     config: SGLangEngineConfig
@@ -38,7 +34,6 @@ class SGLangEngine(Engine):
     def __init__(self, config: SGLangEngineConfig) -> None:
         super().__init__(config)
         self._engine: Any = None
-        self._semaphore: asyncio.Semaphore | None = None
 
     def prepare(self) -> None:
         try:
@@ -66,13 +61,7 @@ class SGLangEngine(Engine):
             params["stop"] = list(sampling.stop)
         return params
 
-    async def generate(
-        self, requests: Sequence[GenerateRequest]
-    ) -> list[GenerateResult | BaseException]:
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
-
     async def _one(self, request: GenerateRequest) -> GenerateResult | BaseException:
-        assert self._semaphore is not None, "start() first"
         kwargs: dict[str, Any] = {
             "sampling_params": self._sampling(request.sampling),
             "return_logprob": request.sampling.logprobs,
@@ -83,7 +72,7 @@ class SGLangEngine(Engine):
             kwargs["prompt"] = request.prompt
         else:
             return RequestError("the sglang engine needs a prompt: apply the chat template first")
-        async with self._semaphore:
+        async with self._bound():
             started = time.perf_counter()
             try:
                 out = await self._engine.async_generate(**kwargs)

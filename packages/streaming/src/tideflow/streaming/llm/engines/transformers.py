@@ -22,6 +22,7 @@ from tideflow.streaming.llm._engine import (
     GenerateResult,
     RequestError,
 )
+from tideflow.streaming.llm.engines._shared import embed_in_chunks
 
 __all__ = ["TransformersEngine"]
 
@@ -203,13 +204,8 @@ class TransformersEngine(Engine):
         return results
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        async with self._lock:
-            vectors: list[list[float]] = []
-            size = self.config.max_batch_size
-            for start in range(0, len(texts), size):
-                part = list(texts[start : start + size])
-                vectors.extend(await asyncio.to_thread(self._embed_chunk, part))
-            return vectors
+        size = self.config.max_batch_size
+        return await embed_in_chunks(self._lock, texts, size, self._embed_chunk)
 
     def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
         import torch

@@ -13,19 +13,19 @@ import asyncio
 import importlib
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
 from tideflow.streaming.llm._config import SamplingParams, VLLMEngineConfig
 from tideflow.streaming.llm._engine import (
-    Engine,
     EngineCrashedError,
     GenerateRequest,
     GenerateResult,
     RequestError,
 )
+from tideflow.streaming.llm.engines._shared import ConcurrentEngine
 
 __all__ = ["VLLMEngine"]
 
@@ -49,16 +49,14 @@ def _load_into_worker(worker: Any, weights: list[tuple[str, Any]]) -> int:
     return len(weights)
 
 
-class VLLMEngine(Engine):
+class VLLMEngine(ConcurrentEngine):
     """A vLLM ``AsyncLLMEngine`` in the actor; requests are bounded by a semaphore."""
 
     config: VLLMEngineConfig
-
-    def __init__(self, config: VLLMEngineConfig) -> None:
-        super().__init__(config)
-        self._vllm: Any = None
-        self._engine: Any = None
-        self._semaphore: asyncio.Semaphore | None = None
+    _vllm: Any = None
+    """The ``vllm`` module, once :meth:`start` imported it."""
+    _engine: Any = None
+    """The ``AsyncLLMEngine``, from :meth:`start` to :meth:`shutdown`."""
 
     async def start(self) -> None:
         vllm = _import_vllm()
@@ -87,20 +85,14 @@ class VLLMEngine(Engine):
             kwargs["logprobs"] = 0  # the sampled token's log-probability only
         return self._vllm.SamplingParams(**kwargs)
 
-    async def generate(
-        self, requests: Sequence[GenerateRequest]
-    ) -> list[GenerateResult | BaseException]:
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
-
     async def _one(self, request: GenerateRequest) -> GenerateResult | BaseException:
-        assert self._semaphore is not None, "start() first"
         if request.prompt_token_ids is not None:
             prompt: Any = {"prompt_token_ids": list(request.prompt_token_ids)}
         elif request.prompt is not None:
             prompt = {"prompt": request.prompt}
         else:
             return RequestError("the vllm engine needs a prompt: apply the chat template first")
-        async with self._semaphore:
+        async with self._bound():
             started = time.perf_counter()
             final = None
             try:

@@ -1,0 +1,131 @@
+"""Starting Ray from an application so that Ctrl-C during the start leaves nothing behind.
+
+``ray.init`` starting a local cluster spawns processes (the GCS server, the raylet, the
+dashboard, the log monitor …) before Ray knows them well enough for ``ray.shutdown()`` to
+stop them: a Ctrl-C or an error in between leaves them running, orphaned.
+:func:`start_ray` cleans up after such a start and raises again.
+
+>>> from tideflow.core.ray_start import start_ray
+>>> start_ray(num_cpus=4, include_dashboard=False)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from tideflow.core.observability import get_logger
+
+__all__ = ["start_ray"]
+
+_GRACE_S = 5.0
+"""How long started processes get to exit after SIGTERM before they are killed."""
+
+_Process = tuple[int, str]
+"""A process of this host: its id and its start time (so that a reused id is not it)."""
+
+
+def start_ray(**options: Any) -> bool:
+    """``ray.init(**options)`` unless Ray is initialized already; True if this call started it.
+
+    If the start is interrupted (KeyboardInterrupt) or fails, Ray is shut down, every
+    process that appeared under this one during the start is terminated (and killed if it
+    is still there after a few seconds), and the exception is raised again: a CLI maps the
+    KeyboardInterrupt to exit code 130 with nothing left running. A second Ctrl-C during
+    that clean-up is ignored. Processes are found through ``/proc``; where there is none,
+    only ``ray.shutdown()`` runs.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    before = _descendants(os.getpid())
+    try:
+        ray.init(**options)
+    except BaseException as error:
+        with _sigint_ignored():
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            started = _descendants(os.getpid()) - before
+            _terminate(started)
+        get_logger("tideflow.ray").warning(
+            "ray.start_failed", error=type(error).__name__, processes_stopped=len(started)
+        )
+        raise
+    return True
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT meanwhile (only the main thread can set signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stat(pid: int) -> tuple[int, str, str] | None:
+    """``(parent id, state, start time)`` of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the command name: state, ppid, …; the start time is field 22 of the whole line.
+    return int(fields[1]), fields[0].decode(), fields[19].decode()
+
+
+def _descendants(root: int) -> set[_Process]:
+    """Every live process below ``root`` (children, their children …)."""
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return set()
+    children: dict[int, list[tuple[int, str]]] = {}
+    for pid in pids:
+        stat = _stat(pid)
+        if stat is not None and stat[1] != "Z":
+            children.setdefault(stat[0], []).append((pid, stat[2]))
+    found: set[_Process] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child[0])
+    return found
+
+
+def _alive(process: _Process) -> bool:
+    pid, started = process
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child and has exited
+    stat = _stat(pid)
+    return stat is not None and stat[2] == started and stat[1] != "Z"
+
+
+def _signal(processes: set[_Process], signum: int) -> None:
+    for process in processes:
+        if _alive(process):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(process[0], signum)
+
+
+def _terminate(processes: set[_Process]) -> None:
+    """SIGTERM, then SIGKILL what is still there after :data:`_GRACE_S`; wait until gone."""
+    _signal(processes, signal.SIGTERM)
+    for signum in (signal.SIGKILL, None):
+        deadline = time.monotonic() + _GRACE_S
+        while any(_alive(p) for p in processes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if signum is not None:
+            _signal(processes, signum)

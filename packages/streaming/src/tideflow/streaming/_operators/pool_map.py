@@ -1,0 +1,131 @@
+"""The pool-map operator: a stateless stage run by an elastic pool of :class:`StageWorker`.
+
+Outputs leave in input order. A batch whose call crashed its actor is first tried again
+alone on an actor (the crash may have been another call's doing: calls share an actor),
+then in halves — first, to keep the order — until the rows that kill it are alone; a
+single such row goes to the dead-letter output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tideflow.core.observability import ScaleEvent
+from tideflow.core.scheduler import ActorPool, PoolFuture
+from tideflow.streaming._execution.state import Batch
+from tideflow.streaming._operators.base import Finished, OperatorHooks, PhysicalOperator
+from tideflow.streaming._plan import StageSpec
+
+__all__ = ["PoolMapOperator", "remote_slice"]
+
+SliceRows = Callable[[Any, int, int], Any]
+"""``slice_rows(ref, start, length)``: a ref to that slice of a batch's rows."""
+
+
+def remote_slice(ref: Any, start: int, length: int) -> Any:
+    """Slice a batch in a Ray task (the driver never holds the rows)."""
+    from tideflow.streaming._worker import slice_payload
+
+    task: Any = slice_payload
+    return task.remote(ref, start, length)
+
+
+class PoolMapOperator(PhysicalOperator):
+    """A stage of ``spec`` on ``pool`` (an :class:`ActorPool`, or anything with its
+    ``submit``, ``size``, ``wait_ready``, ``events``, ``stats`` and ``shutdown``)."""
+
+    def __init__(
+        self,
+        spec: StageSpec,
+        pool: ActorPool,
+        hooks: OperatorHooks | None = None,
+        *,
+        slice_rows: SliceRows = remote_slice,
+    ) -> None:
+        super().__init__(spec, hooks or OperatorHooks())
+        self.pool = pool
+        self._slice_rows = slice_rows
+        # In submission order; outputs leave in that order (per-key and per-split order kept).
+        self._calls: dict[PoolFuture, Batch] = {}
+
+    @property
+    def capacity(self) -> int:
+        return (self.pool.size + 1) * self.spec.max_in_flight
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._calls)
+
+    def _submit(self, batch: Batch) -> None:
+        future = self.pool.submit("process", batch.ref, priority=batch.priority)
+        future.add_done_callback(self.hooks.wake)
+        self._calls[future] = batch
+
+    def _resubmit(self, batches: list[Batch]) -> None:
+        """Send ``batches`` alone on their actors, ahead of every call in flight."""
+        retries = {}
+        for batch in batches:
+            future = self.pool.submit("process", batch.ref, priority=batch.priority, isolated=True)
+            future.add_done_callback(self.hooks.wake)
+            retries[future] = batch
+        self._calls = {**retries, **self._calls}
+
+    def take_ready(self) -> list[Finished]:
+        done = []
+        for future, batch in list(self._calls.items()):
+            if not future.done():
+                break  # outputs leave in input order
+            del self._calls[future]
+            finished = self._finish(batch, future)
+            if finished is None:
+                break  # the batch is tried again: its retry now heads the line
+            done.append(finished)
+        return done
+
+    def _finish(self, batch: Batch, future: PoolFuture) -> Finished | None:
+        """What became of a finished call; None when it failed and was sent again."""
+        error = future.exception()
+        if error is None:
+            return Finished(batch, [(future.meta, future.object_ref)])
+        if not batch.isolated and self.spec.max_retries == 0:
+            # A crash may have been another call's doing (calls share an actor): try the
+            # batch again alone before blaming its rows. (With retries, the pool's own
+            # retries after a death already ran alone.)
+            batch.isolated = True
+            self._resubmit([batch])
+            return None
+        if batch.rows > 1:
+            # The actor kept dying on this batch: retry its halves (first, to keep the
+            # order) until the rows that kill it are alone.
+            self.log.warning(
+                "stage.batch_split", stage=self.name, rows=batch.rows, error=str(error)[:300]
+            )
+            half = batch.rows // 2
+            halves = [
+                Batch(
+                    epoch=batch.epoch,
+                    ref=self._slice_rows(batch.ref, start, length),
+                    rows=length,
+                    priority=batch.priority,
+                    origin=batch.origin,
+                    isolated=True,
+                )
+                for start, length in ((0, half), (half, batch.rows - half))
+            ]
+            self.hooks.hold(batch)  # two halves replace one batch
+            self._resubmit(halves)
+            return None
+        # A single row whose actor keeps dying: it goes to the dead-letter output.
+        self.log.warning("stage.batch_failed", stage=self.name, error=str(error)[:300])
+        self.metrics.dead_letters += batch.rows
+        return Finished(batch, error=error)
+
+    def wait_ready(self, timeout: float) -> bool:
+        return bool(self.pool.wait_ready(1, timeout=timeout))
+
+    def shutdown(self, *, wait: bool) -> None:
+        self.metrics.scale_events = [e for e in self.pool.events if isinstance(e, ScaleEvent)]
+        stats = self.pool.stats
+        self.metrics.retries, self.metrics.actor_deaths = stats.retries, stats.deaths
+        self.pool.shutdown(wait=wait, cancel_pending=not wait, timeout=None if wait else 5)
