@@ -17,20 +17,9 @@ import threading
 from typing import Any
 
 from tideflow.core.arguments import key_value, pool_size, positive_number, priority_rule
+from tideflow.core.ray_start import apply_app_ray_settings
 
 __all__ = ["build_parser", "main"]
-
-# The app's settings for Ray (a value already in the environment is kept): under `uv run`,
-# Ray 2.60 would start every worker through `uv run` (~2 s per actor; the workers share this
-# venv), and prestarted idle workers cost memory for nothing on a small box. Ray reads the
-# first when it is imported, so `run` sets them before it imports the app (and with it Ray);
-# importing this module or the package imports no Ray and sets nothing.
-_RAY_ENVIRONMENT = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_enable_worker_prestart": "0"}
-
-
-def _set_ray_environment() -> None:
-    for name, value in _RAY_ENVIRONMENT.items():
-        os.environ.setdefault(name, value)
 
 
 def _region(text: str) -> tuple[float, float, float, float]:
@@ -194,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, out: Any) -> int:
-    _set_ray_environment()  # before the imports below import Ray
+    apply_app_ray_settings()  # before the imports below import Ray
 
     from rich.console import Console
     from rich.table import Table

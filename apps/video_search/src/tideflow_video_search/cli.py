@@ -26,6 +26,7 @@ from tideflow.core.arguments import (
     priority_rule,
     seconds,
 )
+from tideflow.core.ray_start import apply_app_ray_settings
 
 __all__ = ["build_parser", "main"]
 
@@ -149,8 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    os.environ.setdefault("RAY_enable_worker_prestart", "0")
+    apply_app_ray_settings()  # before anything imports Ray
     from tideflow.core.errors import TideflowError
     from tideflow.core.observability import configure_logging
 

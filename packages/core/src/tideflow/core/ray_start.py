@@ -21,7 +21,20 @@ from typing import Any
 
 from tideflow.core.observability import get_logger
 
-__all__ = ["start_ray"]
+__all__ = ["APP_RAY_SETTINGS", "apply_app_ray_settings", "start_ray"]
+
+APP_RAY_SETTINGS = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_enable_worker_prestart": "0"}
+"""What the apps' command lines set for Ray (a value already in the environment is kept):
+under `uv run`, Ray 2.60 would start every worker through `uv run` (~2 s per actor; the
+workers share this venv), and prestarted idle workers cost memory for nothing on a small box."""
+
+
+def apply_app_ray_settings() -> None:
+    """Set :data:`APP_RAY_SETTINGS` where unset. Call it in a CLI's ``main`` before anything
+    imports Ray (Ray reads the first when it is imported); importing a module sets nothing."""
+    for name, value in APP_RAY_SETTINGS.items():
+        os.environ.setdefault(name, value)
+
 
 _GRACE_S = 5.0
 """How long started processes get to exit after SIGTERM before they are killed."""

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tideflow.core.ray_start import apply_app_ray_settings
 from tideflow.rl.errors import ConfigError, RoleFailedError
 
 
@@ -256,16 +257,8 @@ def _demo(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def _ray_settings() -> None:
-    """The application's choice, made before anything imports Ray (in ``main``, not at
-    import: importing a module changes no environment). Under `uv run`, Ray would start
-    every worker through `uv run` (seconds per actor); prestarted workers cost memory."""
-    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    os.environ.setdefault("RAY_enable_worker_prestart", "0")
-
-
 def main(argv: list[str] | None = None) -> int:
-    _ray_settings()
+    apply_app_ray_settings()  # before anything imports Ray
     args = _parser().parse_args(argv)
     from tideflow.core.observability import configure_logging
 
