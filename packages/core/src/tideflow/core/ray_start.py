@@ -36,6 +36,9 @@ def apply_app_ray_settings() -> None:
         os.environ.setdefault(name, value)
 
 
+_ROUNDS = 5
+"""At most this many rounds of finding and stopping the processes a failed start left."""
+
 _GRACE_S = 5.0
 """How long started processes get to exit after SIGTERM before they are killed."""
 
@@ -64,8 +67,15 @@ def start_ray(**options: Any) -> bool:
         with _sigint_ignored():
             with contextlib.suppress(Exception):
                 ray.shutdown()
-            started = _descendants(os.getpid()) - before
-            _terminate(started)
+            # Again until none is left: a process may still be spawning others (Ray's
+            # agents) while the first ones are stopped.
+            started: set[_Process] = set()
+            for _ in range(_ROUNDS):
+                found = _descendants(os.getpid()) - before - started
+                if not found:
+                    break
+                _terminate(found)
+                started |= found
         get_logger("tideflow.ray").warning(
             "ray.start_failed", error=type(error).__name__, processes_stopped=len(started)
         )
