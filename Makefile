@@ -49,5 +49,10 @@ broker: sync ## run a local Kafka-protocol broker on 127.0.0.1:9092 (Ctrl-C stop
 
 bench: sync $(addprefix bench-,$(BENCHES)) ## run every benchmark; results in bench-results/
 
-$(addprefix bench-,$(BENCHES)): bench-%: sync
+$(addprefix bench-,$(filter-out streaming,$(BENCHES))): bench-%: sync
 	@$(UV) run --locked python tools/bench/$*.py --out bench-results
+
+# Its split peer is a PySpark job: the workspace's `spark` group (~500 MB, not in `dev`).
+bench-streaming:
+	@$(UV) sync --locked --quiet --compile-bytecode --group spark
+	@$(UV) run --locked --group spark python tools/bench/streaming.py --out bench-results

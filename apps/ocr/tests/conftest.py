@@ -39,11 +39,12 @@ def ray_session() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[KafkaBroker]:
     """A local in-memory Kafka-protocol broker (tansu) for the session."""
-    from tideflow.streaming.connectors.kafka import _DRIVER as source_clients
+    from tideflow.streaming.connectors import KafkaSource
 
     with start_broker() as broker:
         yield broker
-        source_clients.close_all()  # driver-side clients would keep calling a stopped broker
+        # Driver-side clients would keep calling a stopped broker (jobs close their own).
+        KafkaSource(topics="any", bootstrap_servers=broker.bootstrap_servers).close()
 
 
 @pytest.fixture(scope="session")

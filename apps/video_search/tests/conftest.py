@@ -38,12 +38,13 @@ def ray_session() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[object]:
     """A local in-memory Kafka-protocol broker (tansu) for the session."""
-    from tideflow.streaming.connectors.kafka import _DRIVER as source_clients
+    from tideflow.streaming.connectors import KafkaSource
     from tideflow.streaming.testing import kafka_broker as start_broker
 
     with start_broker() as broker:
         yield broker
-        source_clients.close_all()  # driver-side clients would keep calling a stopped broker
+        # Driver-side clients would keep calling a stopped broker (jobs close their own).
+        KafkaSource(topics="any", bootstrap_servers=broker.bootstrap_servers).close()
 
 
 @dataclass(frozen=True)

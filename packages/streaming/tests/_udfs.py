@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tideflow.streaming.connectors import JobContext, Split, SplitReader
+from tideflow.streaming.connectors import JobContext, ParquetSink, SinkWriter, Split, SplitReader
 from tideflow.streaming.testing import CollectingSink, TestSource
 
 KEYS = 7
@@ -253,3 +253,62 @@ class NamesBadRows:
         if bad:
             raise RecordErrors(bad, output=good)
         return table
+
+
+def fan_out_7(table: pa.Table) -> pa.Table:
+    """Each row becomes 7 (``sub`` 0..6): a stage that fans out, like frames of a video."""
+    ids = [i for i in table.column("id").to_pylist() for _ in range(7)]
+    return pa.table({"id": ids, "sub": list(range(7)) * table.num_rows})
+
+
+def tag_batch(table: pa.Table) -> pa.Table:
+    """Mark each row with the size and a unique id of the batch the stage was called with."""
+    import uuid
+
+    batch_id = uuid.uuid4().hex
+    return table.append_column(
+        "batch_rows", pa.array([table.num_rows] * table.num_rows)
+    ).append_column("batch_id", pa.array([batch_id] * table.num_rows))
+
+
+class _SlowWriter(SinkWriter):
+    """Delegates to a real writer; each write takes ``seconds`` longer (a slow store)."""
+
+    def __init__(self, inner: SinkWriter, seconds: float) -> None:
+        self.inner, self.seconds = inner, seconds
+
+    def write(self, epoch: int, table: pa.Table) -> None:
+        time.sleep(self.seconds)
+        self.inner.write(epoch, table)
+
+    def precommit(self, epoch: int) -> Any:
+        return self.inner.precommit(epoch)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class SlowParquetSink(ParquetSink):
+    """A ParquetSink whose writes take 0.1 s each, so that writes overlap."""
+
+    def writer(self, ctx: JobContext, index: int) -> SinkWriter:
+        return _SlowWriter(super().writer(ctx, index), 0.1)
+
+
+def gather_three(state: list[int] | None, row: dict[str, Any]) -> tuple[Any, Any]:
+    """Keyed state: a key's ids gathered in groups of three; a complete group is emitted."""
+    ids = [*(state or []), row["id"]]
+    if len(ids) == 3:
+        return None, {"key": row["key"], "ids": ids, "complete": True}
+    return ids, None
+
+
+def flush_group(key: int, ids: list[int]) -> tuple[None, dict[str, Any]]:
+    """``on_timer``: emit a key's incomplete group and forget the key."""
+    return None, {"key": key, "ids": ids, "complete": False}
+
+
+def rest_of_group(key: int, ids: list[int]) -> dict[str, Any]:
+    """``on_end``: emit a key's incomplete group."""
+    return {"key": key, "ids": ids, "complete": False}

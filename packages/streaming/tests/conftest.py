@@ -57,14 +57,14 @@ def ray_session() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[KafkaBroker]:
     """A local in-memory Kafka-protocol broker (tansu) for the whole test session."""
-    from tideflow.streaming.connectors._kafka_sink import _DRIVER as sink_clients
-    from tideflow.streaming.connectors.kafka import _DRIVER as source_clients
+    from tideflow.streaming.connectors import KafkaSink, KafkaSource
 
     with start_broker() as broker:
         yield broker
-        # Driver-side clients cached in this process would keep calling a stopped broker.
-        source_clients.close_all()
-        sink_clients.close_all()
+        # Driver-side clients cached in this process would keep calling a stopped broker
+        # (jobs close theirs; tests that call discover or commit directly leave some).
+        KafkaSource(topics="any", bootstrap_servers=broker.bootstrap_servers).close()
+        KafkaSink(topic="any", bootstrap_servers=broker.bootstrap_servers).close()
 
 
 @pytest.fixture(scope="session")

@@ -301,3 +301,22 @@ def test_restored_keyed_state_must_have_the_stage_partition_count():
     assert restore_states(plan, states, "job") == {"count": [b"p0", None]}
     with pytest.raises(JobAbortedError, match="partitions are fixed"):
         restore_states(plan, {"stage:count": pickle.dumps([None])}, "job")
+
+
+def test_a_keyed_stage_never_lets_a_later_epoch_overtake_an_earlier_one():
+    # Priorities reorder queues; for a keyed stage that would put an earlier epoch's rows
+    # after the later epoch's snapshot of it (and lose them on a restore).
+    op, _, _, _ = _keyed_op()
+    op.start(1)
+    op.add_input(Batch(epoch=1, ref="old-low", rows=1, priority=0))
+    op.add_input(Batch(epoch=2, ref="new-urgent", rows=1, priority=9))
+    op.add_input(Batch(epoch=2, ref="new-low", rows=1, priority=0))
+    op.add_input(Batch(epoch=2, ref="new-urgent-2", rows=1, priority=9))
+    op.add_input(Batch(epoch=1, ref="old-late", rows=1, priority=0))  # a straggler
+    assert [b.ref for b in op.queue] == [
+        "old-low",
+        "old-late",
+        "new-urgent",
+        "new-urgent-2",
+        "new-low",
+    ]

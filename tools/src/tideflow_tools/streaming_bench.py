@@ -25,11 +25,12 @@ from typing import Any, Literal
 import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
 from tideflow_tools.streaming_workload import (
     BATCH_SIZE,
+    CPU1_ROUNDS,
+    CPU2_ROUNDS,
     GpuLike,
     busy_fraction,
     check_output,
-    cpu_stage_1,
-    cpu_stage_2,
+    cpu_stages,
     read_busy_log,
 )
 
@@ -55,7 +56,20 @@ class RunSpec:
     """Rows in the input (to check the output against)."""
     job_id: str = "bench-streaming"
     checkpoint_dir: str | None = None
-    """Checkpoints on (Ray Data: its row-id checkpointing; Tideflow: every 3 s) when set."""
+    """Checkpoints on (Ray Data: its row-id checkpointing; Tideflow: every
+    ``checkpoint_interval_s``) when set."""
+    checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S
+    """Seconds between Tideflow's checkpoints."""
+    commit_delay_s: float = 0.0
+    """Tideflow only: > 0 writes through :class:`SlowCommitParquetSink`, whose every commit
+    sleeps this long first (the slow-commit section)."""
+    cpu1_rounds: int = CPU1_ROUNDS
+    """sha256 rounds of CPU stage 1 (the reference; more for the balanced variant)."""
+    cpu2_rounds: int = CPU2_ROUNDS
+    """sha256 rounds of CPU stage 2."""
+    cpu1_actors: int = 1
+    """Tideflow only: actors of CPU stage 1 (the balanced variant gives it as many as the
+    split peer's Spark gets task slots)."""
     gpu: bool = True
     """Give the GPU-like stage ``num_gpus=1`` (the Ray session must have a GPU resource,
     real or declared with ``ray.init(num_gpus=1)``). False runs it with no GPU request, for
@@ -78,6 +92,7 @@ def _ray_data(spec: RunSpec) -> dict[str, Any]:
         if spec.checkpoint_dir
         else None
     )
+    cpu_stage_1, cpu_stage_2 = cpu_stages(spec.cpu1_rounds, spec.cpu2_rounds)
     try:
         started = time.time()
         (
@@ -116,26 +131,37 @@ def _tideflow(spec: RunSpec) -> dict[str, Any]:
     """Tideflow: the same stages, checkpoints every 3 s when asked (the lead's API, issue 3)."""
     from tideflow.streaming import CheckpointConfig, Pipeline
     from tideflow.streaming.connectors import ParquetSink, ParquetSource
+    from tideflow_tools.streaming_bench_sinks import SlowCommitParquetSink
 
     checkpoint = (
-        CheckpointConfig(uri=spec.checkpoint_dir, interval_s=CHECKPOINT_INTERVAL_S)
+        CheckpointConfig(uri=spec.checkpoint_dir, interval_s=spec.checkpoint_interval_s)
         if spec.checkpoint_dir
         else None
     )
+    sink = (
+        SlowCommitParquetSink(spec.output_dir, commit_delay_s=spec.commit_delay_s)
+        if spec.commit_delay_s > 0
+        else ParquetSink(spec.output_dir)
+    )
+    cpu_stage_1, cpu_stage_2 = cpu_stages(spec.cpu1_rounds, spec.cpu2_rounds)
+    # Two CPU-stage-1 actors need 0.25 CPU each to fit 2 cores beside the GPU-like actor.
+    cpu1_cpus = 0.5 if spec.cpu1_actors == 1 else 0.5 / spec.cpu1_actors
     started = time.time()
     result = (
         Pipeline.read(
             ParquetSource(spec.input_dir, files_per_group=FILES_PER_GROUP), batch_size=BATCH_SIZE
         )
-        .map_batches(cpu_stage_1, num_cpus=0.5)
+        .map_batches(
+            cpu_stage_1, name="cpu_stage_1", num_cpus=cpu1_cpus, concurrency=spec.cpu1_actors
+        )
         .map_batches(
             GpuLike,
             concurrency=1,
             fn_constructor_kwargs={"log_path": spec.busy_log},
             num_gpus=1 if spec.gpu else 0,
         )
-        .map_batches(cpu_stage_2, num_cpus=0.5)
-        .write(ParquetSink(spec.output_dir))
+        .map_batches(cpu_stage_2, name="cpu_stage_2", num_cpus=0.5)
+        .write(sink)
         .run(job_id=spec.job_id, checkpoint=checkpoint)
     )
     ended = time.time()
@@ -252,6 +278,7 @@ class Launch:
                 out[key] = self.record[key]
         out["gpu_like_rows"] = sum(i.rows for i in intervals)
         out["gpu_like_batches"] = len(intervals)
+        out["gpu_like_busy_s"] = round(sum(i.end - i.start for i in intervals), 3)
         out["gpu_like_busy_fraction"] = round(busy_fraction(intervals), 4)
         if intervals and "started" in self.record:
             first = min(i.start for i in intervals)

@@ -1,16 +1,23 @@
 """The reference streaming workload of ``tools/bench/streaming.py`` (shared/BENCH_WORKLOAD.md).
 
-Seeded Parquet input (``id`` int64 unique, ``payload`` ~200 B), the stage functions both
-engines run (a ~2 ms CPU stage, a one-slot "GPU-like" stage sleeping 20 ms per batch, a
+Seeded Parquet input (``id`` int64 unique, ``payload`` ~200 B), the stage functions every
+peer runs (a ~2 ms CPU stage, a one-slot "GPU-like" stage sleeping 20 ms per batch, a
 ~1 ms CPU stage) and the checks made on what they wrote. Everything here is importable by
-Ray workers, which is why it lives in the package and not in the bench script.
+Ray and Spark workers, which is why it lives in the package and not in the bench script.
+
+The CPU stages' cost is a parameter (:func:`cpu_stages`, sha256 rounds per payload): the
+reference workload keeps :data:`CPU1_ROUNDS` and :data:`CPU2_ROUNDS`; the balanced variant
+raises the first stage's rounds (:func:`rounds_for_ms`) until it costs as much per batch as
+the GPU-like stage (the video case: decoding as heavy as inference).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +34,13 @@ __all__ = [
     "OutputCheck",
     "busy_fraction",
     "check_output",
+    "cpu_stage",
     "cpu_stage_1",
     "cpu_stage_2",
+    "cpu_stages",
     "generate_input",
     "read_busy_log",
+    "rounds_for_ms",
     "time_cpu_stages",
 ]
 
@@ -91,16 +101,43 @@ def _with_column(table: pa.Table, name: str, values: list[str]) -> pa.Table:
     return table.append_column(name, column)
 
 
+def cpu_stage(table: pa.Table, *, rounds: int, column: str) -> pa.Table:
+    """A CPU stage: a chain of ``rounds`` sha256 over each payload → ``column``."""
+    payloads = table.column("payload").to_pylist()
+    return _with_column(table, column, _sha_chain(payloads, rounds))
+
+
 def cpu_stage_1(table: pa.Table) -> pa.Table:
     """CPU stage 1 (~2 ms per 500 rows): a sha256 chain over each payload → ``digest``."""
-    payloads = table.column("payload").to_pylist()
-    return _with_column(table, "digest", _sha_chain(payloads, CPU1_ROUNDS))
+    return cpu_stage(table, rounds=CPU1_ROUNDS, column="digest")
 
 
 def cpu_stage_2(table: pa.Table) -> pa.Table:
     """CPU stage 2 (~1 ms per 500 rows): a shorter chain over each payload → ``check``."""
-    payloads = table.column("payload").to_pylist()
-    return _with_column(table, "check", _sha_chain(payloads, CPU2_ROUNDS))
+    return cpu_stage(table, rounds=CPU2_ROUNDS, column="check")
+
+
+Stage = Callable[[pa.Table], pa.Table]
+
+
+def cpu_stages(
+    cpu1_rounds: int = CPU1_ROUNDS, cpu2_rounds: int = CPU2_ROUNDS
+) -> tuple[Stage, Stage]:
+    """The two CPU stages with these costs: the reference functions themselves at the
+    reference rounds, else picklable partials of :func:`cpu_stage` (same columns)."""
+    if cpu1_rounds < 1 or cpu2_rounds < 1:
+        raise ValueError(f"rounds must be >= 1; got {cpu1_rounds}, {cpu2_rounds}")
+    first: Stage = (
+        cpu_stage_1
+        if cpu1_rounds == CPU1_ROUNDS
+        else functools.partial(cpu_stage, rounds=cpu1_rounds, column="digest")
+    )
+    second: Stage = (
+        cpu_stage_2
+        if cpu2_rounds == CPU2_ROUNDS
+        else functools.partial(cpu_stage, rounds=cpu2_rounds, column="check")
+    )
+    return first, second
 
 
 class GpuLike:
@@ -198,21 +235,51 @@ def check_output(directory: str | Path, *, expected_rows: int) -> OutputCheck:
     )
 
 
-def time_cpu_stages(repeats: int = 20, *, seed: int = 0) -> dict[str, float]:
-    """Milliseconds per 500-row batch of each CPU stage on this machine (median)."""
+def _sample_batch(seed: int) -> pa.Table:
     rng = random.Random(seed)
-    batch = pa.table(
+    return pa.table(
         {
             "id": pa.array(range(BATCH_SIZE), type=pa.int64()),
             "payload": [rng.randbytes(100).hex() for _ in range(BATCH_SIZE)],
         }
     )
-    figures = {}
-    for name, fn in (("cpu_stage_1_ms", cpu_stage_1), ("cpu_stage_2_ms", cpu_stage_2)):
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            fn(batch)
-            times.append((time.perf_counter() - started) * 1000)
-        figures[name] = round(sorted(times)[len(times) // 2], 3)
-    return figures
+
+
+def _median_ms(fn: Stage, batch: pa.Table, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn(batch)
+        times.append((time.perf_counter() - started) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def time_cpu_stages(
+    repeats: int = 20,
+    *,
+    seed: int = 0,
+    cpu1_rounds: int = CPU1_ROUNDS,
+    cpu2_rounds: int = CPU2_ROUNDS,
+) -> dict[str, float]:
+    """Milliseconds per 500-row batch of each CPU stage on this machine (median)."""
+    batch = _sample_batch(seed)
+    first, second = cpu_stages(cpu1_rounds, cpu2_rounds)
+    return {
+        name: round(_median_ms(fn, batch, repeats), 3)
+        for name, fn in (("cpu_stage_1_ms", first), ("cpu_stage_2_ms", second))
+    }
+
+
+def rounds_for_ms(target_ms: float, *, repeats: int = 7, seed: int = 0) -> int:
+    """sha256 rounds per payload for a CPU stage that takes ``target_ms`` per 500-row batch on
+    one core of this machine (a line through two measured round counts)."""
+    if target_ms <= 0:
+        raise ValueError(f"target_ms must be > 0; got {target_ms}")
+    batch = _sample_batch(seed)
+    low, high = CPU1_ROUNDS, CPU1_ROUNDS * 10
+    low_ms, high_ms = (
+        _median_ms(functools.partial(cpu_stage, rounds=r, column="digest"), batch, repeats)
+        for r in (low, high)
+    )
+    per_round = max((high_ms - low_ms) / (high - low), 1e-6)
+    return max(1, round(low + (target_ms - low_ms) / per_round))

@@ -9,6 +9,7 @@ the truth) and raises :class:`DemoCheckError` when a result is wrong.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tideflow.core.ray_start import start_ray
 from tideflow_ocr.app import OcrApp, read_results
 from tideflow_ocr.config import OcrConfig
 from tideflow_ocr.errors import OcrError
@@ -140,12 +142,8 @@ def run_demo(
         for failure in batch:
             out.print(f"  failed  {failure.video_id}: [{failure.stage}]", markup=False)
 
-    import ray
-
-    if not ray.is_initialized():
-        import logging
-
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    # Unless Ray runs already; a Ctrl-C while it starts leaves none of its processes running.
+    start_ray(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     run = app.run(on_complete=completed, on_failure=failed, progress=out.is_terminal)
     result = DemoResult(wall_s=time.monotonic() - started)
     rows = {r["video_id"]: r for r in read_results("iceberg://ocr_demo.results", catalog=catalog)}

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tideflow.core.errors import ConfigError
+from tideflow.core.ray_start import start_ray
 from tideflow.streaming import CheckpointConfig, Job, JobResult, Pipeline
 from tideflow.streaming.connectors import Source
 from tideflow_video_search.config import IngestConfig
@@ -216,10 +217,8 @@ class Ingest:
         return build_pipeline(self.config, self.source, dim=self.dim).write(self.sink())
 
     def _options(self, on_progress: Callable[[JobResult], None] | None) -> dict[str, Any]:
-        import ray
-
-        if not ray.is_initialized():
-            ray.init(num_cpus=local_cpus(), include_dashboard=False, log_to_driver=False)
+        # Unless Ray runs already; a Ctrl-C while it starts leaves none of its processes running.
+        start_ray(num_cpus=local_cpus(), include_dashboard=False, log_to_driver=False)
         needed, have = required_cpus(self.config), _cluster_cpus()
         if have < needed:
             message = (

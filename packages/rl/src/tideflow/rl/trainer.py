@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tideflow.core.observability import get_logger
+from tideflow.core.ray_start import start_ray
 from tideflow.rl._buffer import ExperienceBuffer
 from tideflow.rl._data import PromptOrder, load_prompts
 from tideflow.rl._metrics import StepMetrics, busy_ratio, read_metrics, write_reward_curve
@@ -121,14 +122,18 @@ class RLTrainer:
         import ray
 
         cfg = self.config
-        if not ray.is_initialized():  # enough logical CPUs for every role, even on 2 cores
-            needed = (
-                cfg.trainer.num_cpus
-                + cfg.rollout.num_cpus * cfg.rollout.num_workers
-                + cfg.reward.num_cpus * cfg.reward.num_workers
-            )
-            cpus = max(os.cpu_count() or 1, math.ceil(needed))
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        needed = (
+            cfg.trainer.num_cpus
+            + cfg.rollout.num_cpus * cfg.rollout.num_workers
+            + cfg.reward.num_cpus * cfg.reward.num_workers
+        )
+        # Unless Ray runs already: a local one with enough logical CPUs for every role, even
+        # on 2 cores; a Ctrl-C while it starts leaves none of its processes running.
+        start_ray(
+            num_cpus=max(os.cpu_count() or 1, math.ceil(needed)),
+            include_dashboard=False,
+            log_to_driver=False,
+        )
         trainer_cls = ray.remote(TrainerWorker).options(
             num_cpus=cfg.trainer.num_cpus, num_gpus=cfg.trainer.num_gpus
         )

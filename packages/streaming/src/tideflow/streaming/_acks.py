@@ -40,6 +40,19 @@ def check_ack_mode(plan: Plan) -> None:
             'state is consistent only at epoch barriers; use mode="epoch"'
         )
         raise ConfigError(message)
+    if plan.sink_writers > 1:
+        message = (
+            f'CheckpointConfig(mode="ack") commits each write as it is made: one writer; got '
+            f"writers={plan.sink_writers}"
+        )
+        raise ConfigError(message)
+    rebatched = [spec.name for spec in plan.stages if spec.batch_size is not None]
+    if rebatched:
+        message = (
+            f'CheckpointConfig(mode="ack") cannot re-batch ({rebatched} set batch_size): a '
+            'record is acknowledged with the read it came in; use mode="epoch"'
+        )
+        raise ConfigError(message)
 
 
 @dataclass(eq=False)

@@ -32,7 +32,7 @@ import ray
 from tideflow.core.checkpoint import CheckpointStore, EpochCoordinator
 from tideflow.core.observability import get_logger
 from tideflow.streaming._acks import AckLedger, check_ack_mode
-from tideflow.streaming._execution import steps
+from tideflow.streaming._execution import lifecycle, steps
 from tideflow.streaming._execution.backpressure import BackpressurePolicy, QueueLimits
 from tideflow.streaming._execution.commit_modes import (
     DEAD,
@@ -47,13 +47,9 @@ from tideflow.streaming._execution.state import Batch, LoopState, SplitState
 from tideflow.streaming._jobdir import JobDirectory
 from tideflow.streaming._metrics import JobResult
 from tideflow.streaming._operators.base import Finished, OperatorHooks, PhysicalOperator
+from tideflow.streaming._operators.write import SinkWriters
 from tideflow.streaming._plan import CheckpointConfig, Plan
-from tideflow.streaming._planner import (
-    PlanContext,
-    plan_operator,
-    restore_states,
-    stateful_stages,
-)
+from tideflow.streaming._planner import PlanContext, plan_operator, restore_states, stateful_stages
 from tideflow.streaming._worker import IOWorker
 from tideflow.streaming.connectors._base import JobContext, Sink
 from tideflow.streaming.errors import JobAbortedError
@@ -79,6 +75,7 @@ class Executor:
         on_complete: Callable[[list[Any]], None] | None = None,
         id_column: str | None = None,
         complete_every: int = 10_000,
+        on_dead_letter: Callable[[list[dict[str, Any]]], None] | None = None,
         rediscover_s: float = 5.0,
         backpressure: BackpressurePolicy | None = None,
     ) -> None:
@@ -110,6 +107,9 @@ class Executor:
         self.state = LoopState()
         self._ledger = AckLedger(plan.source)  # reads in flight, acknowledged prefix
         self._completions = Completions(on_complete, complete_every)
+        self._dead_letters = (
+            Completions(on_dead_letter, complete_every) if on_dead_letter is not None else None
+        )
         self.mode = commit_mode(
             mode,
             CommitContext(
@@ -122,6 +122,7 @@ class Executor:
                 ledger=self._ledger,
                 completions=self._completions,
                 commit_positions=self._commit_positions,
+                dead_letters=self._dead_letters,
             ),
         )
         # In ACK mode sinks commit as they write: a checkpoint is the source's positions.
@@ -135,6 +136,7 @@ class Executor:
         self._ack_parts: dict[tuple[int, str], dict[int, Any]] = {}
         self._stage_states: dict[str, Any] = {}  # restored state of stateful stages
         self._writes: dict[Any, Batch] = {}  # write ref -> the batch it holds
+        self._dead_writes: set[Any] = set()  # those of them that write dead letters
         self._stop = False
         self._fatal: BaseException | None = None
         self._fatal_reason = ""
@@ -237,35 +239,26 @@ class Executor:
             priority_column=self.plan.priority_column,
             id_column=self.id_column,
             ack_seq_base=self.mode.ack_seq_base(self.ctx.run),
+            track_dead_letters=self._dead_letters is not None,
         )
+        extra = lifecycle.start_writers(self.sink, self.ctx, self.plan.sink_writers, self.id_column)
+        self.writers = SinkWriters([self.io, *extra])
         splits = self.state.splits.values()
         opened = [self.io.open.remote(s.split, s.state) for s in splits if not s.finished]
         hooks = OperatorHooks(
-            hold=self._hold, wake=self._on_future, snapshot=self._track_snapshot, log=self._log
+            hold=self._hold,
+            release=self._release,
+            wake=self._on_future,
+            snapshot=self._track_snapshot,
+            log=self._log,
         )
         context = PlanContext(hooks=hooks, states=self._stage_states)
         self.operators = [plan_operator(spec, context) for spec in self.plan.stages]
         self.result.stages = {op.name: op.metrics for op in self.operators}
+        # Re-batching stages keep the rest of an epoch until nothing upstream holds rows of it.
+        self._track_upstream = any(spec.batch_size is not None for spec in self.plan.stages)
         ray.get(opened)
-        self._wait_for_stages()
-
-    def _wait_for_stages(self) -> None:
-        """Start the flow once every stage has an actor: batches read earlier would only
-        queue in front of a stage still starting, and the stages before it would stall on
-        that queue (bubbles in the accelerator stage's busy time). A stage that cannot be
-        placed (it asks for more than the cluster has) is reported every 10 s."""
-        waited = 0.0
-        for op in self.operators:
-            while not op.wait_ready(10.0):
-                waited += 10.0
-                self._log.warning(
-                    "stage.waiting_for_actor",
-                    stage=op.name,
-                    waited_s=waited,
-                    needs=op.spec.resources.to_ray_options(),
-                    cluster=ray.cluster_resources(),
-                    available=ray.available_resources(),
-                )
+        lifecycle.wait_for_stages(self.operators, self._log)
 
     def _shutdown(self, *, wait: bool) -> None:
         if self._committer is not None:  # on an error: the commit running now ends first
@@ -274,7 +267,10 @@ class Executor:
             self._positions.wait_idle(timeout=30.0)
         for op in self.operators:
             op.shutdown(wait=wait)
-        ray.kill(self.io)
+        for writer in self.writers.writers:
+            ray.kill(writer)
+        connectors = {"source": self.plan.source, "sink": self.sink, "dead_letter": self.dead_sink}
+        lifecycle.close_connectors(connectors, self._log)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -334,8 +330,9 @@ class Executor:
                 next_progress = now + 1.0
                 self.on_progress(self.result)
             self._wait()
+        input_ended = not self.result.stopped  # keyed stages flush what they keep (on_end)
         while state.barriers or self._acks:
-            self._advance_stages()
+            self._advance_stages(input_ended=input_ended)
             self._collect_writes()
             self._complete_epochs()
             self._raise_fatal()
@@ -362,12 +359,7 @@ class Executor:
     def _discover_new(self) -> None:
         """Unbounded sources grow: open splits that appeared since the last look."""
         splits = self.state.splits
-        try:
-            found = self.plan.source.discover(self.ctx)
-        except Exception as error:  # a stalled broker or store: look again next round
-            self._log.warning("source.discover_failed", error=str(error)[:300])
-            return
-        new = [s for s in found if s.split_id not in splits]
+        new = lifecycle.discover_new_splits(self.plan.source, self.ctx, splits, self._log)
         if new:
             ray.get([self.io.open.remote(split, None) for split in new])
             for split in new:
@@ -379,7 +371,7 @@ class Executor:
         state = self.state
         first = self.operators[0] if self.operators else None
         downstream = first.spec if first is not None else None
-        waiting = len(first.queue) if first is not None else len(self._writes)
+        waiting = first.waiting if first is not None else len(self._writes)
         budget = self.backpressure.budget(downstream, waiting=waiting, sent=state.reads_in_flight)
         if budget <= 0:
             self.result.source.note_backpressure(now, self.backpressure.reason(downstream))
@@ -405,6 +397,7 @@ class Executor:
             if not ready:
                 return
             metas = ray.get(ready)
+            seen = time.monotonic()  # after the reads ended: where their next_awake counts from
             next_heads = {}
             for ref, meta in zip(ready, metas, strict=True):
                 s = heads[ref]
@@ -413,12 +406,16 @@ class Executor:
                 if s.reading:
                     next_heads[s.reading[0][0]] = s
                 self.result.dead_letters += meta.get("dead", 0)
+                if meta.get("dead_rows") and self._dead_letters is not None:
+                    self._dead_letters.notify(meta["dead_rows"])  # ACK mode: committed
                 origin = self._ledger.track(s.split.split_id, meta.get("offsets"))
+                next_awake_s = meta.get("next_awake_s")  # the reader's wish, as a delay
                 if meta["rows"] == 0:
                     if origin is not None:  # only undecodable records: dead-lettered already
                         self._ledger.ack(origin)
-                    steps.note_empty_read(self.state, s, epoch, now)
+                    steps.note_empty_read(self.state, s, epoch, seen, next_awake_s)
                     continue
+                steps.note_next_awake(s, seen, next_awake_s)
                 self.result.rows_in += meta["rows"]
                 batch = Batch(
                     epoch=epoch,
@@ -449,19 +446,29 @@ class Executor:
             self._wake.wait(_POLL_S)
         self._wake.clear()
 
-    def _advance_stages(self) -> None:
-        now = time.monotonic()
+    def _advance_stages(self, *, input_ended: bool = False) -> None:
+        """Take what is ready, dispatch, and tick each stage. ``input_ended``: the source
+        ended (not a stop), so a stage with nothing left upstream may flush (``on_end``)."""
+        now, wall = time.monotonic(), time.time()
+        upstream = 0  # batches the stages before this one hold
+        # Epochs whose rows are still upstream of each stage (see note_upstream).
+        busy = steps.epochs_being_read(self.state) if self._track_upstream else set()
         for i, op in enumerate(self.operators):
+            if self._track_upstream:
+                op.note_upstream(busy)
+                busy |= op.held_epochs()
             for finished in op.take_ready():
                 self._forward(i, op, finished)
             downstream = self.operators[i + 1] if i + 1 < len(self.operators) else None
             spec = downstream.spec if downstream is not None else None
             while op.can_dispatch():
-                waiting = len(downstream.queue) if downstream is not None else len(self._writes)
+                waiting = downstream.waiting if downstream is not None else len(self._writes)
                 if self.backpressure.budget(spec, waiting=waiting, sent=op.in_flight) <= 0:
                     op.metrics.note_backpressure(now, self.backpressure.reason(spec))
                     break
                 op.dispatch()
+            op.on_tick(wall, self.state.epoch, input_done=input_ended and upstream == 0)
+            upstream += op.held
             op.metrics.queue_depth = len(op.queue)
 
     def _forward(self, i: int, op: PhysicalOperator, finished: Finished) -> None:
@@ -473,6 +480,7 @@ class Executor:
                 batch.epoch, batch.ref, op.name, f"{type(error).__name__}: {error}"
             )
             self._writes[ref] = batch  # the batch's hold passes to its write
+            self._dead_writes.add(ref)
             self.result.dead_letters += batch.rows
             return
         epoch, priority, origin = batch.epoch, batch.priority, batch.origin
@@ -482,7 +490,9 @@ class Executor:
                 self.result.dead_letters += meta["dead"]
                 dead = Batch(epoch=epoch, ref=ref, rows=meta["dead"], origin=origin)
                 self._hold(dead)
-                self._writes[self.io.write_dead.remote(epoch, ref)] = dead
+                dead_ref = self.io.write_dead.remote(epoch, ref)
+                self._writes[dead_ref] = dead
+                self._dead_writes.add(dead_ref)
             if meta["rows_out"] == 0:
                 continue
             out = Batch(
@@ -496,7 +506,7 @@ class Executor:
         self._release(batch)  # after its outputs hold the epoch and the origin
 
     def _write(self, batch: Batch) -> None:
-        self._writes[self.io.write.remote(batch.epoch, batch.ref)] = batch
+        self._writes[self.writers.write(batch.epoch, batch.ref)] = batch
         self.result.rows_out += batch.rows
 
     def _track_snapshot(
@@ -510,8 +520,13 @@ class Executor:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             written = ray.get(ready)  # a sink that cannot write stops the job
             for ref, ids in zip(ready, written, strict=True):
-                if ids:
+                if ref in self._dead_writes:
+                    self._dead_writes.discard(ref)
+                    if ids and self._dead_letters is not None:  # ACK mode: committed
+                        self._dead_letters.notify(ids)
+                elif ids:
                     self._completions.add(ids)
+                self.writers.done(ref)
                 self._release(self._writes.pop(ref))
             self._completions.flush_if_full()
         refs = list(self._acks)
@@ -531,7 +546,9 @@ class Executor:
         for epoch in steps.epochs_to_precommit(self.state):
             for op in self.operators:
                 op.on_barrier(epoch)
-            self._acks[self.io.precommit.remote(epoch)] = (epoch, SINK, 0, 1)
+            parts = self.writers.precommit(epoch)
+            for index, ref in enumerate(parts):
+                self._acks[ref] = (epoch, SINK, index, len(parts))
             self._acks[self.io.precommit_dead.remote(epoch)] = (epoch, DEAD, 0, 1)
 
     # -- holds: what keeps an epoch (and, in ACK mode, a read) from completing -------------
@@ -577,11 +594,7 @@ class Executor:
         """A checkpoint failed (timeout, or its state could not be saved): its epoch's output
         would be skipped by the next one, so the job stops; a rerun resumes from the last
         complete checkpoint and replays the epoch. Staged output of the epoch is dropped."""
-        for sink in (self.sink, self.dead_sink):
-            try:
-                sink.abort(self.ctx, int(epoch), [])
-            except Exception as error:  # recover() removes it on the rerun anyway
-                self._log.warning("sink.abort_failed", epoch=int(epoch), error=str(error)[:300])
+        lifecycle.abort_staged((self.sink, self.dead_sink), self.ctx, int(epoch), self._log)
         if self._fatal is None:
             self._fatal = JobAbortedError(f"checkpoint {int(epoch)} failed: {reason}")
             self._fatal_reason = f"checkpoint {int(epoch)} failed"

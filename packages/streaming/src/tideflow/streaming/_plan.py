@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +43,18 @@ class StageSpec:
     """For a keyed stage: the column whose value routes a row and keys its state."""
     partitions: int = 1
     """For a keyed stage: how many actors share the keys (fixed for the job's lifetime)."""
+    batch_size: int | None = None
+    """For a ``batches`` stage: re-batch its input into batches of this many rows (the
+    last of an epoch may be smaller); None: batches as the stage before made them."""
+    on_timer: Callable[[Any, Any], Any] | None = None
+    """For a keyed stage: ``on_timer(key, state) -> (new_state, emitted)``, run once a key
+    has had no row for ``timer_s`` seconds (processing time)."""
+    timer_s: float | None = None
+    """For a keyed stage with ``on_timer``: each row of a key arms its timer this many
+    seconds later (> 0)."""
+    on_end: Callable[[Any, Any], Any] | None = None
+    """For a keyed stage: ``on_end(key, state) -> emitted``, run for every key left when
+    the input ends (not when the job is stopped); the keys are forgotten then."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -60,10 +72,37 @@ class StageSpec:
             raise ConfigError(
                 f"stage {self.name!r}: a keyed stage needs key= (a column) and partitions >= 1"
             )
+        self._check_keyed_hooks()
+        if self.batch_size is not None and (
+            self.kind != "batches" or not isinstance(self.batch_size, int) or self.batch_size < 1
+        ):
+            raise ConfigError(
+                f"stage {self.name!r}: batch_size is an int >= 1 of map_batches stages; "
+                f"got {self.batch_size!r} on a {self.kind} stage"
+            )
         if self.max_in_flight < 1:
             raise ConfigError(
                 f"stage {self.name!r}: max_in_flight must be >= 1; got {self.max_in_flight}"
             )
+
+    def _check_keyed_hooks(self) -> None:
+        hooks = {"on_timer": self.on_timer, "on_end": self.on_end}
+        given = [name for name, hook in hooks.items() if hook is not None]
+        if given and self.kind != "keyed":
+            raise ConfigError(f"stage {self.name!r}: {given} are for keyed stages only")
+        for name in given:
+            if not callable(hooks[name]):
+                raise ConfigError(f"stage {self.name!r}: {name} must be a function")
+        timer_s = self.timer_s
+        if (self.on_timer is None) != (timer_s is None):
+            raise ConfigError(
+                f"stage {self.name!r}: on_timer and timer_s come together; got "
+                f"on_timer={self.on_timer!r}, timer_s={timer_s!r}"
+            )
+        if timer_s is not None and (
+            isinstance(timer_s, bool) or not isinstance(timer_s, int | float) or timer_s <= 0
+        ):
+            raise ConfigError(f"stage {self.name!r}: timer_s must be a number > 0; got {timer_s!r}")
 
     @property
     def is_class(self) -> bool:
@@ -126,3 +165,5 @@ class Plan:
     """The transformations, in order."""
     sink: Sink | None = None
     """Where rows go; set by ``write``."""
+    sink_writers: int = 1
+    """How many writers write the sink at once (``write(sink, writers=)``)."""

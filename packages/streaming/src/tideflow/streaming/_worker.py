@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import time
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ import pyarrow.compute as pc
 import ray
 
 from tideflow.core.scheduler import WithMeta
+from tideflow.streaming._execution import bisect
 from tideflow.streaming.connectors._base import JobContext, Sink, Source, Split, SplitReader
 from tideflow.streaming.errors import ConfigError, RecordErrors
 
@@ -21,7 +23,9 @@ __all__ = [
     "DEAD_LETTER_SCHEMA",
     "ReaderWorker",
     "SinkWorker",
+    "SinkWriterActor",
     "StageWorker",
+    "concat_payloads",
     "payload_table",
     "slice_payload",
 ]
@@ -40,6 +44,21 @@ def payload_table(payload: Any) -> pa.Table:
 def slice_payload(payload: Any, start: int, length: int) -> pa.Table:
     """Rows ``start`` to ``start + length`` of a batch (to retry a failing batch in halves)."""
     return payload_table(payload).slice(start, length)
+
+
+def _join(payloads: Iterable[Any], skip: int, rows: int) -> pa.Table:
+    tables = [payload_table(p) for p in payloads]
+    table = (
+        tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    )
+    return table.slice(skip, rows).combine_chunks()
+
+
+@ray.remote(num_cpus=0)
+def concat_payloads(skip: int, rows: int, *payloads: Any) -> pa.Table:
+    """Rows ``skip`` to ``skip + rows`` of the batches ``payloads`` one after another, as
+    one contiguous table (a re-batched batch whose rows go to the dead-letter output)."""
+    return _join(payloads, skip, rows)
 
 
 def _as_table(value: Any, stage: str) -> pa.Table:
@@ -105,8 +124,9 @@ class StageWorker:
     """Runs one stage's function on batches; records that raise become dead letters.
 
     A batch whose function raises is split in halves, recursively, until the failing rows
-    are isolated: the other rows are processed normally, each failing row becomes a dead
-    letter with the error. A function that fails on every row costs about 2n calls.
+    are isolated (the rule of :mod:`._execution.bisect`, here without a round trip): the
+    other rows are processed normally, each failing row becomes a dead letter with the
+    error. A function that fails on every row costs about 2n calls.
     """
 
     def __init__(self, spec: Any, *, pipelined: bool = False) -> None:
@@ -132,6 +152,11 @@ class StageWorker:
         if self._runner is None:
             return self._process(payload)
         return self._runner.submit(self._process, payload).result()
+
+    def process_parts(self, skip: int, rows: int, *payloads: Any) -> WithMeta:
+        """Run the function on a re-batched batch: rows ``skip`` … ``skip + rows`` of
+        ``payloads`` one after another (joined here: no task, no copy in between)."""
+        return self.process(_join(payloads, skip, rows))
 
     def _process(self, payload: Any) -> WithMeta:
         table = payload_table(payload)
@@ -160,13 +185,12 @@ class StageWorker:
             outputs.append(self._call(table))
         except RecordErrors as failure:  # the function named its bad rows itself
             self._named_failures(table, failure, outputs, dead)
-        except Exception as error:
-            if table.num_rows == 1:
+        except Exception as error:  # the rows' own doing: no neighbour ran in this call
+            if bisect.on_failure(table.num_rows) is bisect.Verdict.DEAD:
                 dead.append(_dead(self._name, table.to_pylist(), error))
                 return
-            half = table.num_rows // 2
-            self._apply(table.slice(0, half), outputs, dead)
-            self._apply(table.slice(half), outputs, dead)
+            for start, length in bisect.halves(table.num_rows):
+                self._apply(table.slice(start, length), outputs, dead)
 
     def _named_failures(
         self,
@@ -238,6 +262,8 @@ class ReaderWorker:
             meta["offsets"] = offsets
         if reader.finished:
             reader.close()
+        elif (wake := _next_awake(reader, self._source.name, split_id)) is not None:
+            meta["next_awake_s"] = wake  # a delay: the driver's clock is not this process's
         dead = _source_dead(undecodable) if undecodable else None
         return meta, table, dead
 
@@ -262,6 +288,20 @@ class ReaderWorker:
         return (min(found), max(found)) if found else None
 
 
+def _next_awake(reader: SplitReader, source: str, split_id: str) -> float | None:
+    """The reader's ``next_awake()``: a delay in seconds (≥ 0), or None for the default."""
+    wake = reader.next_awake()
+    if wake is None:
+        return None
+    if isinstance(wake, bool) or not isinstance(wake, int | float) or not math.isfinite(wake):
+        message = (
+            f"source {source!r} split {split_id!r}: next_awake() must return seconds to wait "
+            f"(a finite number ≥ 0) or None; got {wake!r}"
+        )
+        raise ConfigError(message)
+    return max(0.0, float(wake))
+
+
 class SinkWorker:
     """One writer of a sink: stages rows (or dead letters) per epoch and pre-commits."""
 
@@ -273,12 +313,15 @@ class SinkWorker:
         *,
         dead_letters: bool,
         id_column: str | None = None,
+        track_dead_letters: bool = False,
     ) -> None:
         self._writer = sink.writer(ctx, index)
         self._sink = sink
         self._ctx = ctx
         self._dead_letters = dead_letters
         self._id_column = id_column
+        self._track_dead = dead_letters and track_dead_letters
+        # Per epoch: the ids of its rows (id_column), or its dead-letter rows (tracked).
         self._ids: dict[int, list[Any]] = {}
 
     def write(self, epoch: int, payload: Any) -> int:
@@ -291,6 +334,8 @@ class SinkWorker:
                 "epoch",
                 pa.array([epoch] * table.num_rows, pa.int64()),
             )
+            if self._track_dead and table.num_rows:
+                self._ids.setdefault(epoch, []).extend(table.to_pylist())
         else:
             table = payload_table(payload)
             if self._id_column is not None and table.num_rows:
@@ -312,7 +357,8 @@ class SinkWorker:
         return self.write(epoch, (None, table))
 
     def precommit(self, epoch: int) -> dict[str, Any]:
-        """The writer's pre-commit state and the ids of the epoch's rows (if tracked)."""
+        """The writer's pre-commit state and the ids of the epoch's rows (if tracked; for
+        a tracked dead-letter writer, its rows)."""
         return {"state": self._writer.precommit(epoch), "ids": self._ids.pop(epoch, [])}
 
     def publish(self, seq: int) -> list[Any]:
@@ -325,6 +371,25 @@ class SinkWorker:
 
     def close(self) -> None:
         self._writer.close()
+
+
+class SinkWriterActor:
+    """Writer ``index`` (≥ 1) of the sink in an actor of its own, for parallel sink writers
+    (epoch mode); writer 0 lives in the :class:`IOWorker`. Same calls as the I/O actor's."""
+
+    def __init__(self, sink: Sink, ctx: JobContext, index: int, id_column: str | None) -> None:
+        warm_up()
+        self._worker = SinkWorker(sink, ctx, index, dead_letters=False, id_column=id_column)
+
+    def write(self, epoch: int, payload: Any) -> list[Any]:
+        self._worker.write(epoch, payload)
+        return []  # ids come with the pre-commit (epoch mode)
+
+    def precommit(self, epoch: int) -> dict[str, Any]:
+        return self._worker.precommit(epoch)
+
+    def close(self) -> None:
+        self._worker.close()
 
 
 class IOWorker:
@@ -343,11 +408,14 @@ class IOWorker:
         priority_column: str | None = None,
         id_column: str | None = None,
         ack_seq_base: int | None = None,
+        track_dead_letters: bool = False,
     ) -> None:
         warm_up()
         self._reader = ReaderWorker(source, ctx, priority_column)
         self._sink = SinkWorker(sink, ctx, 0, dead_letters=False, id_column=id_column)
-        self._dead = SinkWorker(dead_sink, ctx, 0, dead_letters=True)
+        self._dead = SinkWorker(
+            dead_sink, ctx, 0, dead_letters=True, track_dead_letters=track_dead_letters
+        )
         # ACK mode: every write is committed at once as its own "epoch", numbered from a
         # base that no earlier run of the job used (commits are idempotent by epoch).
         self._ack_seq: int | None = ack_seq_base
@@ -358,7 +426,9 @@ class IOWorker:
     def read(self, split_id: str, max_rows: int, epoch: int) -> tuple[dict[str, Any], Any]:
         meta, table, dead = self._reader.read(split_id, max_rows)
         if dead is not None:
-            self._write(self._dead, epoch, (None, dead))
+            rows = self._write(self._dead, epoch, (None, dead))
+            if rows:  # ACK mode, tracked: committed at once, reported with the read
+                meta["dead_rows"] = rows
         return meta, table
 
     def write(self, epoch: int, payload: Any) -> list[Any]:
@@ -366,8 +436,8 @@ class IOWorker:
         return self._write(self._sink, epoch, payload)
 
     def write_dead(self, epoch: int, payload: Any) -> list[Any]:
-        self._write(self._dead, epoch, payload)
-        return []
+        """Stage dead letters; in ACK mode also commit them and return them (if tracked)."""
+        return self._write(self._dead, epoch, payload)
 
     def write_failed(self, epoch: int, payload: Any, stage: str, error: str) -> list[Any]:
         if self._ack_seq is None:
@@ -375,7 +445,7 @@ class IOWorker:
             return []
         seq = self._next_seq()
         if self._dead.write_failed(seq, payload, stage, error):
-            self._dead.publish(seq)
+            return self._dead.publish(seq)
         return []
 
     def _write(self, worker: SinkWorker, epoch: int, payload: Any) -> list[Any]:

@@ -119,7 +119,11 @@ class Pipeline:
         or ``(min, max)`` to autoscale), ``max_in_flight`` (2 per actor), ``max_retries``
         (3: retries of a batch whose actor died; then the batch is retried in halves down
         to the rows that kill it, which go to the dead-letter output),
-        ``fn_constructor_args``, ``fn_constructor_kwargs``.
+        ``fn_constructor_args``, ``fn_constructor_kwargs``, ``batch_size`` (re-batch the
+        input into batches of this many rows, e.g. after a stage that fans out one row into
+        many: rows of consecutive batches of one epoch are joined and cut, in order; the
+        rest of an epoch goes on as a smaller batch once the stages before have passed all
+        of the epoch; default: the batches as they come).
         """
         return self._stage("batches", fn, options)
 
@@ -135,7 +139,16 @@ class Pipeline:
         """Keep the rows for which ``fn`` is true."""
         return self._stage("filter", fn, options)
 
-    def stateful_map(self, key: str, fn: Callable[..., Any], **options: Any) -> Pipeline:
+    def stateful_map(
+        self,
+        key: str,
+        fn: Callable[..., Any],
+        *,
+        on_timer: Callable[[Any, Any], Any] | None = None,
+        timer_s: float | None = None,
+        on_end: Callable[[Any, Any], Any] | None = None,
+        **options: Any,
+    ) -> Pipeline:
         """Keep per-key state: ``fn(state, row) -> (new_state, emitted)`` for each row.
 
         Rows are routed by the value of column ``key`` to one of ``partitions`` actors
@@ -144,11 +157,32 @@ class Pipeline:
         key. ``emitted`` is a row (dict), a list of rows, or ``None``. The states are part
         of every checkpoint, so e.g. gathering the shards of a video until it is complete
         survives a crash. ``fn`` may be a class (one instance per partition actor).
+
+        Timers (processing time, like Flink's keyed timers): with ``on_timer`` and
+        ``timer_s``, each row of a key arms the key's timer ``timer_s`` seconds later (a
+        later row moves it), and once a key had no row for that long
+        ``on_timer(key, state) -> (new_state, emitted)`` runs — e.g. flush a video whose
+        last shards never came. A timer fires once; the key's next row arms it again;
+        ``None`` as the new state forgets the key. Timers are wall-clock times kept in the
+        checkpoints with the states, so one armed before a crash fires after the rerun
+        (at once if it fell due meanwhile). Their output is committed with an epoch like
+        any row's, exactly once. Timers stop when the input ends (``on_end`` gets the rest).
+
+        End of input (like Bytewax's ``on_eof``): when a bounded source ends (or every
+        split of an unbounded one reached its end), ``on_end(key, state) -> emitted`` runs
+        for every key left, after every row before it passed the stage, and all keys are
+        forgotten; its rows go on in the last epoch. A stopped job (``Job.stop``, Ctrl-C)
+        keeps its states instead, for the rerun; a finished job run again emits nothing.
+        Without ``on_end`` the keys left at the end stay in the last checkpoint, unseen.
+        A key whose ``on_timer`` or ``on_end`` raises is a dead letter.
         """
         partitions = options.pop("partitions", 1)
         if not isinstance(partitions, int) or partitions < 1:
             raise ConfigError(f"stateful_map: partitions must be an int >= 1; got {partitions!r}")
-        return self._stage("keyed", fn, options, key=key, partitions=partitions)
+        pipe = self._stage("keyed", fn, options, key=key, partitions=partitions)
+        *before, spec = pipe.plan.stages
+        spec = dataclasses.replace(spec, on_timer=on_timer, timer_s=timer_s, on_end=on_end)
+        return Pipeline(dataclasses.replace(pipe.plan, stages=(*before, spec)))
 
     def iter_batches(
         self, *, interval_s: float = 1.0, poll_s: float = 0.1, **options: Any
@@ -191,13 +225,28 @@ class Pipeline:
                     return
                 time.sleep(poll_s)
 
-    def write(self, sink: Sink) -> Pipeline:
-        """End the pipeline in ``sink`` (two-phase: output appears when checkpoints commit)."""
+    def write(self, sink: Sink, *, writers: int = 1) -> Pipeline:
+        """End the pipeline in ``sink`` (two-phase: output appears when checkpoints commit).
+
+        ``writers`` > 1 writes with that many writers at once, each in an actor of its own
+        (a batch goes to the least busy one; every epoch is still committed once, with the
+        files of all of them), for sinks that allow it (``sink.parallel_writes``: the file
+        sinks, Iceberg, Lance; not Kafka, whose per-partition order one writer keeps). Use
+        it when writing (encoding, compressing, uploading) is the slowest stage.
+        """
         if not isinstance(sink, Sink):
             raise ConfigError(f"Pipeline.write expects a tideflow.streaming Sink; got {sink!r}")
         if self._plan.sink is not None:
             raise PipelineError("the pipeline already ends in a sink; write() comes once, last")
-        return Pipeline(dataclasses.replace(self._plan, sink=sink))
+        if isinstance(writers, bool) or not isinstance(writers, int) or writers < 1:
+            raise ConfigError(f"Pipeline.write: writers must be an int >= 1; got {writers!r}")
+        if writers > 1 and not sink.parallel_writes:
+            message = (
+                f"Pipeline.write: {sink!r} takes one writer (its parallel_writes is False); "
+                f"got writers={writers}"
+            )
+            raise ConfigError(message)
+        return Pipeline(dataclasses.replace(self._plan, sink=sink, sink_writers=writers))
 
     def run(
         self,
@@ -259,6 +308,7 @@ class Pipeline:
         on_complete: Callable[[list[Any]], None] | None = None,
         id_column: str | None = None,
         complete_every: int = 10_000,
+        on_dead_letter: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> Job:
         """Start the job in the background and return its :class:`Job` handle.
 
@@ -270,7 +320,11 @@ class Pipeline:
         waiting before each stage (default: 2 × the stage's max actors × max in flight).
         ``on_complete(ids)`` is called with the values of ``id_column`` of rows whose epoch
         was committed, in lists of at most ``complete_every``, at least once per row (again
-        after a crash): make it idempotent. ``on_progress(result)`` is called about every
+        after a crash): make it idempotent. ``on_dead_letter(rows)`` is called with the
+        dead-letter rows (dicts: ``stage``, ``error``, ``record`` — the input as JSON — and
+        ``epoch``) once they are committed to the dead-letter output, in lists of at most
+        ``complete_every``, at least once (again after a crash), on a thread of the job (keep
+        it short: alert, count, enqueue). ``on_progress(result)`` is called about every
         second. Starts a local Ray if none is running.
         """
         from tideflow.core.ray_start import start_ray
@@ -282,6 +336,8 @@ class Pipeline:
             raise PipelineError("the pipeline has no sink: end it with .write(sink) before run()")
         if on_complete is not None and id_column is None:
             raise ConfigError("on_complete needs id_column=: the column that identifies a row")
+        if on_dead_letter is not None and not callable(on_dead_letter):
+            raise ConfigError(f"on_dead_letter must be a function; got {on_dead_letter!r}")
         if complete_every < 1:
             raise ConfigError(f"complete_every must be >= 1; got {complete_every}")
         start_ray()  # unless Ray runs already; a Ctrl-C meanwhile leaves nothing running
@@ -295,6 +351,7 @@ class Pipeline:
             on_complete=on_complete,
             id_column=id_column,
             complete_every=complete_every,
+            on_dead_letter=on_dead_letter,
         )
         return Job(executor)
 
@@ -321,6 +378,7 @@ class Pipeline:
             "max_retries",
             "fn_constructor_args",
             "fn_constructor_kwargs",
+            *(("batch_size",) if kind == "batches" else ()),
         }
         unknown = sorted(set(options) - known)
         if unknown:
@@ -356,5 +414,6 @@ class Pipeline:
             max_retries=options.get("max_retries", 3),
             key=key,
             partitions=partitions,
+            batch_size=options.get("batch_size"),
         )
         return Pipeline(dataclasses.replace(self._plan, stages=(*self._plan.stages, spec)))

@@ -67,6 +67,8 @@ class CommitContext:
     completions: Completions
     commit_positions: Callable[[dict[str, Any]], None]
     """Tell the source its durable positions (asynchronously, best effort)."""
+    dead_letters: Completions | None = None
+    """``on_dead_letter`` with the dead-letter rows whose epoch was committed (None: none)."""
 
 
 class CommitMode(ABC):
@@ -137,6 +139,8 @@ class EpochCommit(CommitMode):
         if ctx.completions.on_complete is not None:
             # After the commit, so a crash in between calls again on restore: at least once.
             ctx.completions.notify([i for p in sink for i in p["ids"]])
+        if ctx.dead_letters is not None:
+            ctx.dead_letters.notify([r for p in states[DEAD]["precommits"] for r in p["ids"]])
         ctx.commit_positions(states[SOURCE]["positions"])
 
 

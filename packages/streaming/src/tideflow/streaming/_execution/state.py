@@ -43,7 +43,16 @@ class SplitState:
     """Reads in flight, in order: (meta ref, table ref, epoch). The I/O actor runs them in
     order, so several can be outstanding (read-ahead) without changing the result."""
     idle_until: float = 0.0
-    """An unbounded split that had no data is not asked again before this time."""
+    """Not asked again before this time (driver monotonic clock): after an empty read of an
+    unbounded split, or when its reader said when to read it next (``next_awake``)."""
+    last_turn: int = 0
+    """When it last got a read, as a turn number shared by the splits (0: never):
+    ``plan_reads`` serves the least recently served split of a priority first."""
+
+    @property
+    def priority(self) -> int:
+        """Its split's reading priority (higher first when the read budget is short)."""
+        return self.split.priority
 
 
 @dataclass(eq=False)

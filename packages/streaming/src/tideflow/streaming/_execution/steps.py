@@ -21,6 +21,7 @@ __all__ = [
     "gather_part",
     "hold",
     "note_empty_read",
+    "note_next_awake",
     "plan_reads",
     "queue_limit",
     "release",
@@ -30,13 +31,26 @@ __all__ = [
 READ_AHEAD = 4
 """Reads in flight per split."""
 IDLE_BACKOFF_S = 0.05
-"""An unbounded split with no data is asked again after this."""
+"""An unbounded split with no data is asked again after this, unless its reader says when
+(``SplitReader.next_awake``)."""
 SINK_QUEUE_LIMIT = 8
 """Writes in flight before the sink counts as busy (without ``queue_limit``)."""
 
 
-def enqueue(queue: deque[Batch], batch: Batch) -> None:
-    """Append, but ahead of every queued batch of lower priority (FIFO within a priority)."""
+def enqueue(queue: deque[Batch], batch: Batch, *, epoch_major: bool = False) -> None:
+    """Append, but ahead of every queued batch of lower priority (FIFO within a priority).
+
+    ``epoch_major``: by epoch first, then by priority — a batch never goes ahead of one of an
+    earlier epoch, and goes ahead of every one of a later epoch (a keyed stage's aligned
+    snapshots need an epoch's rows before the next epoch's, at every stage before it)."""
+    if epoch_major:
+        rank = (batch.epoch, -batch.priority)
+        if queue and (queue[-1].epoch, -queue[-1].priority) > rank:
+            index = next(i for i, q in enumerate(queue) if (q.epoch, -q.priority) > rank)
+            queue.insert(index, batch)
+        else:
+            queue.append(batch)
+        return
     if not queue or queue[-1].priority >= batch.priority:
         queue.append(batch)
         return
@@ -73,32 +87,56 @@ def plan_reads(
     epoch_cap: int | None,
     read_ahead: int = READ_AHEAD,
 ) -> list[SplitState]:
-    """The reads to issue now, in order (a split once per read): split by split, each up to
-    ``read_ahead`` reads in flight, skipping finished splits and those backing off after
-    an empty read, while the ``budget`` (room before the first queue) and the epoch's cap
-    on reads last."""
+    """The reads to issue now, in order (a split once per read), while the ``budget`` (room
+    before the first queue) and the epoch's cap on reads last.
+
+    Splits of higher :attr:`~SplitState.priority` come first; within a priority, the one
+    served longest ago (:attr:`~SplitState.last_turn`; ties in the given order) — so the
+    first split in the list does not take every read when the budget is short, and each
+    split's turn comes round. A split in its turn takes up to ``read_ahead`` reads in
+    flight. Finished splits and those waiting (:attr:`~SplitState.idle_until`) are skipped.
+    Updates the served splits' ``last_turn``."""
+    every = list(splits)
+    turn = max((s.last_turn for s in every), default=0)
+    ready = [s for s in every if not s.finished and s.idle_until <= now]
+    ready.sort(key=lambda s: (-s.priority, s.last_turn))  # stable: ties keep their order
+    room = budget if epoch_cap is None else min(budget, epoch_cap - epoch_reads)
     planned: list[SplitState] = []
-    for s in splits:
-        issued = 0
-        while (
-            not s.finished
-            and len(s.reading) + issued < read_ahead
-            and s.idle_until <= now
-            and len(planned) < budget
-            and (epoch_cap is None or epoch_reads + len(planned) < epoch_cap)
-        ):
-            planned.append(s)
-            issued += 1
+    for s in ready:
+        take = min(read_ahead - len(s.reading), room - len(planned))
+        if take <= 0:
+            if len(planned) >= room:
+                break
+            continue
+        planned += [s] * take
+        turn += 1
+        s.last_turn = turn
     return planned
 
 
-def note_empty_read(state: LoopState, split: SplitState, epoch: int, now: float) -> None:
+def epochs_being_read(state: LoopState) -> set[int]:
+    """The epochs of the reads in flight."""
+    return {epoch for s in state.splits.values() for _, _, epoch in s.reading}
+
+
+def note_empty_read(
+    state: LoopState, split: SplitState, epoch: int, now: float, next_awake_s: float | None = None
+) -> None:
     """A read returned no rows: it does not fill its epoch, and an unfinished split is not
-    asked again for :data:`IDLE_BACKOFF_S`."""
+    asked again for ``next_awake_s`` (what its reader asked), or by default for
+    :data:`IDLE_BACKOFF_S`."""
     if epoch == state.epoch and state.epoch_reads > 0:
         state.epoch_reads -= 1
     if not split.finished:
-        split.idle_until = now + IDLE_BACKOFF_S
+        wait = IDLE_BACKOFF_S if next_awake_s is None else next_awake_s
+        split.idle_until = now + wait
+
+
+def note_next_awake(split: SplitState, now: float, next_awake_s: float | None) -> None:
+    """A read returned rows and its reader asked not to be read for ``next_awake_s``
+    (``None``: read again as soon as there is room)."""
+    if next_awake_s is not None and not split.finished:
+        split.idle_until = now + next_awake_s
 
 
 def hold(state: LoopState, batch: Batch) -> None:

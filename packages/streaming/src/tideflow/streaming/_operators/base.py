@@ -32,6 +32,9 @@ class OperatorHooks:
 
     hold: Callable[[Batch], None] = _ignore
     """A new batch (a half of a crashing one) holds its epoch and its read."""
+    release: Callable[[Batch], None] = _ignore
+    """A batch the operator took in is gone without a :class:`Finished` (its rows went on in
+    new batches, which hold the epoch now): drop its hold."""
     wake: Callable[[Any], None] = _ignore
     """Called with a call's future when it finishes: the loop looks again at once."""
     snapshot: Callable[[Any, int, str, int, int], None] = _ignore
@@ -65,6 +68,9 @@ class PhysicalOperator(ABC):
 
     participant: str | None = None
     """Its name in checkpoints when it has state of its own (None: stateless)."""
+    epoch_major: bool = False
+    """Queue by epoch, then priority (a keyed operator: its snapshot at a barrier must hold
+    all of its epoch's rows)."""
 
     def __init__(self, spec: StageSpec, hooks: OperatorHooks) -> None:
         self.spec = spec
@@ -78,8 +84,8 @@ class PhysicalOperator(ABC):
         return self.spec.name
 
     def add_input(self, batch: Batch) -> None:
-        """Queue ``batch`` (ahead of lower priorities)."""
-        enqueue(self.queue, batch)
+        """Queue ``batch`` (ahead of lower priorities; see :attr:`epoch_major`)."""
+        enqueue(self.queue, batch, epoch_major=self.epoch_major)
 
     @property
     @abstractmethod
@@ -90,6 +96,11 @@ class PhysicalOperator(ABC):
     @abstractmethod
     def in_flight(self) -> int:
         """Calls in flight now."""
+
+    @property
+    def waiting(self) -> int:
+        """Queued batches that count against the queue limit (backpressure)."""
+        return len(self.queue)
 
     @property
     def held(self) -> int:
@@ -119,6 +130,22 @@ class PhysicalOperator(ABC):
 
     def on_barrier(self, epoch: int) -> None:  # noqa: B027 (a hook; most need none)
         """Every batch of ``epoch`` passed the whole pipeline (the sink pre-commits it)."""
+
+    def on_tick(self, now: float, epoch: int, *, input_done: bool = False) -> None:  # noqa: B027
+        """Called on every turn of the loop, after dispatching (a hook; most need none):
+        ``now`` is the wall-clock time (:func:`time.time`), ``epoch`` the epoch being read
+        (after the source ended: its last), and ``input_done`` says that the source ended
+        (not a stop) and every batch upstream of this operator reached it. Work started
+        here (keyed timers, end-of-input output) holds its epoch through ``hooks.hold``."""
+
+    def held_epochs(self) -> set[int]:
+        """The epochs of the batches the operator holds (queued or in a call)."""
+        return {b.epoch for b in self.queue}
+
+    def note_upstream(self, busy_epochs: set[int]) -> None:  # noqa: B027 (a hook)
+        """Before each dispatch round (when the executor tracks it): the epochs whose rows
+        are still upstream of this operator (being read, or in an earlier operator). Input
+        kept back for company (re-batching) of other epochs may go now."""
 
     def wait_refs(self) -> list[Any]:
         """Refs whose completion the loop should wait on (beyond futures that wake it)."""

@@ -1,9 +1,10 @@
 """The pool-map operator: a stateless stage run by an elastic pool of :class:`StageWorker`.
 
-Outputs leave in input order. A batch whose call crashed its actor is first tried again
-alone on an actor (the crash may have been another call's doing: calls share an actor),
-then in halves — first, to keep the order — until the rows that kill it are alone; a
-single such row goes to the dead-letter output.
+Outputs leave in input order. A batch whose call crashed its actor follows the one
+bisection rule (:mod:`._execution.bisect`, shared with the exceptions a stage's function
+raises): tried again alone on an actor (the crash may have been another call's doing:
+calls share an actor), then in halves — first, to keep the order — until the rows that
+kill it are alone; a single such row goes to the dead-letter output.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from typing import Any
 
 from tideflow.core.observability import ScaleEvent
 from tideflow.core.scheduler import ActorPool, PoolFuture
+from tideflow.streaming._execution import bisect
 from tideflow.streaming._execution.state import Batch
+from tideflow.streaming._execution.steps import enqueue
 from tideflow.streaming._operators.base import Finished, OperatorHooks, PhysicalOperator
+from tideflow.streaming._operators.rebatch import Concat, Parts, Rebatcher, materialize, parts
 from tideflow.streaming._plan import StageSpec
 
 __all__ = ["PoolMapOperator", "remote_slice"]
@@ -42,10 +46,18 @@ class PoolMapOperator(PhysicalOperator):
         hooks: OperatorHooks | None = None,
         *,
         slice_rows: SliceRows = remote_slice,
+        concat: Concat = parts,
     ) -> None:
         super().__init__(spec, hooks or OperatorHooks())
         self.pool = pool
         self._slice_rows = slice_rows
+        self.rebatcher = (
+            None
+            if spec.batch_size is None
+            else Rebatcher(
+                spec.batch_size, hold=self.hooks.hold, release=self.hooks.release, concat=concat
+            )
+        )
         # In submission order; outputs leave in that order (per-key and per-split order kept).
         self._calls: dict[PoolFuture, Batch] = {}
 
@@ -57,19 +69,53 @@ class PoolMapOperator(PhysicalOperator):
     def in_flight(self) -> int:
         return len(self._calls)
 
-    def _submit(self, batch: Batch) -> None:
-        future = self.pool.submit("process", batch.ref, priority=batch.priority)
+    @property
+    def held(self) -> int:
+        waiting = self.rebatcher.held if self.rebatcher is not None else 0
+        return super().held + waiting
+
+    def add_input(self, batch: Batch) -> None:
+        if self.rebatcher is None:
+            enqueue(self.queue, batch, epoch_major=self.epoch_major)
+            return
+        for cut in self.rebatcher.add(batch):
+            enqueue(self.queue, cut, epoch_major=self.epoch_major)
+
+    def note_upstream(self, busy_epochs: set[int]) -> None:
+        if self.rebatcher is not None:
+            for cut in self.rebatcher.flush(busy_epochs):
+                enqueue(self.queue, cut, epoch_major=self.epoch_major)
+
+    def held_epochs(self) -> set[int]:
+        epochs = super().held_epochs() | {b.epoch for b in self._calls.values()}
+        if self.rebatcher is not None:
+            epochs |= self.rebatcher.epochs()
+        return epochs
+
+    def _call(self, batch: Batch, *, isolated: bool = False) -> PoolFuture:
+        ref = batch.ref
+        if isinstance(ref, Parts):  # re-batched: the actor joins the parts itself
+            args: tuple[Any, ...] = ("process_parts", ref.skip, ref.rows, *ref.refs)
+        else:
+            args = ("process", ref)
+        future = self.pool.submit(*args, priority=batch.priority, isolated=isolated)
         future.add_done_callback(self.hooks.wake)
-        self._calls[future] = batch
+        return future
+
+    def _submit(self, batch: Batch) -> None:
+        self._calls[self._call(batch)] = batch
 
     def _resubmit(self, batches: list[Batch]) -> None:
         """Send ``batches`` alone on their actors, ahead of every call in flight."""
-        retries = {}
-        for batch in batches:
-            future = self.pool.submit("process", batch.ref, priority=batch.priority, isolated=True)
-            future.add_done_callback(self.hooks.wake)
-            retries[future] = batch
+        retries = {self._call(batch, isolated=True): batch for batch in batches}
         self._calls = {**retries, **self._calls}
+
+    def _slice(self, ref: Any, start: int, length: int) -> Any:
+        return (
+            ref.slice(start, length)
+            if isinstance(ref, Parts)
+            else self._slice_rows(ref, start, length)
+        )
 
     def take_ready(self) -> list[Finished]:
         done = []
@@ -88,30 +134,30 @@ class PoolMapOperator(PhysicalOperator):
         error = future.exception()
         if error is None:
             return Finished(batch, [(future.meta, future.object_ref)])
-        if not batch.isolated and self.spec.max_retries == 0:
-            # A crash may have been another call's doing (calls share an actor): try the
-            # batch again alone before blaming its rows. (With retries, the pool's own
-            # retries after a death already ran alone.)
+        # A crash may have been another call's doing (calls share an actor): unless it ran
+        # alone already (with retries, the pool's own retries after a death ran alone).
+        suspect = not batch.isolated and self.spec.max_retries == 0
+        verdict = bisect.on_failure(batch.rows, neighbours_suspect=suspect)
+        if verdict is bisect.Verdict.ISOLATE:
             batch.isolated = True
             self._resubmit([batch])
             return None
-        if batch.rows > 1:
+        if verdict is bisect.Verdict.HALVE:
             # The actor kept dying on this batch: retry its halves (first, to keep the
             # order) until the rows that kill it are alone.
             self.log.warning(
                 "stage.batch_split", stage=self.name, rows=batch.rows, error=str(error)[:300]
             )
-            half = batch.rows // 2
             halves = [
                 Batch(
                     epoch=batch.epoch,
-                    ref=self._slice_rows(batch.ref, start, length),
+                    ref=self._slice(batch.ref, start, length),
                     rows=length,
                     priority=batch.priority,
                     origin=batch.origin,
                     isolated=True,
                 )
-                for start, length in ((0, half), (half, batch.rows - half))
+                for start, length in bisect.halves(batch.rows)
             ]
             self.hooks.hold(batch)  # two halves replace one batch
             self._resubmit(halves)
@@ -119,6 +165,7 @@ class PoolMapOperator(PhysicalOperator):
         # A single row whose actor keeps dying: it goes to the dead-letter output.
         self.log.warning("stage.batch_failed", stage=self.name, error=str(error)[:300])
         self.metrics.dead_letters += batch.rows
+        batch.ref = materialize(batch.ref)  # the dead-letter writer takes a payload
         return Finished(batch, error=error)
 
     def wait_ready(self, timeout: float) -> bool:

@@ -31,9 +31,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import pyarrow as pa
+
+from tideflow.streaming.errors import ConfigError
 
 __all__ = [
     "JSON",
@@ -69,6 +71,15 @@ class Split:
     """Stable id: the same split has the same id in every run (it keys the resume state)."""
     info: JSON = field(default=None)
     """What the reader needs to open it (file paths, partition number, …)."""
+    priority: int = 0
+    """Higher is read first when the engine cannot read every split at once (its read
+    budget is short); splits of one priority share the budget in turn. Reading order only:
+    it says nothing of the rows' order in later queues (see ``priority_column``)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            message = f"Split {self.split_id!r}: priority must be an int; got {self.priority!r}"
+            raise ConfigError(message)
 
 
 class SplitReader(ABC):
@@ -98,6 +109,17 @@ class SplitReader(ABC):
         has ``"offset"`` (int) so that the skipped record is acknowledged. The engine writes
         them to the dead-letter output with stage ``"source"``; the job goes on."""
         return []
+
+    def next_awake(self) -> float | None:
+        """When to read this split again, asked after every :meth:`read`: a delay in
+        seconds (``0``: at once), or ``None`` for the engine's default (at once after a
+        batch, after a short idle back-off after ``None``). Bytewax's ``next_awake``, as a
+        delay rather than a time: the reader runs in the I/O actor, the engine's scheduling
+        in the driver, each on its own monotonic clock (possibly another host); the driver
+        counts the delay from when the read's result reaches it, so a split is never read
+        earlier than asked (later by the result's trip). Reads already in flight still
+        come: a reader that waits for something should return ``None`` from them cheaply."""
+        return None
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release files and connections."""
@@ -137,6 +159,18 @@ class Source(ABC):
         offsets to the consumer group here so that ordinary tooling sees the lag. An error is
         logged and the job goes on (the checkpoint, not this, is what a rerun resumes from)."""
 
+    def close(self) -> None:  # noqa: B027  (optional hook)
+        """Release what the driver side holds (clients used by :meth:`discover` and
+        :meth:`commit_positions`). The engine calls it when a job ends; also a context
+        manager (``with source: ...``). Idempotent, and the source stays usable: a later
+        call connects again."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class SinkWriter(ABC):
     """Stages one writer's share of the output, per epoch, inside a sink actor."""
@@ -160,6 +194,10 @@ class Sink(ABC):
     """A two-phase, idempotent output. Instances are pickled to the engine's actors."""
 
     name: str = "sink"
+    parallel_writes: ClassVar[bool] = False
+    """Whether several writers (``writer(ctx, 0)`` … ``writer(ctx, n - 1)``, in different
+    processes) may stage one epoch at once, :meth:`commit` taking all their pre-commits
+    (``Pipeline.write(sink, writers=n)``)."""
 
     @abstractmethod
     def writer(self, ctx: JobContext, index: int) -> SinkWriter:
@@ -179,3 +217,14 @@ class Sink(ABC):
     def recover(self, ctx: JobContext, last_epoch: int | None) -> None:  # noqa: B027
         """Before a (re)run: remove staged output of epochs after ``last_epoch`` (the
         restored checkpoint's epoch; ``None`` when starting fresh)."""
+
+    def close(self) -> None:  # noqa: B027  (optional hook)
+        """Release what the driver side holds (clients used by :meth:`commit`). The engine
+        calls it when a job ends; also a context manager. Idempotent, and the sink stays
+        usable: a later commit connects again."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

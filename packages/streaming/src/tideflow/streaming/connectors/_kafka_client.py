@@ -43,6 +43,7 @@ __all__ = [
     "redact_text",
     "run_async",
     "safe_name",
+    "same_endpoint",
     "start_client",
 ]
 
@@ -162,6 +163,13 @@ def cache_key(kind: str, connector: Endpoint, *parts: Any) -> tuple[Any, ...]:
     kind, servers, ``parts`` (a group, a transactional id) and options."""
     options = json.dumps(connector.client_options, sort_keys=True, default=repr)
     return (kind, connector.bootstrap_servers, *parts, options)
+
+
+def same_endpoint(key: tuple[Any, ...], connector: Endpoint) -> bool:
+    """Whether the :func:`cache_key` ``key`` is of a client of ``connector``'s servers and
+    options (whatever its kind and parts)."""
+    mine = cache_key("", connector)
+    return len(key) >= 3 and key[1] == mine[1] and key[-1] == mine[-1]
 
 
 def driver_call(
@@ -296,11 +304,23 @@ class ClientCache:
 
     def close_all(self, timeout: float = 3.0) -> None:
         """Close every cached client (at exit: aiokafka warns about unclosed ones)."""
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
+        self.close_matching(lambda key: True, timeout)
+
+    def close_matching(self, match: Callable[[Any], bool], timeout: float = 3.0) -> None:
+        """Close the cached clients whose key ``match`` es, waiting up to ``timeout`` s (a
+        stalled broker: the rest closes in the background). Idempotent; a later call for
+        such a key starts a new client."""
+        with self._lock:  # not while a call uses a client: calls hold the lock
+            keys = [key for key in self._clients if match(key)]
+            clients = [self._clients.pop(key) for key in keys]
         if clients:
             with contextlib.suppress(Exception):
                 run_async(_close_all(clients), timeout)
+
+    def cached_keys(self) -> list[Any]:
+        """The keys of the clients cached now."""
+        with self._lock:
+            return list(self._clients)
 
     def call(
         self,

@@ -58,6 +58,7 @@ from tideflow.streaming.connectors._kafka_client import (
     import_aiokafka,
     normalize_endpoint,
     safe_name,
+    same_endpoint,
     start_client,
 )
 from tideflow.streaming.connectors._kafka_codec import check_format, encode_rows
@@ -142,6 +143,12 @@ class KafkaSink(RemovesStaged):
         if key not in _MODES:
             _MODES[key] = self._probe_transactions()
         return _MODES[key]
+
+    def close(self) -> None:
+        """Close the driver-side clients of this sink's servers and options (the producers
+        and the marker's consumer that commits use). The engine calls it when a job ends;
+        idempotent; the sink stays usable (a later commit connects again)."""
+        _DRIVER.close_matching(lambda key: same_endpoint(key, self))
 
     # -- the Sink contract -----------------------------------------------------------------
 

@@ -152,6 +152,7 @@ class StagedFileSink(RemovesStaged):
     rows_per_file: int = 1_000_000
     """A writer starts a new file for an epoch once its open file holds this many rows."""
 
+    parallel_writes: ClassVar[bool] = True  # each writer stages files of its own
     extension: ClassVar[str] = ".bin"
     final_dir: ClassVar[str] = ""
     """Where committed files go, relative to ``uri`` ('' for ``uri`` itself)."""

@@ -43,7 +43,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -357,6 +357,7 @@ class IcebergSink(IcebergTable, RemovesStaged):
     """Properties of a table the sink creates."""
 
     name = "iceberg"
+    parallel_writes: ClassVar[bool] = True  # data files per writer; one append per epoch
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -11,6 +11,11 @@ dead-letter output with its coordinates; the job goes on. Once a checkpoint is d
 driver commits its offsets to the consumer group (:meth:`KafkaSource.commit_positions`),
 so ordinary Kafka tooling shows the lag; the checkpoint, not the group, is what a rerun
 resumes from. Works in epoch mode and in record-level ACK mode (``offset_column="offset"``).
+``topic_priorities`` ranks topics for reading: when the engine cannot read every partition
+at once, the partitions of higher-priority topics are read first (an ``alerts`` topic ahead
+of a backlog elsewhere); partitions of one priority take turns. A quiet partition is polled
+less and less often (``max_idle_wait_s``), through the reader's ``next_awake``: the I/O
+actor that polls it also runs the other splits' reads and the sink's writes.
 A topic that does not exist when the job starts fails it, unless
 ``allow_missing_topics=True``. Unbounded by default (new partitions, and with
 ``allow_missing_topics`` new topics, are picked up on rediscovery); bounded with
@@ -23,6 +28,10 @@ broker supports transactions, otherwise at least once with a dedupe key header.
 
 Connection options (SASL, SSL) pass through ``client_options`` to aiokafka; secret values
 (``sasl_plain_password``, tokens) never appear in logs, reprs or errors.
+
+**Driver-side clients.** Discovery, end offsets and offset commits use clients cached in
+the driver process (shared by sources with the same servers and options); the engine closes
+them when a job ends (:meth:`KafkaSource.close`, also ``with KafkaSource(...) as source``).
 """
 
 from __future__ import annotations
@@ -54,6 +63,7 @@ from tideflow.streaming.connectors._kafka_client import (
     redact_text,
     run_async,
     safe_name,
+    same_endpoint,
     start_client,
 )
 from tideflow.streaming.connectors._kafka_codec import check_format, decode_batch, raw_record
@@ -110,6 +120,16 @@ class KafkaSource(Source):
     (:class:`ConfigError`), instead of a job that reads nothing and ends successfully.
     ``True``: the job starts without it; an unbounded source picks it up once it exists (a
     consumer started before its producer), a bounded one (``until="now"``) ends without it."""
+    topic_priorities: Mapping[str, int] = field(default_factory=dict)
+    """Reading priority per topic of ``topics`` (an int; others 0): when the engine cannot
+    read every partition at once (its read budget is short), partitions of higher-priority
+    topics are read first, e.g. ``{"alerts": 10}`` ahead of a backlog on ``"events"``.
+    Partitions of one priority take turns; lower ones are read whenever the budget allows."""
+    max_idle_wait_s: float = 0.5
+    """The longest wait before polling a quiet partition again. After an empty poll the
+    wait starts at ``poll_timeout_s`` and doubles with each empty poll in a row, up to this
+    (a message resets it): a partition quiet for a while gets its next message up to this
+    much later, and costs the broker and the I/O actor less meanwhile."""
 
     name = "kafka"
     offset_column = "offset"
@@ -158,7 +178,15 @@ class KafkaSource(Source):
                 f"got {self.allow_missing_topics!r}"
             )
             raise ConfigError(message)
-        check_seconds(owner, self, "poll_timeout_s", "connect_timeout_s", "request_timeout_s")
+        check_seconds(
+            owner,
+            self,
+            "poll_timeout_s",
+            "connect_timeout_s",
+            "request_timeout_s",
+            "max_idle_wait_s",
+        )
+        object.__setattr__(self, "topic_priorities", self._checked_priorities(owner))
 
     def __repr__(self) -> str:
         return (
@@ -169,6 +197,31 @@ class KafkaSource(Source):
     @property
     def bounded(self) -> bool:
         return self.until is not None
+
+    def close(self) -> None:
+        """Close the driver-side clients of this source's servers and options (discovery,
+        end offsets, offset commits). The engine calls it when a job ends; idempotent; the
+        source stays usable (a later call connects again). Readers in the engine's actors
+        are closed with their splits, not here."""
+        _DRIVER.close_matching(lambda key: same_endpoint(key, self))
+
+    def _checked_priorities(self, owner: str) -> dict[str, int]:
+        given = self.topic_priorities
+        if not isinstance(given, Mapping):
+            message = f"{owner}.topic_priorities must be a mapping {{topic: int}}; got {given!r}"
+            raise ConfigError(message)
+        unknown = sorted(repr(t) for t in given if t not in self.topics)
+        if unknown:
+            message = (
+                f"{owner}.topic_priorities names {', '.join(unknown)}, not among its topics "
+                f"{list(self.topics)!r}"
+            )
+            raise ConfigError(message)
+        bad = {t: p for t, p in given.items() if isinstance(p, bool) or not isinstance(p, int)}
+        if bad:
+            message = f"{owner}.topic_priorities values must be ints; got {bad!r}"
+            raise ConfigError(message)
+        return dict(given)
 
     def group(self, ctx: JobContext) -> str:
         """The consumer group of the job ``ctx``."""
@@ -191,7 +244,8 @@ class KafkaSource(Source):
             topic, partition = _parse_split_id(key)  # type: ignore[misc]
             end = None if ends is None else ends[key]
             info = _Partition(topic, partition, end).to_json()
-            splits.append(Split(split_id=key, info=info))
+            priority = self.topic_priorities.get(topic, 0)
+            splits.append(Split(split_id=key, info=info, priority=priority))
         return splits
 
     def open(self, split: Split, state: JSON | None, ctx: JobContext) -> SplitReader:
@@ -373,6 +427,8 @@ class _KafkaReader(SplitReader):
         self._tp: Any = None
         self._first_attempt: float | None = None
         self._retry_at = 0.0
+        self._idle_polls = 0  # empty polls in a row
+        self._wake_at = 0.0  # no poll before this (monotonic time of this process)
         self._dead: list[dict[str, JSON]] = []
         self._log = get_logger("tideflow.streaming.kafka", source=repr(source), split=part.split_id)
 
@@ -387,24 +443,40 @@ class _KafkaReader(SplitReader):
         taken, self._dead = self._dead, []
         return taken
 
+    def next_awake(self) -> float | None:
+        """After an empty poll, a failed read or a failed connect: the seconds left before
+        the next poll is worth making; ``None`` (at once) while messages come."""
+        wake = self._wake_at if self._consumer is not None else self._retry_at
+        left = wake - time.monotonic()
+        return left if left > 0 else None
+
     def read(self, max_rows: int) -> pa.Table | None:
         if self.finished or (self._end is not None and self._end <= 0):
             self._next = self._next if self._next is not None else 0
             return None
         if self._consumer is None and not self._connect():
             return None
+        if time.monotonic() < self._wake_at:
+            return None  # a read asked for ahead, during the wait: not worth a poll
         assert self._next is not None
         want = max_rows if self._end is None else min(max_rows, self._end - self._next)
         try:
             messages = run_async(self._fetch(want), self._source.poll_timeout_s + 30)
         except Exception as error:  # a stalled or restarting broker: try again later
             self._log.warning("kafka.read_failed", error=self._text(error))
+            self._wake_at = time.monotonic() + _RETRY_CONNECT_S
             return None
         messages = [m for m in messages if m.offset >= self._next]
         if self._end is not None:
             messages = [m for m in messages if m.offset < self._end]
         if not messages:
+            self._idle_polls += 1
+            wait = idle_wait(
+                self._idle_polls, self._source.poll_timeout_s, self._source.max_idle_wait_s
+            )
+            self._wake_at = time.monotonic() + wait
             return None
+        self._idle_polls, self._wake_at = 0, 0.0
         self._next = messages[-1].offset + 1
         table, failed = decode_batch(messages, self._source.value_format)
         for message, problem in failed:
@@ -508,6 +580,12 @@ async def end_offsets(consumer: Any, tps: list[Any]) -> dict[Any, int]:
         if all(m is not None for m in marks.values()) or loop.time() > deadline:
             break
     return {tp: max(int(listed[tp]), int(marks[tp] or 0)) for tp in tps}
+
+
+def idle_wait(empty_polls: int, first_s: float, max_s: float) -> float:
+    """The wait before polling a partition again after ``empty_polls`` empty polls in a row
+    (≥ 1): ``first_s``, doubling with each, at most ``max_s``."""
+    return min(max_s, first_s * 2.0 ** min(empty_polls - 1, 60))
 
 
 def _parse_split_id(key: str) -> tuple[str, int] | None:

@@ -33,7 +33,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -112,6 +112,8 @@ class LanceSink(RemovesStaged):
     ``LanceSink(uri, storage_options=None, schema=None, index=None, index_every_rows=100_000,
     rows_per_fragment=65_536)``.
     """
+
+    parallel_writes: ClassVar[bool] = True  # fragments per writer; one version per epoch
 
     uri: str | os.PathLike[str]
     """The dataset: a local path or ``s3://bucket/path.lance`` (with ``storage_options``)."""
