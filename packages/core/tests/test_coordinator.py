@@ -434,3 +434,24 @@ def test_a_failed_commit_halts_later_checkpoints_when_asked(
     assert store.ids() == [first]
     assert journal.completed_ids == [1]
     assert coordinator.pending == (second,)
+
+
+def test_a_completed_event_reports_the_save_apart_from_the_epoch_latency(
+    store: CheckpointStore, clock: FakeClock, journal: Journal
+) -> None:
+    class SlowStore:
+        """The real store; each save takes 0.75 s of the fake clock."""
+
+        def save(self, *args: Any, **kwargs: Any) -> Any:
+            clock.advance(0.75)
+            return store.save(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+    coordinator = _coordinator(SlowStore(), clock, journal)  # type: ignore[arg-type]
+    epoch = coordinator.begin_epoch()
+    clock.advance(2.0)
+    _ack_all(coordinator, epoch)
+    (done,) = [e for e in coordinator.events if e.status == "completed"]
+    assert (done.duration_s, done.save_s) == (2.75, 0.75)

@@ -397,3 +397,12 @@ def test_a_state_in_parts_is_acknowledged_once_every_part_came_in_part_order():
     assert steps.gather_part(parts, key, 1, 2, b"p1") is None
     assert steps.gather_part(parts, key, 0, 2, b"p0") == [b"p0", b"p1"]
     assert parts == {}
+
+
+def test_the_interval_closes_no_epoch_while_too_many_wait_for_their_commit():
+    due = {"age_s": 5.0, "interval_s": 1.0, "epoch_reads": 0, "epoch_cap": None}
+    assert steps.epoch_due(**due, uncommitted=steps.MAX_UNCOMMITTED_EPOCHS - 1)
+    assert not steps.epoch_due(**due, uncommitted=steps.MAX_UNCOMMITTED_EPOCHS)
+    # The cap on reads still closes it: max_batches bounds what an epoch holds.
+    capped = {**due, "epoch_reads": 3, "epoch_cap": 3}
+    assert steps.epoch_due(**capped, uncommitted=steps.MAX_UNCOMMITTED_EPOCHS)

@@ -176,6 +176,9 @@ def _tideflow(spec: RunSpec) -> dict[str, Any]:
                 name: round(float(stage.busy_fraction), 4) for name, stage in result.stages.items()
             },
             "checkpoint_durations_s": [round(d, 4) for d in durations],
+            "checkpoint_save_s": [
+                round(float(c.save_s), 4) for c in result.checkpoints if c.save_s is not None
+            ],
             "restored_from": getattr(result, "restored_from", None),
         },
     }

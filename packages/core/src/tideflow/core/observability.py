@@ -159,7 +159,9 @@ class CheckpointEvent(Event):
     status: Literal["started", "completed", "aborted"]
     """What happened to it."""
     duration_s: float | None = None
-    """From the start of the epoch to its completion or abort."""
+    """From the start of the epoch to its completion or abort (the epoch's latency)."""
+    save_s: float | None = None
+    """Of that, writing its state to the store: snapshot to durable manifest."""
     reason: str | None = None
     """Why it was aborted."""
 

@@ -303,6 +303,7 @@ class Executor:
                 interval_s=self.interval_s,
                 epoch_reads=state.epoch_reads,
                 epoch_cap=self.epoch_cap,
+                uncommitted=len(self.coordinator.pending) - 1,  # less the one being read
             )
             step = self.mode.barrier_step(
                 wanted=barrier_wanted,

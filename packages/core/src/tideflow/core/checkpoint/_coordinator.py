@@ -363,6 +363,7 @@ class EpochCoordinator:
                         checkpoint_id=ep.id.value,
                         status="completed",
                         duration_s=now - ep.started_at,
+                        save_s=now - save_started,
                     )
                 else:
                     event = CheckpointEvent(
@@ -370,12 +371,13 @@ class EpochCoordinator:
                         checkpoint_id=ep.id.value,
                         status="aborted",
                         duration_s=now - ep.started_at,
+                        save_s=now - save_started,
                         reason=f"saving its state failed: {redact(str(error))}",
                     )
                 self._record(event)
                 on_complete, on_abort = list(self._on_complete), list(self._on_abort)
             log_event(
-                self._log.bind(save_s=now - save_started),
+                self._log,
                 event,
                 level="info" if error is None else "warning",
             )

@@ -69,11 +69,24 @@ def queue_limit(downstream: StageSpec | None, configured: int | None = None) -> 
     return max(4, 2 * downstream.max_actors * downstream.max_in_flight)
 
 
+MAX_UNCOMMITTED_EPOCHS = 2
+"""Closed epochs not yet committed beyond which the interval closes no more epochs (like
+Flink's max concurrent checkpoints): with a sink whose commit takes longer than the
+interval, epochs grow instead of commits piling up on the committer without bound."""
+
+
 def epoch_due(
-    *, age_s: float, interval_s: float | None, epoch_reads: int, epoch_cap: int | None
+    *,
+    age_s: float,
+    interval_s: float | None,
+    epoch_reads: int,
+    epoch_cap: int | None,
+    uncommitted: int = 0,
 ) -> bool:
-    """Whether the epoch being read should close: its interval passed or its reads capped."""
-    if interval_s is not None and age_s >= interval_s:
+    """Whether the epoch being read should close: its interval passed (while fewer than
+    :data:`MAX_UNCOMMITTED_EPOCHS` closed epochs wait for their commit) or its reads
+    capped."""
+    if interval_s is not None and age_s >= interval_s and uncommitted < MAX_UNCOMMITTED_EPOCHS:
         return True
     return epoch_cap is not None and epoch_reads >= epoch_cap
 
