@@ -375,3 +375,27 @@ def test_work_retried_after_an_actor_death_runs_alone(worker_cls: type, tmp_path
         assert future.result(timeout=30) == 42
         release.touch()
         assert other.result(timeout=30) == "released"
+
+
+def test_retiring_a_node_replaces_its_actors_after_their_work_and_sends_them_no_more(
+    worker_cls: type,
+) -> None:
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()  # the one node of this Ray
+    with ActorPool(worker_cls, size=2, resources=SMALL, name="retire") as pool:
+        assert pool.wait_ready(2, timeout=60)
+        before = set(pool.actors)
+        busy = pool.submit("slow", 7, 0.5)
+        time.sleep(0.1)  # the call is on its actor
+
+        assert pool.retire_nodes({node}) == 2
+        assert busy.result(timeout=30) == 14  # work in flight finishes on the retired actor
+        eventually(lambda: len(pool.actors) == 2 and not set(pool.actors) & before, 60)
+        # Ray placed the replacements on that node anyway (it is not draining): they stay
+        # and take work, instead of being retired and replaced for ever.
+        assert pool.submit("add", 1, 2).result(timeout=30) == 3
+        assert pool.retire_nodes({node}) == 0  # already retired
+        assert len(pool.actors) == 2
+        statuses = [e.status for e in pool.events if isinstance(e, ActorEvent)]
+        assert statuses.count("replaced") == 2

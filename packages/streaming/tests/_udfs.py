@@ -312,3 +312,40 @@ def flush_group(key: int, ids: list[int]) -> tuple[None, dict[str, Any]]:
 def rest_of_group(key: int, ids: list[int]) -> dict[str, Any]:
     """``on_end``: emit a key's incomplete group."""
     return {"key": key, "ids": ids, "complete": False}
+
+
+class CountPerKeyCrashOnce:
+    """``count_per_key``, whose partition actor kills its own process the first time it sees
+    ``crash_id`` (the flag file marks it): a keyed stage lost with its state."""
+
+    def __init__(self, crash_id: int, flag: str) -> None:
+        self.crash_id = crash_id
+        self.flag = Path(flag)
+
+    def __call__(self, state: int | None, row: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if row["id"] == self.crash_id and not self.flag.exists():
+            self.flag.write_text("crashed")
+            os._exit(1)
+        return count_per_key(state, row)
+
+
+class TagNode:
+    """Adds the node it runs on to every row (column ``node``), sleeps ``seconds`` per batch
+    and logs each batch's node and start time (JSON lines) to ``log``."""
+
+    def __init__(self, seconds: float, log: str) -> None:
+        import ray
+
+        self.seconds = seconds
+        self.log = log
+        self.node = ray.get_runtime_context().get_node_id()
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        import json
+        import time
+
+        started = time.time()
+        time.sleep(self.seconds)
+        with open(self.log, "a") as out:
+            out.write(json.dumps({"node": self.node, "start": started}) + "\n")
+        return table.append_column("node", pa.array([self.node] * table.num_rows))

@@ -21,7 +21,7 @@ import pytest
 from tideflow.streaming import CheckpointConfig, Pipeline
 from tideflow.streaming.connectors import JobContext, JSONLSink, ParquetSink
 from tideflow.streaming.connectors._schema_fit import Mismatch, conform, mismatches
-from tideflow.streaming.connectors._staged import OneSchemaFileSink
+from tideflow.streaming.connectors.files._one_schema import OneSchemaFileSink
 from tideflow.streaming.errors import ConfigError, SinkError
 from tideflow.streaming.testing import TestSource
 

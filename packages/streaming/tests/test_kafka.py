@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tideflow.core.checkpoint import CheckpointStore
 from tideflow.streaming import CheckpointConfig, Pipeline
 from tideflow.streaming.connectors import JobContext, JSONLSink, ParquetSink, Split
-from tideflow.streaming.connectors._kafka_sink import DEDUPE_HEADER
 from tideflow.streaming.connectors.kafka import KafkaSink, KafkaSource, end_offsets
+from tideflow.streaming.connectors.kafka._sink import DEDUPE_HEADER
 from tideflow.streaming.errors import ConfigError, SinkError, SourceError
 
 pytestmark = pytest.mark.kafka

@@ -15,10 +15,11 @@ from _kafka_helpers import create_topic, produce
 from structlog.testing import capture_logs
 
 from tideflow.streaming import CheckpointConfig, Pipeline
-from tideflow.streaming.connectors import JobContext, kafka
-from tideflow.streaming.connectors import _kafka_sink as kafka_sink
-from tideflow.streaming.connectors._kafka_client import same_endpoint
+from tideflow.streaming.connectors import JobContext
 from tideflow.streaming.connectors.kafka import KafkaSink, KafkaSource, idle_wait
+from tideflow.streaming.connectors.kafka import _sink as kafka_sink
+from tideflow.streaming.connectors.kafka import _source as kafka_source
+from tideflow.streaming.connectors.kafka._client import same_endpoint
 from tideflow.streaming.errors import ConfigError
 from tideflow.streaming.testing import CollectingSink, TestSource
 
@@ -159,14 +160,16 @@ def test_close_closes_the_source_s_driver_clients_and_may_be_called_twice(
     source = KafkaSource(topics=topic, bootstrap_servers=bs)
     source.discover(ctx)
     source.commit_positions(ctx, {f"{topic}:0": {"offset": 0}})
-    clients = [kafka._DRIVER._clients[key] for key in _open_clients(kafka._DRIVER, source)]
+    clients = [
+        kafka_source._DRIVER._clients[key] for key in _open_clients(kafka_source._DRIVER, source)
+    ]
     assert clients  # the admin client and the group's consumer
 
     source.close()
     source.close()
 
     assert all(client._closed for client in clients)
-    assert _open_clients(kafka._DRIVER, source) == []
+    assert _open_clients(kafka_source._DRIVER, source) == []
     assert [s.split_id for s in source.discover(ctx)] == [f"{topic}:0"]  # usable again
     source.close()
 
@@ -177,9 +180,9 @@ def test_a_source_used_as_a_context_manager_closes_its_clients(kafka_broker, top
     create_topic(bs, topic, 1)
     with KafkaSource(topics=topic, bootstrap_servers=bs) as source:
         source.discover(_ctx(tmp_path))
-        assert _open_clients(kafka._DRIVER, source)
+        assert _open_clients(kafka_source._DRIVER, source)
 
-    assert _open_clients(kafka._DRIVER, source) == []
+    assert _open_clients(kafka_source._DRIVER, source) == []
 
 
 @pytest.mark.kafka
@@ -219,7 +222,7 @@ def test_a_job_closes_its_driver_side_kafka_clients(ray_session, kafka_broker, t
     )
 
     assert result.rows_out == 10
-    assert _open_clients(kafka._DRIVER, source) == []  # discovery, end offsets, commits
+    assert _open_clients(kafka_source._DRIVER, source) == []  # discovery, end offsets, commits
     assert _open_clients(kafka_sink._DRIVER, sink) == []  # the producer, the marker
 
 

@@ -117,6 +117,12 @@ class JobResult:
     stopped: bool = False
     """The run was stopped (``Job.stop()``, or Ctrl-C in ``run()``) before its source
     ended: what was read is committed, and a rerun with the same job id goes on from there."""
+    restarts: int = 0
+    """Times this run started again from its last complete checkpoint: after a part of the
+    job was lost (an actor, or batches on a node that died; see ``max_restarts``), or to
+    move its I/O, writers or keyed stages off a node being drained. The row
+    counts above count a replayed row once; stage metrics count the work done, replays
+    included."""
     peak_batches_held: int = 0
     """Most batches the job held at once (reads, stage queues and calls, writes): what it
     keeps in Ray's object store. Bounded by the queue limits, whatever the input's size."""
@@ -146,6 +152,7 @@ class JobResult:
             "rows_per_s": round(self.rows_per_s, 1),
             "checkpoints": len(self.checkpoints),
             "restored_from": self.restored_from,
+            "restarts": self.restarts,
             "peak_batches_held": self.peak_batches_held,
             "stopped": self.stopped,
         }

@@ -309,6 +309,8 @@ class Pipeline:
         id_column: str | None = None,
         complete_every: int = 10_000,
         on_dead_letter: Callable[[list[dict[str, Any]]], None] | None = None,
+        max_restarts: int = 3,
+        io_resources: Mapping[str, float] | None = None,
     ) -> Job:
         """Start the job in the background and return its :class:`Job` handle.
 
@@ -325,25 +327,26 @@ class Pipeline:
         ``epoch``) once they are committed to the dead-letter output, in lists of at most
         ``complete_every``, at least once (again after a crash), on a thread of the job (keep
         it short: alert, count, enqueue). ``on_progress(result)`` is called about every
-        second. Starts a local Ray if none is running.
+        second. When a part of the job is lost while it runs — the node that held its I/O
+        actor, a sink writer, a keyed stage's partition or batches in flight dies — the job
+        starts again from its last complete checkpoint, with new actors wherever Ray has
+        room, at most ``max_restarts`` times (0: it fails instead, and a rerun resumes);
+        ``JobResult.restarts`` counts them; when a node the I/O actor, a sink writer or a
+        keyed stage runs on is drained (preemption), the job commits what it read and moves
+        to other nodes. ``io_resources`` pins the I/O actor and the sink's writers to the
+        nodes with those Ray custom resources (a pool; stages take ``resources=``). Starts a
+        local Ray if none is running; on a connected Ray (``ray.init(address=...)``, a
+        cluster) it runs there.
         """
         from tideflow.core.ray_start import start_ray
+        from tideflow.streaming._execution.options import RunOptions
         from tideflow.streaming._executor import Executor
 
         if not job_id or "/" in job_id:
             raise ConfigError(f"run: job_id must be a non-empty name without '/'; got {job_id!r}")
         if self._plan.sink is None:
             raise PipelineError("the pipeline has no sink: end it with .write(sink) before run()")
-        if on_complete is not None and id_column is None:
-            raise ConfigError("on_complete needs id_column=: the column that identifies a row")
-        if on_dead_letter is not None and not callable(on_dead_letter):
-            raise ConfigError(f"on_dead_letter must be a function; got {on_dead_letter!r}")
-        if complete_every < 1:
-            raise ConfigError(f"complete_every must be >= 1; got {complete_every}")
-        start_ray()  # unless Ray runs already; a Ctrl-C meanwhile leaves nothing running
-        executor = Executor(
-            self._plan,
-            job_id=job_id,
+        options = RunOptions(
             checkpoint=checkpoint,
             dead_letter=dead_letter,
             queue_limit=queue_limit,
@@ -352,8 +355,11 @@ class Pipeline:
             id_column=id_column,
             complete_every=complete_every,
             on_dead_letter=on_dead_letter,
-        )
-        return Job(executor)
+            max_restarts=max_restarts,
+            io_resources=io_resources,
+        )  # validated before Ray starts
+        start_ray()  # unless Ray runs already; a Ctrl-C meanwhile leaves nothing running
+        return Job(Executor(self._plan, job_id=job_id, options=options))
 
     def _stage(
         self,

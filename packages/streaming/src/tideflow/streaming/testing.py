@@ -24,7 +24,7 @@ from tideflow.core.clock import Clock
 from tideflow.streaming._broker import BrokerError, KafkaBroker, kafka_broker
 from tideflow.streaming._collect import CollectingSink
 from tideflow.streaming.connectors._base import JSON, JobContext, Source, Split, SplitReader
-from tideflow.streaming.connectors._kafka_client import import_aiokafka
+from tideflow.streaming.connectors.kafka._client import import_aiokafka
 from tideflow.streaming.errors import ConfigError, SourceError
 
 __all__ = [

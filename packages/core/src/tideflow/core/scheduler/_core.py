@@ -47,6 +47,11 @@ _POLL_S = 0.02  # the longest the dispatcher blocks in ray.wait before it looks 
 _IDLE_S = 1.0  # the longest it sleeps with nothing in flight (submit and resize wake it)
 
 
+def _ready_on_node(_actor: object) -> tuple[str, str]:
+    """An actor's readiness marker: runs in the actor once its constructor returned."""
+    return "ready", ray.get_runtime_context().get_node_id()
+
+
 class _PoolCore:
     """State and dispatcher of a pool; :class:`ActorPool` adds the public API on top."""
 
@@ -86,6 +91,8 @@ class _PoolCore:
         self._seq = self._order = self._start_failures = 0
         self._broken: BaseException | None = None
         self._closing = self._aborting = self._closed = False
+        # Draining nodes -> the last actor number created before they were retired.
+        self._retired_nodes: dict[str, int] = {}
         self._next_sample = self._clock.now()
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -125,7 +132,7 @@ class _PoolCore:
         name = f"{self.name}-{self._order}"
         try:
             handle = self._remote_cls.options(**self._options).remote(*self._args, **self._kwargs)
-            ready_ref = handle.__ray_ready__.remote()
+            ready_ref = handle.__ray_call__.remote(_ready_on_node)  # ("ready", node id)
         except Exception as error:
             if todo is None:
                 raise
@@ -191,6 +198,20 @@ class _PoolCore:
         _run(todo)
         self._wake.set()
         return target
+
+    def _retire_locked(self, actors: list[_Actor], todo: _Todo) -> None:
+        """No more work to ``actors`` (their node is going): each leaves once its calls are
+        done, and a new actor takes its place (placed by Ray, which places nothing on a
+        draining node)."""
+        for actor in actors:
+            if actor.in_flight:
+                actor.state = ActorState.DRAINING
+            else:
+                self._remove_locked(actor, "its node is draining", todo)
+            new = self._start_actor_locked(todo)
+            if new is not None:
+                self._actor_event_locked(actor.name, "replaced", f"node draining: {new.name}")
+        self._changed.notify_all()
 
     def _shrink_locked(self, count: int, todo: _Todo) -> None:
         while count and self._pending_starts:
@@ -364,6 +385,14 @@ class _PoolCore:
                 self._start_failed_locked(actor, error, todo)
                 return
             actor.state = ActorState.READY
+            actor.node_id = meta if isinstance(meta, str) else None
+            retired_at = self._retired_nodes.get(actor.node_id or "")
+            if retired_at is not None and actor.order <= retired_at:
+                # Created before the node was retired (placed before Ray knew of the drain):
+                # it leaves too. One created later that Ray placed there anyway stays (the
+                # node takes work after all); retiring it again would start actors for ever.
+                self._retire_locked([actor], todo)
+                return
             self._start_failures = 0
             self._actor_event_locked(actor.name, "started")
             self._check_watches_locked(todo)
@@ -380,7 +409,7 @@ class _PoolCore:
                 return
             self._retry_or_fail_locked(work, error, death=False, todo=todo)
         if actor.state is ActorState.DRAINING and not actor.in_flight:
-            self._remove_locked(actor, "drained after scale-down", todo)
+            self._remove_locked(actor, "drained", todo)
 
     def _on_cancel(self, future: PoolFuture) -> None:
         with self._lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -257,6 +257,27 @@ class ActorPool(_PoolCore):
                 draining=states.count(ActorState.DRAINING),
                 in_flight_per_actor={n: len(a.in_flight) for n, a in self._actors.items()},
             )
+
+    def retire_nodes(self, node_ids: Collection[str]) -> int:
+        """Send no more work to the actors on ``node_ids`` (Ray node ids, hex: nodes being
+        drained, e.g. preempted): each finishes its calls in flight and leaves, and a new
+        actor takes its place elsewhere. Returns how many actors were retired now; actors
+        that become ready on those nodes later are retired then."""
+        todo: _Todo = []
+        with self._lock:
+            fresh = set(node_ids) - set(self._retired_nodes)
+            self._retired_nodes.update(dict.fromkeys(fresh, self._order))
+            going = [
+                a
+                for a in self._actors.values()
+                if a.node_id in fresh and a.state is not ActorState.DRAINING
+            ]
+            if going:
+                self._log.info("pool.retiring", nodes=sorted(fresh), actors=len(going))
+                self._retire_locked(going, todo)
+        _run(todo)
+        self._wake.set()
+        return len(going)
 
     @property
     def events(self) -> list[Event]:

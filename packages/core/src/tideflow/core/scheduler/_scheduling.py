@@ -32,7 +32,8 @@ class ActorState(enum.StrEnum):
     READY = "ready"
     """Takes work."""
     DRAINING = "draining"
-    """Removed by a resize: takes no new work, killed once its in-flight work is done."""
+    """Removed by a resize, or leaving a draining node: takes no new work, killed once its
+    in-flight work is done."""
 
 
 @dataclass(frozen=True, kw_only=True)

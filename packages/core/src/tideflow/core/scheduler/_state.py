@@ -39,6 +39,7 @@ class _Actor:
     state: ActorState
     ready_ref: Any = None
     in_flight: dict[Any, tuple[_Work, Any]] = field(default_factory=dict)
+    node_id: str | None = None  # the Ray node it runs on, known once it is ready
 
     def load(self, max_in_flight: int) -> ActorLoad:
         """The actor's load; one running isolated work counts as a full actor."""

@@ -85,8 +85,9 @@ class CommitMode(ABC):
         """The epoch after which sinks drop staged output on a rerun (None: all of it)."""
 
     @abstractmethod
-    def ack_seq_base(self, run: int) -> int | None:
-        """Where the I/O actor numbers writes that commit on their own (None: it does not)."""
+    def ack_seq_base(self, run: int, attempt: int) -> int | None:
+        """Where the I/O actor of ``attempt`` (from 0) of ``run`` numbers writes that commit
+        on their own (None: it does not)."""
 
     @abstractmethod
     def barrier_step(
@@ -114,7 +115,7 @@ class EpochCommit(CommitMode):
     def recover_after(self, last_epoch: int | None) -> int | None:
         return last_epoch
 
-    def ack_seq_base(self, run: int) -> int | None:
+    def ack_seq_base(self, run: int, attempt: int) -> int | None:
         return None
 
     def barrier_step(
@@ -155,8 +156,10 @@ class AckCommit(CommitMode):
         # acknowledged (its records are read again), so all of it goes.
         return None
 
-    def ack_seq_base(self, run: int) -> int | None:
-        return run * 10**9  # above every number an earlier run of this job used
+    def ack_seq_base(self, run: int, attempt: int) -> int | None:
+        # Above every number an earlier run of this job, or an earlier attempt of this run,
+        # used: 10**7 writes per attempt, 10**5 attempts (restarts and moves) per run.
+        return run * 10**12 + attempt * 10**7
 
     def barrier_step(
         self, *, wanted: bool, ending: bool, reading: bool, unacknowledged: int

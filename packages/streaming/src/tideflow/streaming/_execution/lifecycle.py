@@ -16,14 +16,20 @@ __all__ = [
 ]
 
 
-def start_writers(sink: Any, ctx: Any, writers: int, id_column: str | None) -> list[Any]:
+def start_writers(
+    sink: Any,
+    ctx: Any,
+    writers: int,
+    id_column: str | None,
+    resources: Mapping[str, float] | None = None,
+) -> list[Any]:
     """Writers 1 … ``writers`` - 1 of ``sink`` (``write(sink, writers=n)``), each an actor
-    of its own (writer 0 is the I/O actor's)."""
+    of its own (writer 0 is the I/O actor's), asking for ``resources`` as it does."""
     import ray
 
     from tideflow.streaming._worker import SinkWriterActor
 
-    remote: Any = ray.remote(num_cpus=0)(SinkWriterActor)
+    remote: Any = ray.remote(num_cpus=0, resources=dict(resources or {}))(SinkWriterActor)
     return [remote.remote(sink, ctx, index, id_column) for index in range(1, writers)]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from tideflow.streaming._acks import Origin
 from tideflow.streaming.connectors._base import Split
 
-__all__ = ["Batch", "LoopState", "SplitState"]
+__all__ = ["Batch", "EpochCounts", "LoopState", "SplitState"]
 
 
 @dataclass(eq=False)
@@ -78,3 +78,38 @@ class LoopState:
     @property
     def reading(self) -> bool:
         return any(s.reading for s in self.splits.values())
+
+
+@dataclass
+class EpochCounts:
+    """Rows read, written and dead-lettered per epoch not yet known to be committed: after a
+    restart from the last checkpoint the epochs after it are replayed, and the run's counts
+    take theirs back (:meth:`uncommitted`) so that a replayed row counts once."""
+
+    by_epoch: dict[int, list[int]] = field(default_factory=dict)
+
+    def add(
+        self, epoch: int, *, rows_in: int = 0, rows_out: int = 0, dead_letters: int = 0
+    ) -> None:
+        counts = self.by_epoch.setdefault(epoch, [0, 0, 0])
+        counts[0] += rows_in
+        counts[1] += rows_out
+        counts[2] += dead_letters
+
+    def forget_through(self, epoch: Any) -> None:
+        """Epochs up to ``epoch`` (a checkpoint id, or None) are committed: drop them."""
+        if epoch is None:
+            return
+        last = int(epoch)
+        for done in [e for e in self.by_epoch if e <= last]:
+            del self.by_epoch[done]
+
+    def uncommitted(self, last_committed: Any) -> tuple[int, int, int]:
+        """(rows in, rows out, dead letters) of the epochs after ``last_committed``."""
+        last = int(last_committed) if last_committed is not None else 0
+        totals = [0, 0, 0]
+        for epoch, counts in self.by_epoch.items():
+            if epoch > last:
+                for i in range(3):
+                    totals[i] += counts[i]
+        return totals[0], totals[1], totals[2]

@@ -147,6 +147,14 @@ class PhysicalOperator(ABC):
         are still upstream of this operator (being read, or in an earlier operator). Input
         kept back for company (re-batching) of other epochs may go now."""
 
+    def stateful_actors(self) -> list[Any]:
+        """Actors whose loss loses state (a keyed stage's partitions): the job moves when
+        their node is drained. Stateless pools replace theirs (:meth:`on_nodes_draining`)."""
+        return []
+
+    def on_nodes_draining(self, node_ids: set[str]) -> None:  # noqa: B027 (a hook)
+        """Nodes (Ray ids, hex) began draining: send no more work to actors there."""
+
     def wait_refs(self) -> list[Any]:
         """Refs whose completion the loop should wait on (beyond futures that wake it)."""
         return []

@@ -219,6 +219,9 @@ class KeyedOperator(PhysicalOperator):
         head = next(iter(self._calls), None)
         return list(head.metas) if head is not None else []
 
+    def stateful_actors(self) -> list[Any]:
+        return list(self.actors)
+
     def shutdown(self, *, wait: bool) -> None:
         import ray
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from tideflow.core.observability import ScaleEvent
 from tideflow.core.scheduler import ActorPool, PoolFuture
-from tideflow.streaming._execution import bisect
+from tideflow.streaming._execution import bisect, recovery
 from tideflow.streaming._execution.state import Batch
 from tideflow.streaming._execution.steps import enqueue
 from tideflow.streaming._operators.base import Finished, OperatorHooks, PhysicalOperator
@@ -134,6 +134,11 @@ class PoolMapOperator(PhysicalOperator):
         error = future.exception()
         if error is None:
             return Finished(batch, [(future.meta, future.object_ref)])
+        lost = recovery.lost_part(error)
+        if lost is not None and lost.kind == "object":
+            # The batch's rows are gone with the node that held them, not bad: the run
+            # starts again from its last checkpoint and reads them again.
+            raise error
         # A crash may have been another call's doing (calls share an actor): unless it ran
         # alone already (with retries, the pool's own retries after a death ran alone).
         suspect = not batch.isolated and self.spec.max_retries == 0
@@ -168,11 +173,18 @@ class PoolMapOperator(PhysicalOperator):
         batch.ref = materialize(batch.ref)  # the dead-letter writer takes a payload
         return Finished(batch, error=error)
 
+    def on_nodes_draining(self, node_ids: set[str]) -> None:
+        retire = getattr(self.pool, "retire_nodes", None)
+        if retire is not None and retire(node_ids):
+            self.log.info("stage.leaving_nodes", stage=self.name, nodes=sorted(node_ids))
+
     def wait_ready(self, timeout: float) -> bool:
         return bool(self.pool.wait_ready(1, timeout=timeout))
 
     def shutdown(self, *, wait: bool) -> None:
-        self.metrics.scale_events = [e for e in self.pool.events if isinstance(e, ScaleEvent)]
+        # Added: the metrics go on from an earlier attempt of the run (after a restart).
+        self.metrics.scale_events += [e for e in self.pool.events if isinstance(e, ScaleEvent)]
         stats = self.pool.stats
-        self.metrics.retries, self.metrics.actor_deaths = stats.retries, stats.deaths
+        self.metrics.retries += stats.retries
+        self.metrics.actor_deaths += stats.deaths
         self.pool.shutdown(wait=wait, cancel_pending=not wait, timeout=None if wait else 5)

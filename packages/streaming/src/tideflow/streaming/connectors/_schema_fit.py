@@ -1,13 +1,14 @@
 """Whether a table fits an output's schema, and the safe casts that make it fit: the rules
-of the file sinks' one schema per output directory (:class:`OneSchemaFileSink`)."""
+of the file sinks' one schema per output directory (:class:`OneSchemaFileSink`), and the
+widening of types that they share with the Iceberg sink (:func:`widens`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-from tideflow.streaming.connectors._iceberg_schema import nested_fit, widens
 from tideflow.streaming.errors import SinkError
 
 __all__ = [
@@ -16,7 +17,9 @@ __all__ = [
     "differences",
     "does_not_fit",
     "mismatches",
+    "nested_fit",
     "schema_columns",
+    "widens",
 ]
 
 
@@ -115,6 +118,47 @@ def _fits(found: pa.DataType, expected: pa.DataType) -> bool:
         return _fits(found, expected.value_type)
     nested = nested_fit(found, expected, _fits)
     return widens(found, expected) if nested is None else nested
+
+
+def widens(source: pa.DataType, target: pa.DataType) -> bool:
+    """True when values of ``source`` convert to ``target`` without changing meaning."""
+    t = pa.types
+    if source == target:
+        return True
+    if t.is_integer(source) and t.is_integer(target):
+        return bool(target.bit_width >= source.bit_width)
+    if t.is_floating(source) and t.is_floating(target):
+        return bool(target.bit_width >= source.bit_width)
+    if (t.is_string(source) or t.is_large_string(source)) and (
+        t.is_string(target) or t.is_large_string(target)
+    ):
+        return True
+    if (t.is_binary(source) or t.is_large_binary(source)) and (
+        t.is_binary(target) or t.is_large_binary(target)
+    ):
+        return True
+    if t.is_timestamp(source) and t.is_timestamp(target):
+        return bool((source.tz is None) == (target.tz is None))
+    return bool(nested_fit(source, target, widens))
+
+
+def nested_fit(
+    source: pa.DataType, target: pa.DataType, fits: Callable[[pa.DataType, pa.DataType], bool]
+) -> bool | None:
+    """Whether a list or struct ``source`` fits ``target`` when each item or field type
+    ``fits`` the target's (a struct's fields by name; the target may have more); None when
+    they are not both lists or both structs."""
+    t = pa.types
+    lists = (t.is_list, t.is_large_list, t.is_fixed_size_list)
+    if any(f(source) for f in lists) and any(f(target) for f in lists):
+        return fits(source.value_type, target.value_type)
+    if t.is_struct(source) and t.is_struct(target):
+        fields = {target.field(i).name: target.field(i).type for i in range(target.num_fields)}
+        return all(
+            (f := source.field(i)).name in fields and fits(f.type, fields[f.name])
+            for i in range(source.num_fields)
+        )
+    return None
 
 
 def schema_columns(schema: pa.Schema) -> str:

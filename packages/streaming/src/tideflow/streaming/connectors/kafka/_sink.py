@@ -48,7 +48,8 @@ from tideflow.core.observability import get_logger
 from tideflow.core.uri import open_uri, redact
 from tideflow.streaming.connectors._base import JSON, JobContext, SinkWriter
 from tideflow.streaming.connectors._deps import check_installed
-from tideflow.streaming.connectors._kafka_client import (
+from tideflow.streaming.connectors._kit import RemovesStaged, StagedName, guarded
+from tideflow.streaming.connectors.kafka._client import (
     ClientCache,
     cache_key,
     check_seconds,
@@ -59,10 +60,9 @@ from tideflow.streaming.connectors._kafka_client import (
     normalize_endpoint,
     safe_name,
     same_endpoint,
-    start_client,
+    start_for,
 )
-from tideflow.streaming.connectors._kafka_codec import check_format, encode_rows
-from tideflow.streaming.connectors._kit import RemovesStaged, StagedName, guarded
+from tideflow.streaming.connectors.kafka._codec import check_format, encode_rows
 from tideflow.streaming.errors import ConfigError, SinkError
 
 __all__ = ["DEDUPE_HEADER", "KafkaSink"]
@@ -255,7 +255,7 @@ class KafkaSink(RemovesStaged):
         group = self.marker_group(ctx)
 
         async def make() -> Any:
-            return await _start(self, aiokafka.AIOKafkaConsumer, group_id=group)
+            return await start_for(self, aiokafka.AIOKafkaConsumer, group_id=group)
 
         async def committed(consumer: Any) -> int:
             consumer.assign([tp])
@@ -287,7 +287,7 @@ class KafkaSink(RemovesStaged):
             tx_id = f"tideflow-{ctx.job_id}-{self.topic}"
 
             async def make_tx() -> Any:
-                return await _start(self, aiokafka.AIOKafkaProducer, transactional_id=tx_id)
+                return await start_for(self, aiokafka.AIOKafkaProducer, transactional_id=tx_id)
 
             async def in_transaction(producer: Any) -> None:
                 async with producer.transaction():
@@ -299,13 +299,13 @@ class KafkaSink(RemovesStaged):
             return
 
         async def make() -> Any:
-            return await _start(self, aiokafka.AIOKafkaProducer)
+            return await start_for(self, aiokafka.AIOKafkaProducer)
 
         key = cache_key("plain", self)
         self._driver(key, make, send_all, f"produce epoch {epoch}")
 
         async def make_marker() -> Any:
-            return await _start(self, aiokafka.AIOKafkaConsumer, group_id=group)
+            return await start_for(self, aiokafka.AIOKafkaConsumer, group_id=group)
 
         async def mark(consumer: Any) -> None:
             consumer.assign([tp])
@@ -319,7 +319,7 @@ class KafkaSink(RemovesStaged):
 
         async def make() -> Any:
             tx_id = f"tideflow-probe-{id(self)}"
-            return await _start(self, aiokafka.AIOKafkaProducer, transactional_id=tx_id)
+            return await start_for(self, aiokafka.AIOKafkaProducer, transactional_id=tx_id)
 
         async def nothing(producer: Any) -> None:
             return None
@@ -386,13 +386,6 @@ class _KafkaWriter(SinkWriter):
 
         self.sink._call(f"stage {path}", stage)
         return {"file": name, "messages": table.num_rows}
-
-
-async def _start(sink: KafkaSink, client_cls: Any, **fixed: Any) -> Any:
-    defaults = {"acks": "all"} if client_cls.__name__ == "AIOKafkaProducer" else None
-    return await start_client(
-        client_cls, str(sink.bootstrap_servers), sink.client_options, defaults=defaults, **fixed
-    )
 
 
 def _parse(name: str) -> StagedName | None:

@@ -1,87 +1,50 @@
-"""Kafka source and sink (aiokafka), for any Kafka-protocol broker.
-
->>> source = KafkaSource(topics=["events"], bootstrap_servers="broker:9092", value_format="json")
->>> sink = KafkaSink(topic="enriched", bootstrap_servers="broker:9092", value_format="json")
-
-**Source.** Each partition of each topic is a split (``"topic:partition"``); its resume
-state is ``{"offset": next offset to read}``. Rows carry ``topic``, ``partition``,
-``offset``, ``timestamp``, ``key`` and the decoded value (``value`` for bytes, an object's
-fields as columns for JSON and Arrow IPC). A message that does not decode goes to the job's
-dead-letter output with its coordinates; the job goes on. Once a checkpoint is durable the
-driver commits its offsets to the consumer group (:meth:`KafkaSource.commit_positions`),
-so ordinary Kafka tooling shows the lag; the checkpoint, not the group, is what a rerun
-resumes from. Works in epoch mode and in record-level ACK mode (``offset_column="offset"``).
-``topic_priorities`` ranks topics for reading: when the engine cannot read every partition
-at once, the partitions of higher-priority topics are read first (an ``alerts`` topic ahead
-of a backlog elsewhere); partitions of one priority take turns. A quiet partition is polled
-less and less often (``max_idle_wait_s``), through the reader's ``next_awake``: the I/O
-actor that polls it also runs the other splits' reads and the sink's writes.
-A topic that does not exist when the job starts fails it, unless
-``allow_missing_topics=True``. Unbounded by default (new partitions, and with
-``allow_missing_topics`` new topics, are picked up on rediscovery); bounded with
-``until="now"`` (the end offsets at the job's first discovery, kept under the job's
-directory so that a rerun ends at the same place) or explicit end offsets.
-
-**Sink.** See :class:`KafkaSink`: messages of an epoch are staged durably at pre-commit and
-produced when the epoch's checkpoint is durable, in one transaction per epoch where the
-broker supports transactions, otherwise at least once with a dedupe key header.
-
-Connection options (SASL, SSL) pass through ``client_options`` to aiokafka; secret values
-(``sasl_plain_password``, tokens) never appear in logs, reprs or errors.
-
-**Driver-side clients.** Discovery, end offsets and offset commits use clients cached in
-the driver process (shared by sources with the same servers and options); the engine closes
-them when a job ends (:meth:`KafkaSource.close`, also ``with KafkaSource(...) as source``).
+"""The Kafka source: each partition a split, discovered on the driver; offsets committed to
+the consumer group once a checkpoint is durable. Reading a partition is ``_reader``'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeGuard
-
-import pyarrow as pa
+from typing import Any, Literal
 
 from tideflow.core.observability import get_logger
 from tideflow.core.uri import open_uri, redact
 from tideflow.streaming.connectors._base import JSON, JobContext, Source, Split, SplitReader
 from tideflow.streaming.connectors._deps import check_installed
-from tideflow.streaming.connectors._kafka_client import (
+from tideflow.streaming.connectors.kafka._client import (
     ClientCache,
     cache_key,
     check_seconds,
-    close_later,
-    close_quietly,
     describe_options,
     driver_call,
-    error_text,
     import_aiokafka,
     normalize_endpoint,
     redact_text,
-    run_async,
     safe_name,
     same_endpoint,
-    start_client,
+    start_for,
 )
-from tideflow.streaming.connectors._kafka_codec import check_format, decode_batch, raw_record
-from tideflow.streaming.connectors._kafka_sink import KafkaSink
-from tideflow.streaming.connectors._kit import dead_letter
+from tideflow.streaming.connectors.kafka._codec import check_format
+from tideflow.streaming.connectors.kafka._reader import (
+    KafkaReader,
+    Partition,
+    end_offsets,
+    is_offset,
+)
 from tideflow.streaming.errors import ConfigError, SourceError
 
-__all__ = ["KafkaSink", "KafkaSource"]
+__all__ = ["KafkaSource"]
 
 _STARTS = ("earliest", "latest", "committed")
 _DRIVER = ClientCache()
-_RETRY_CONNECT_S = 1.0
 _KNOWN: dict[tuple[Any, ...], list[str]] = {}  # partitions last seen, per source and job
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
 class KafkaSource(Source):
-    """The partitions of one or more Kafka topics; see the module docs."""
+    """The partitions of one or more Kafka topics; see the package docs."""
 
     topics: str | Sequence[str]
     """The topics to read (a name or a list). Each must exist when the job starts, unless
@@ -159,7 +122,7 @@ class KafkaSource(Source):
         until = self.until
         if until is not None and until != "now":
             if not isinstance(until, Mapping) or not all(
-                isinstance(k, str) and _parse_split_id(k) is not None and _is_offset(v)
+                isinstance(k, str) and _parse_split_id(k) is not None and is_offset(v)
                 for k, v in until.items()
             ):
                 message = (
@@ -243,25 +206,25 @@ class KafkaSource(Source):
         for key in keys:
             topic, partition = _parse_split_id(key)  # type: ignore[misc]
             end = None if ends is None else ends[key]
-            info = _Partition(topic, partition, end).to_json()
+            info = Partition(topic, partition, end).to_json()
             priority = self.topic_priorities.get(topic, 0)
             splits.append(Split(split_id=key, info=info, priority=priority))
         return splits
 
     def open(self, split: Split, state: JSON | None, ctx: JobContext) -> SplitReader:
         import_aiokafka()  # here, not in the reader's retried connect: a missing one is final
-        part = _Partition.of(split.info)
+        part = Partition.of(split.info)
         if part is None:
             message = f"{self!r}: split {split.split_id!r} has no topic/partition: {split.info!r}"
             raise SourceError(message)
         offset = state.get("offset") if isinstance(state, dict) else None
-        if offset is not None and not _is_offset(offset):
+        if offset is not None and not is_offset(offset):
             message = (
                 f"{self!r}: split {split.split_id!r}: expected a state "
                 f'{{"offset": int}}, got {state!r}'
             )
             raise SourceError(message)
-        return _KafkaReader(self, part, offset=offset, group=self.group(ctx))
+        return KafkaReader(self, part, offset=offset, group=self.group(ctx))
 
     def position_after(self, split: Split, offset: int) -> JSON:
         return {"offset": int(offset) + 1}
@@ -271,14 +234,14 @@ class KafkaSource(Source):
         offsets = {}
         for split_id, state in positions.items():
             parsed = _parse_split_id(split_id)
-            if parsed is not None and isinstance(state, dict) and _is_offset(state.get("offset")):
+            if parsed is not None and isinstance(state, dict) and is_offset(state.get("offset")):
                 offsets[aiokafka.TopicPartition(*parsed)] = int(state["offset"])
         if not offsets:
             return
         group = self.group(ctx)
 
         async def make() -> Any:
-            return await _start(self, aiokafka.AIOKafkaConsumer, group_id=group)
+            return await start_for(self, aiokafka.AIOKafkaConsumer, group_id=group)
 
         async def commit(consumer: Any) -> None:
             consumer.assign(list(offsets))
@@ -320,7 +283,7 @@ class KafkaSource(Source):
         admin_cls = aiokafka.admin.AIOKafkaAdminClient
 
         async def make() -> Any:
-            return await _start(self, admin_cls)
+            return await start_for(self, admin_cls)
 
         async def describe(admin: Any) -> list[Any]:
             # All topics: describing a missing topic by name may create it.
@@ -365,7 +328,7 @@ class KafkaSource(Source):
         tps = [aiokafka.TopicPartition(*_parse_split_id(k)) for k in keys]  # type: ignore[misc]
 
         async def make() -> Any:
-            return await _start(self, aiokafka.AIOKafkaConsumer)
+            return await start_for(self, aiokafka.AIOKafkaConsumer)
 
         async def ends(consumer: Any) -> dict[Any, int]:
             return await end_offsets(consumer, tps) if tps else {}
@@ -379,215 +342,6 @@ class KafkaSource(Source):
         return result
 
 
-async def _start(source: KafkaSource, client_cls: Any, **fixed: Any) -> Any:
-    return await start_client(
-        client_cls, str(source.bootstrap_servers), source.client_options, **fixed
-    )
-
-
-@dataclass(frozen=True)
-class _Partition:
-    """What a split names (its ``info``): one partition of a topic, and for a bounded source
-    the (exclusive) end offset."""
-
-    topic: str
-    partition: int
-    end: int | None = None
-
-    @property
-    def split_id(self) -> str:
-        return f"{self.topic}:{self.partition}"
-
-    def to_json(self) -> dict[str, JSON]:
-        return {"topic": self.topic, "partition": self.partition, "end": self.end}
-
-    @classmethod
-    def of(cls, info: JSON) -> _Partition | None:
-        """A split's ``info`` read back; None when it names no topic and partition."""
-        if not isinstance(info, dict):
-            return None
-        topic, partition = info.get("topic"), info.get("partition")
-        if _is_offset(partition) and isinstance(topic, str):
-            return cls(topic, partition, info.get("end"))
-        return None
-
-
-class _KafkaReader(SplitReader):
-    """One partition, read by a private consumer (manually assigned, no group membership)."""
-
-    def __init__(
-        self, source: KafkaSource, part: _Partition, *, offset: int | None, group: str
-    ) -> None:
-        self._source = source
-        self._part = part
-        self._end = part.end
-        self._next = offset
-        self._group = group
-        self._consumer: Any = None
-        self._tp: Any = None
-        self._first_attempt: float | None = None
-        self._retry_at = 0.0
-        self._idle_polls = 0  # empty polls in a row
-        self._wake_at = 0.0  # no poll before this (monotonic time of this process)
-        self._dead: list[dict[str, JSON]] = []
-        self._log = get_logger("tideflow.streaming.kafka", source=repr(source), split=part.split_id)
-
-    @property
-    def finished(self) -> bool:
-        return self._end is not None and self._next is not None and self._next >= self._end
-
-    def snapshot(self) -> JSON:
-        return None if self._next is None else {"offset": self._next}
-
-    def dead_letters(self) -> list[dict[str, JSON]]:
-        taken, self._dead = self._dead, []
-        return taken
-
-    def next_awake(self) -> float | None:
-        """After an empty poll, a failed read or a failed connect: the seconds left before
-        the next poll is worth making; ``None`` (at once) while messages come."""
-        wake = self._wake_at if self._consumer is not None else self._retry_at
-        left = wake - time.monotonic()
-        return left if left > 0 else None
-
-    def read(self, max_rows: int) -> pa.Table | None:
-        if self.finished or (self._end is not None and self._end <= 0):
-            self._next = self._next if self._next is not None else 0
-            return None
-        if self._consumer is None and not self._connect():
-            return None
-        if time.monotonic() < self._wake_at:
-            return None  # a read asked for ahead, during the wait: not worth a poll
-        assert self._next is not None
-        want = max_rows if self._end is None else min(max_rows, self._end - self._next)
-        try:
-            messages = run_async(self._fetch(want), self._source.poll_timeout_s + 30)
-        except Exception as error:  # a stalled or restarting broker: try again later
-            self._log.warning("kafka.read_failed", error=self._text(error))
-            self._wake_at = time.monotonic() + _RETRY_CONNECT_S
-            return None
-        messages = [m for m in messages if m.offset >= self._next]
-        if self._end is not None:
-            messages = [m for m in messages if m.offset < self._end]
-        if not messages:
-            self._idle_polls += 1
-            wait = idle_wait(
-                self._idle_polls, self._source.poll_timeout_s, self._source.max_idle_wait_s
-            )
-            self._wake_at = time.monotonic() + wait
-            return None
-        self._idle_polls, self._wake_at = 0, 0.0
-        self._next = messages[-1].offset + 1
-        table, failed = decode_batch(messages, self._source.value_format)
-        for message, problem in failed:
-            self._dead.append(dead_letter(problem, raw_record(message), offset=message.offset))
-        if failed:
-            self._log.info("kafka.undecodable", count=len(failed))
-        return table if table is not None and table.num_rows else None
-
-    def close(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            close_later(consumer)  # not waited for: the broker may be stalled
-
-    # -- internals -------------------------------------------------------------------------
-
-    def _text(self, error: BaseException) -> str:
-        return error_text(error, self._source.client_options)
-
-    def _connect(self) -> bool:
-        now = time.monotonic()
-        if now < self._retry_at:
-            return False
-        if self._first_attempt is None:
-            self._first_attempt = now
-        problem = ""
-        try:
-            self._consumer = run_async(self._open(), self._source.request_timeout_s)
-        except Exception as error:
-            problem = self._text(error)
-        if self._consumer is None:
-            waited = now - self._first_attempt
-            if waited >= self._source.connect_timeout_s:
-                message = (
-                    f"{self._source!r}: cannot read {self._part.split_id} from "
-                    f"{self._source.bootstrap_servers} (tried for {waited:.0f} s): {problem}"
-                )
-                raise SourceError(message)
-            self._log.warning("kafka.connect_failed", error=problem)
-            self._retry_at = now + _RETRY_CONNECT_S
-            return False
-        self._log.info("kafka.reader_started", offset=self._next)
-        return True
-
-    async def _open(self) -> Any:
-        aiokafka = import_aiokafka()
-        start = self._source.start
-        kwargs: dict[str, Any] = {
-            "auto_offset_reset": "latest" if start == "latest" else "earliest"
-        }
-        if start == "committed" and self._next is None:
-            kwargs["group_id"] = self._group
-        consumer = await _start(self._source, aiokafka.AIOKafkaConsumer, **kwargs)
-        try:
-            self._tp = tp = aiokafka.TopicPartition(self._part.topic, self._part.partition)
-            consumer.assign([tp])
-            if self._next is not None:
-                consumer.seek(tp, self._next)
-            elif start == "committed" and (committed := await consumer.committed(tp)) is not None:
-                consumer.seek(tp, committed)
-            elif start == "latest":
-                consumer.seek(tp, (await end_offsets(consumer, [tp]))[tp])
-            else:
-                await consumer.seek_to_beginning(tp)
-            self._next = int(await consumer.position(tp))
-        except BaseException:
-            await close_quietly(consumer)
-            raise
-        return consumer
-
-    async def _fetch(self, want: int) -> list[Any]:
-        consumer, tp = self._consumer, self._tp
-        timeout_ms = int(self._source.poll_timeout_s * 1000)
-        batches = await consumer.getmany(tp, timeout_ms=timeout_ms, max_records=want)
-        messages = list(batches.get(tp, []))
-        if not messages and self._end is not None:
-            # Offsets may have gaps (compaction, transaction markers): skip to the position.
-            position = int(await consumer.position(tp))
-            if self._next is not None and position > self._next:
-                self._next = min(position, self._end)
-        return messages
-
-
-async def end_offsets(consumer: Any, tps: list[Any]) -> dict[Any, int]:
-    """The end offset (high watermark) of each partition; ``consumer`` is assigned ``tps``.
-
-    ``ListOffsets`` alone is not enough: the local tansu broker answers it with the last
-    record batch's base offset + 1, which is short of the end when that batch holds several
-    records. The high watermark of a fetch response is right there and equal to it on Kafka,
-    so one fetch from just before the listed end settles it.
-    """
-    listed = await consumer.end_offsets(tps)
-    consumer.assign(tps)
-    for tp in tps:
-        consumer.seek(tp, max(listed[tp] - 1, 0))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
-    marks: dict[Any, int | None] = {}
-    while True:
-        await consumer.getmany(*tps, timeout_ms=100, max_records=1)
-        marks = {tp: consumer.highwater(tp) for tp in tps}
-        if all(m is not None for m in marks.values()) or loop.time() > deadline:
-            break
-    return {tp: max(int(listed[tp]), int(marks[tp] or 0)) for tp in tps}
-
-
-def idle_wait(empty_polls: int, first_s: float, max_s: float) -> float:
-    """The wait before polling a partition again after ``empty_polls`` empty polls in a row
-    (≥ 1): ``first_s``, doubling with each, at most ``max_s``."""
-    return min(max_s, first_s * 2.0 ** min(empty_polls - 1, 60))
-
-
 def _parse_split_id(key: str) -> tuple[str, int] | None:
     topic, sep, partition = key.rpartition(":")
     if not sep or not topic or not partition.isdigit():
@@ -598,7 +352,3 @@ def _parse_split_id(key: str) -> tuple[str, int] | None:
 def _split_order(key: str) -> tuple[str, int]:
     parsed = _parse_split_id(key)
     return parsed if parsed is not None else (key, -1)
-
-
-def _is_offset(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

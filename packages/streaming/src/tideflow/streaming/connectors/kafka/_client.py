@@ -45,6 +45,7 @@ __all__ = [
     "safe_name",
     "same_endpoint",
     "start_client",
+    "start_for",
 ]
 
 INSTALL_HINT = install_hint("kafka")
@@ -287,6 +288,15 @@ async def start_client(
         await close_quietly(client)
         raise
     return client
+
+
+async def start_for(connector: Endpoint, client_cls: Any, **fixed: Any) -> Any:
+    """A started aiokafka client of ``connector``'s servers and options, ``fixed`` on top;
+    a producer acknowledges with ``acks="all"`` unless the options say otherwise."""
+    defaults = {"acks": "all"} if client_cls.__name__ == "AIOKafkaProducer" else None
+    servers = str(connector.bootstrap_servers)
+    options = connector.client_options
+    return await start_client(client_cls, servers, options, defaults=defaults, **fixed)
 
 
 def close_later(client: Any) -> None:

@@ -1,0 +1,66 @@
+"""What a run of a job is given besides its plan: the options of :meth:`Pipeline.start`,
+validated once there and passed on whole (no keyword list repeated from layer to layer)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tideflow.core.errors import ConfigError
+from tideflow.streaming._execution.backpressure import BackpressurePolicy
+from tideflow.streaming._metrics import JobResult
+from tideflow.streaming._plan import CheckpointConfig
+from tideflow.streaming.connectors._base import Sink
+
+__all__ = ["MAX_RESTARTS_LIMIT", "RunOptions"]
+
+MAX_RESTARTS_LIMIT = 99
+"""The most restarts after losses a run may be allowed (a loop of restarts that keeps losing
+the same part is a failure to report, not to retry for ever)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """The options of one run (see :meth:`Pipeline.start` for each)."""
+
+    checkpoint: CheckpointConfig | None = None
+    dead_letter: Sink | None = None
+    queue_limit: int | None = None
+    on_progress: Callable[[JobResult], None] | None = None
+    on_complete: Callable[[list[Any]], None] | None = None
+    id_column: str | None = None
+    complete_every: int = 10_000
+    on_dead_letter: Callable[[list[dict[str, Any]]], None] | None = None
+    max_restarts: int = 3
+    """Restarts from the last complete checkpoint, inside the run, after a part of the job
+    was lost (an actor, or a batch held on a node that died)."""
+    io_resources: Mapping[str, float] | None = None
+    """Ray custom resources the I/O actor and the sink's writers ask for (pins them to the
+    nodes, or pool, that have them); None: anywhere."""
+    rediscover_s: float = 5.0
+    """Seconds between looks for new splits of an unbounded source."""
+    backpressure: BackpressurePolicy | None = None
+    """None: :class:`~._execution.backpressure.QueueLimits` with ``queue_limit``."""
+
+    def __post_init__(self) -> None:
+        if self.on_complete is not None and self.id_column is None:
+            raise ConfigError("on_complete needs id_column=: the column that identifies a row")
+        if self.on_dead_letter is not None and not callable(self.on_dead_letter):
+            raise ConfigError(f"on_dead_letter must be a function; got {self.on_dead_letter!r}")
+        if self.complete_every < 1:
+            raise ConfigError(f"complete_every must be >= 1; got {self.complete_every}")
+        io = self.io_resources
+        if io is not None and (
+            not isinstance(io, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, int | float) for k, v in io.items())
+            or any(isinstance(v, bool) or v < 0 for v in io.values())
+        ):
+            raise ConfigError(
+                f"io_resources must map Ray resource names to amounts >= 0; got {io!r}"
+            )
+        restarts = self.max_restarts
+        if isinstance(restarts, bool) or not isinstance(restarts, int):
+            raise ConfigError(f"max_restarts must be an int in [0, 99]; got {restarts!r}")
+        if not 0 <= restarts <= MAX_RESTARTS_LIMIT:
+            raise ConfigError(f"max_restarts must be in [0, {MAX_RESTARTS_LIMIT}]; got {restarts}")
