@@ -251,3 +251,21 @@ def test_max_batches_closes_an_epoch_before_its_interval(ray_session, tmp_path):
 def test_max_batches_must_be_a_positive_int(bad, tmp_path):
     with pytest.raises(ConfigError, match="max_batches"):
         CheckpointConfig(uri=str(tmp_path), max_batches=bad)
+
+
+def test_backpressure_by_reason_and_restarts_are_prometheus_metrics():
+    from tideflow.streaming._metrics import JobResult, StageMetrics
+
+    result = JobResult(job_id="prom2", restarts=2)
+    stage = StageMetrics(name="embed")
+    stage.backpressure_reasons = {"queue of write full": 1.5}
+    result.stages = {"embed": stage}
+    result.source.backpressure_reasons = {"queue of embed full": 0.25}
+    text = exposition(result)
+
+    assert (
+        'tideflow_stage_backpressure_reason_seconds_total{job="prom2",reason="queue of write'
+        ' full",stage="embed"} 1.5' in text
+    )
+    assert 'reason="queue of embed full",stage="source"} 0.25' in text
+    assert 'tideflow_job_restarts_total{job="prom2"} 2.0' in text

@@ -44,6 +44,20 @@ class JobCollector(Collector):
         scales = CounterMetricFamily(
             Metrics.SCALE_EVENTS, "Resizes of a stage's pool", labels=["job", "stage"]
         )
+        by_reason = CounterMetricFamily(
+            "tideflow_stage_backpressure_reason_seconds",
+            "Seconds a stage (or the source) was held back, by reason",
+            labels=["job", "stage", "reason"],
+        )
+        restarts = CounterMetricFamily(
+            "tideflow_job_restarts",
+            "Restarts from the last checkpoint after a lost part, or moves off a draining node",
+            labels=["job"],
+        )
+        restarts.add_metric(job, r.restarts)
+        for name, m in [*r.stages.items(), ("source", r.source)]:
+            for reason, seconds in m.backpressure_reasons.items():
+                by_reason.add_metric([*job, name, reason], seconds)
         for name, m in r.stages.items():
             labels = [*job, name]
             rows_in.add_metric(labels, m.rows_in)
@@ -52,7 +66,7 @@ class JobCollector(Collector):
             busy.add_metric(labels, m.busy_fraction)
             queue.add_metric(labels, m.queue_depth)
             scales.add_metric(labels, len(m.scale_events))
-        yield from (rows_in, rows_out, pressure, busy, queue, scales)
+        yield from (rows_in, rows_out, pressure, by_reason, busy, queue, scales, restarts)
         done = CounterMetricFamily(
             Metrics.CHECKPOINTS_COMPLETED, "Checkpoints completed", labels=["job"]
         )
