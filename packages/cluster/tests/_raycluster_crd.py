@@ -1,6 +1,6 @@
 """Validate objects against the RayCluster CRD's v1 OpenAPI schema with ``jsonschema``.
 
-The CRD (KubeRay's ``ray.io_rayclusters.yaml``, in ``../shared/kuberay/``) holds an OpenAPI v3
+The CRD (KubeRay's ``ray.io_rayclusters.yaml``, vendored in ``crd/``) holds an OpenAPI v3
 *structural* schema. It is translated here into JSON Schema (draft 2020-12), as KubeRay's
 ``scripts/openapi2jsonschema.py`` does, with these rules:
 
@@ -27,7 +27,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import yaml
 
-CRD = Path(__file__).resolve().parents[3] / ".." / "shared" / "kuberay" / "ray.io_rayclusters.yaml"
+CRD = Path(__file__).resolve().parent / "crd" / "ray.io_rayclusters.yaml"  # see crd/SOURCE.md
 _RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 

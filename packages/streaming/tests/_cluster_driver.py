@@ -1,19 +1,24 @@
 """Runs one pipeline on a multi-node Ray (``ray.cluster_utils.Cluster``) in its own process.
 
 Nodes on this one machine stand for pools: a head with no CPUs for work, two "io" nodes
-(custom resource ``pool_io``) and two "cpu" nodes (``pool_cpu``). The pipeline tags each
-row with the node its map stage ran on, counts per key in a keyed stage, and writes to a
+(custom resource ``pool_io``, label ``tideflow.io/pool=io``) and two "cpu" nodes
+(``pool_cpu``, ``tideflow.io/pool=cpu``). The map stage (placed by label) logs the node
+that ran each batch, counts per key in a keyed stage, and writes to a
 collecting sink; the I/O actor is pinned to the io pool. Scenarios:
 
 - ``place``: run it; every row's map node must be a cpu node.
 - ``one-node``: the same pipeline on a plain one-node Ray that has both pools' resources.
+- ``connect``: start no Ray: ``RAY_ADDRESS`` names a running cluster (``ray start``
+  processes, or a ``ray job submit`` driver's), and ``Pipeline.run`` connects to it.
 - ``remove-io``: remove the node that holds the I/O actor (not gracefully) mid-run.
 - ``drain-io``: drain the I/O actor's node for preemption (GCS, reason PREEMPTION), then
   remove it.
 - ``drain-cpu``: drain the node of one map actor, then remove it; the map stage logs which
   node ran each batch and when, to check that no batch started there after the notice.
 
-Writes ``<tmp>/result.json``: the job's figures, the nodes by pool, the drain/removal time.
+Arguments: tmp folder, scenario, rows, batch size, and the checkpoint URI (default a folder
+of tmp; an ``s3://`` URI of the tests' S3 server works from every node alike). Writes
+``<tmp>/result.json``: the job's figures, the nodes by pool, the drain/removal time.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from tideflow.streaming import CheckpointConfig, Pipeline
 from tideflow.streaming.testing import CollectingSink, TestSource
 
 # Ray's own tests shorten the health checks so that a removed node is declared dead fast.
+POOL_LABEL = "tideflow.io/pool"  # the node label tideflow-cluster renders for each pool
 FAST_HEALTH = {
     "health_check_initial_delay_ms": 0,
     "health_check_period_ms": 500,
@@ -56,7 +62,10 @@ def _start_cluster(tmp: str) -> tuple[Cluster | None, dict[str, list]]:
     pools: dict[str, list] = {"io": [], "cpu": []}
     for pool in ("io", "io", "cpu", "cpu"):
         node = cluster.add_node(
-            num_cpus=2, resources={f"pool_{pool}": 4}, object_store_memory=150 * 1024**2
+            num_cpus=2,
+            resources={f"pool_{pool}": 4},
+            labels={POOL_LABEL: pool},
+            object_store_memory=150 * 1024**2,
         )
         pools[pool].append(node)
     cluster.wait_for_nodes()
@@ -78,6 +87,7 @@ def _start_one_node() -> tuple[None, dict[str, list]]:
     ray.init(
         num_cpus=4,
         resources={"pool_io": 4, "pool_cpu": 8},
+        labels={POOL_LABEL: "cpu"},
         include_dashboard=False,
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": here}},
@@ -85,8 +95,13 @@ def _start_one_node() -> tuple[None, dict[str, list]]:
     return None, {}
 
 
-def main(tmp: str, scenario: str, n: int, batch: int) -> None:
-    cluster, pools = _start_one_node() if scenario == "one-node" else _start_cluster(tmp)
+def main(tmp: str, scenario: str, n: int, batch: int, checkpoints: str) -> None:
+    if scenario == "connect":  # RAY_ADDRESS names a running cluster: run() connects to it
+        cluster, pools = None, {}
+    elif scenario == "one-node":
+        cluster, pools = _start_one_node()
+    else:
+        cluster, pools = _start_cluster(tmp)
     source = TestSource([rows(batch, start) for start in range(0, n, batch)])
     job = (
         Pipeline.read(source, batch_size=batch)
@@ -94,7 +109,7 @@ def main(tmp: str, scenario: str, n: int, batch: int) -> None:
             TagNode,
             num_cpus=0.5,
             concurrency=2,
-            resources={"pool_cpu": 1},
+            label_selector={POOL_LABEL: "cpu"},  # by node label; the keyed stage by resource
             fn_constructor_args=(0.1, f"{tmp}/batches.log"),
         )
         .stateful_map(
@@ -103,7 +118,7 @@ def main(tmp: str, scenario: str, n: int, batch: int) -> None:
         .write(CollectingSink(f"{tmp}/out"))
         .start(
             job_id="cluster",
-            checkpoint=CheckpointConfig(uri=f"{tmp}/ckpt", interval_s=0.3, retain=50),
+            checkpoint=CheckpointConfig(uri=checkpoints, interval_s=0.3, retain=50),
             io_resources={"pool_io": 1},
         )
     )
@@ -138,7 +153,7 @@ def main(tmp: str, scenario: str, n: int, batch: int) -> None:
         event["removed"] = time.time()
         cluster.remove_node(victim, allow_graceful=False)
 
-    if scenario not in ("place", "one-node"):
+    if scenario not in ("place", "one-node", "connect"):
         threading.Thread(target=disturb, daemon=True).start()
     result = job.wait(timeout=300)
     summary = {
@@ -147,6 +162,7 @@ def main(tmp: str, scenario: str, n: int, batch: int) -> None:
         "rows_out": result.rows_out,
         "dead_letters": result.dead_letters,
         "pools": {pool: [node.node_id for node in nodes] for pool, nodes in pools.items()},
+        "labels": {n["NodeID"]: dict(n.get("Labels") or {}) for n in ray.nodes() if n["Alive"]},
         "event": event,
     }
     with open(f"{tmp}/result.json", "w") as out:
@@ -157,4 +173,5 @@ def main(tmp: str, scenario: str, n: int, batch: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    tmp, scenario, n, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    main(tmp, scenario, n, batch, sys.argv[5] if len(sys.argv) > 5 else f"{tmp}/ckpt")

@@ -2,8 +2,9 @@
 
 Each case runs ``_cluster_driver.py`` in a process of its own: a ``ray.cluster_utils``
 cluster (a head with no CPUs for work, two nodes of an "io" pool, two of a "cpu" pool) is a
-Ray of its own, apart from the test session's. The map stage asks for ``pool_cpu``, the keyed
-stage too, the I/O actor for ``pool_io`` (``io_resources``). The output must hold every
+Ray of its own, apart from the test session's. The map stage selects nodes labelled
+``tideflow.io/pool=cpu``, the keyed stage asks for ``pool_cpu``, the I/O actor for ``pool_io``
+(``io_resources``). The output must hold every
 record exactly once, per key in order, whatever happened to the nodes.
 """
 
@@ -25,7 +26,12 @@ TESTS = Path(__file__).resolve().parent
 N, BATCH = 3000, 40
 
 
-def _run(tmp_path: Path, scenario: str) -> tuple[dict, list[dict]]:
+def _run(
+    tmp_path: Path,
+    scenario: str,
+    checkpoints: str | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[dict, list[dict]]:
     done = subprocess.run(
         [
             sys.executable,
@@ -34,12 +40,14 @@ def _run(tmp_path: Path, scenario: str) -> tuple[dict, list[dict]]:
             scenario,
             str(N),
             str(BATCH),
+            *([checkpoints] if checkpoints else []),
         ],
         cwd=TESTS,
         capture_output=True,
         text=True,
         timeout=280,
         check=False,
+        env=env,
     )
     result = tmp_path / "result.json"
     assert done.returncode == 0 and result.exists(), done.stdout[-3000:] + done.stderr[-3000:]
@@ -75,8 +83,11 @@ def test_the_output_on_several_nodes_is_the_output_on_one_and_stages_stay_in_the
     assert many["restarts"] == 0 and (many["rows_in"], many["rows_out"]) == (N, N)
 
 
-def test_losing_the_node_of_the_io_actor_loses_and_repeats_no_record(tmp_path):
-    result, out = _run(tmp_path, "remove-io")
+def test_losing_the_node_of_the_io_actor_loses_and_repeats_no_record(
+    tmp_path, s3_server, s3_bucket
+):
+    # Checkpoints on the S3 protocol (the moto server), reached from every node alike.
+    result, out = _run(tmp_path, "remove-io", s3_server.uri(s3_bucket, "ckpt"))
 
     assert result["event"]["node"] in result["pools"]["io"]
     assert result["restarts"] == 1
@@ -104,3 +115,50 @@ def test_a_draining_node_gets_no_new_batches_and_the_stage_goes_on_elsewhere(tmp
     after = [b for b in batches if b["start"] > notice + 1.0]
     assert after and {b["node"] for b in after} <= set(result["pools"]["cpu"]) - {node}
     _assert_exactly_once_in_key_order(out)
+
+
+def test_on_ray_start_processes_the_pipeline_connects_and_an_app_is_submitted_as_a_job(
+    tmp_path,
+):
+    from _ray_start import RAY, ray_start_cluster
+
+    pool = "tideflow.io/pool"
+    workers = [(2, {"pool_io": 4}, {pool: "io"}), (2, {"pool_cpu": 4}, {pool: "cpu"})]
+    with ray_start_cluster(workers, pythonpath=str(TESTS)) as cluster:
+        # The unchanged pipeline, whose driver only names the cluster (RAY_ADDRESS).
+        env = {**cluster.env, "RAY_ADDRESS": cluster.gcs_address}
+        result, out = _run(tmp_path / "connect", "connect", env=env)
+        _assert_exactly_once_in_key_order(out)
+        cpu_nodes = {node for node, labels in result["labels"].items() if labels.get(pool) == "cpu"}
+        log = (tmp_path / "connect" / "batches.log").read_text().splitlines()
+        assert cpu_nodes and {json.loads(line)["node"] for line in log} == cpu_nodes
+
+        # An app, submitted as a Ray job (the path to a real cluster).
+        bin_dir = Path(sys.executable).parent
+        videos, dest = tmp_path / "videos", tmp_path / "ocr-out"
+        subprocess.run([str(bin_dir / "video-ocr"), "samples", str(videos)], check=True)
+        runtime_env = {"env_vars": {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}}
+        entry = [str(bin_dir / "video-ocr"), "run", str(videos), "--out", str(dest)]
+        entry += ["--state", str(tmp_path / "ocr-state"), "--progress", "off"]
+        submitted = subprocess.run(
+            [
+                RAY,
+                "job",
+                "submit",
+                "--address",
+                cluster.dashboard_url,
+                "--runtime-env-json",
+                json.dumps(runtime_env),
+                "--",
+                *entry,
+            ],
+            env={k: v for k, v in cluster.env.items() if k != "RAY_ADDRESS"},
+            capture_output=True,
+            text=True,
+            timeout=400,
+            check=False,
+        )
+        assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+        assert "succeeded" in submitted.stdout
+        written = [line for f in dest.rglob("*.jsonl") for line in f.read_text().splitlines()]
+        assert written, sorted(p.name for p in dest.rglob("*"))

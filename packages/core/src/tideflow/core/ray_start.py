@@ -36,8 +36,13 @@ def apply_app_ray_settings() -> None:
         os.environ.setdefault(name, value)
 
 
-_ROUNDS = 5
+_ROUNDS = 8
 """At most this many rounds of finding and stopping the processes a failed start left."""
+
+_QUIET_S = 0.5
+"""A look that finds nothing new is repeated once after this long: a process being spawned
+(Ray's agents, started by the raylet or by a thread of this process) shows up only then
+(seen twice in CI as two python processes left after one empty look)."""
 
 _GRACE_S = 5.0
 """How long started processes get to exit after SIGTERM before they are killed."""
@@ -70,10 +75,16 @@ def start_ray(**options: Any) -> bool:
             # Again until none is left: a process may still be spawning others (Ray's
             # agents) while the first ones are stopped.
             started: set[_Process] = set()
+            quiet = 0  # looks in a row that found nothing new
             for _ in range(_ROUNDS):
                 found = _descendants(os.getpid()) - before - started
                 if not found:
-                    break
+                    quiet += 1
+                    if quiet == 2:  # nothing new twice, _QUIET_S apart: nothing is starting
+                        break
+                    time.sleep(_QUIET_S)
+                    continue
+                quiet = 0
                 _terminate(found)
                 started |= found
         get_logger("tideflow.ray").warning(

@@ -115,8 +115,9 @@ class Pipeline:
 
         ``fn`` may be a class: one instance per actor (load models in ``__init__``), called
         with each batch. Options: ``name``, ``num_cpus`` (1), ``num_gpus`` (0),
-        ``accelerator_type``, ``memory``, ``resources`` (custom), ``concurrency`` (an int,
-        or ``(min, max)`` to autoscale), ``max_in_flight`` (2 per actor), ``max_retries``
+        ``accelerator_type``, ``memory``, ``resources`` (custom), ``label_selector`` (node
+        labels its actors' nodes must have, e.g. ``{"pool": "online"}``), ``concurrency``
+        (an int, or ``(min, max)`` to autoscale), ``max_in_flight`` (2 per actor), ``max_retries``
         (3: retries of a batch whose actor died; then the batch is retried in halves down
         to the rows that kill it, which go to the dead-letter output),
         ``fn_constructor_args``, ``fn_constructor_kwargs``, ``batch_size`` (re-batch the
@@ -379,6 +380,7 @@ class Pipeline:
             "accelerator_type",
             "memory",
             "resources",
+            "label_selector",
             "concurrency",
             "max_in_flight",
             "max_retries",
@@ -413,6 +415,7 @@ class Pipeline:
                 accelerator_type=options.get("accelerator_type"),
                 memory=options.get("memory"),
                 resources=dict(options.get("resources") or {}),
+                label_selector=dict(options.get("label_selector") or {}),
             ),
             min_actors=low,
             max_actors=high,

@@ -52,6 +52,10 @@ class ResourceRequest:
     """Heap memory to reserve, in bytes (a scheduling hint; Ray does not enforce it)."""
     resources: Mapping[str, float] = field(default_factory=dict)
     """Custom resources by name (e.g. ``{"accel": 1}``), as declared by the cluster's nodes."""
+    label_selector: Mapping[str, str] = field(default_factory=dict)
+    """Node labels the actor's node must have (Ray label selectors, e.g. ``{"pool":
+    "online"}``; a value may be ``"!x"``, ``"in(a,b)"``, ``"!in(a,b)"``), as declared by
+    the cluster's nodes (``ray start --labels``, KubeRay ``rayStartParams``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "num_cpus", _check_quantity("num_cpus", self.num_cpus))
@@ -93,6 +97,16 @@ class ResourceRequest:
                 raise ConfigError(message)
             checked[name] = _check_quantity(f"resources[{name!r}]", quantity)
         object.__setattr__(self, "resources", MappingProxyType(checked))
+        labels = self.label_selector
+        if not isinstance(labels, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in labels.items()
+        ):
+            message = (
+                "ResourceRequest.label_selector must map label names to non-empty strings "
+                f"(e.g. {{'pool': 'online'}}); got {labels!r}"
+            )
+            raise ConfigError(message)
+        object.__setattr__(self, "label_selector", MappingProxyType(dict(labels)))
 
     def __hash__(self) -> int:
         return hash(
@@ -102,6 +116,7 @@ class ResourceRequest:
                 self.accelerator_type,
                 self.memory,
                 tuple(sorted(self.resources.items())),
+                tuple(sorted(self.label_selector.items())),
             )
         )
 
@@ -114,4 +129,6 @@ class ResourceRequest:
             options["memory"] = self.memory
         if self.resources:
             options["resources"] = dict(self.resources)
+        if self.label_selector:
+            options["label_selector"] = dict(self.label_selector)
         return options
