@@ -15,6 +15,8 @@ collecting sink; the I/O actor is pinned to the io pool. Scenarios:
   remove it.
 - ``drain-cpu``: drain the node of one map actor, then remove it; the map stage logs which
   node ran each batch and when, to check that no batch started there after the notice.
+- ``remove-cpu``: remove the node of one map actor (not gracefully): its actors, a keyed
+  partition maybe, and the batches in its object store go with it.
 
 Arguments: tmp folder, scenario, rows, batch size, and the checkpoint URI (default a folder
 of tmp; an ``s3://`` URI of the tests' S3 server works from every node alike). Writes
@@ -129,7 +131,7 @@ def main(tmp: str, scenario: str, n: int, batch: int, checkpoints: str) -> None:
             time.sleep(0.02)
         if scenario in ("remove-io", "drain-io"):
             victim_id = _node_of_actor("tideflow-io:cluster:1.0")
-        else:  # drain-cpu: the node of one map actor (the one that ran the latest batch)
+        else:  # drain-cpu, remove-cpu: the node of a map actor (it ran the latest batch)
             with open(f"{tmp}/batches.log") as log:
                 victim_id = json.loads(log.read().splitlines()[-1])["node"]
         victim = next(

@@ -33,6 +33,11 @@ from tideflow.streaming.errors import JobAbortedError
 
 __all__ = ["Executor"]
 
+_RESTART_DELAY_S = 1.0
+"""Wait before the first restart after a loss (doubling after each, at most 10 s), as
+Flink's fixed-delay restart strategy does: a node that died is then more likely known dead
+to Ray, which would otherwise place the new actors on it again."""
+
 
 class Executor:
     """Runs a :class:`Plan` once, to the end of a bounded source or until stopped."""
@@ -162,8 +167,10 @@ class Executor:
         self.result.restarts += 1
         self._losses += 1
         self._earlier_checkpoints += _completed(attempt)
+        delay = min(_RESTART_DELAY_S * 2 ** (self._losses - 1), 10.0)
         self._log.warning(
             "job.restarting",
+            delay_s=delay,
             lost=lost.kind,
             detail=lost.detail,
             restart=self.result.restarts,
@@ -171,6 +178,7 @@ class Executor:
             last_checkpoint=int(committed) if committed is not None else None,
             rows_replayed=rows_in,
         )
+        time.sleep(delay)  # let Ray notice a dead node before the new actors are placed
         return True
 
 
