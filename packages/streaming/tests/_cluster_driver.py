@@ -122,6 +122,8 @@ def main(tmp: str, scenario: str, n: int, batch: int, checkpoints: str) -> None:
             job_id="cluster",
             checkpoint=CheckpointConfig(uri=checkpoints, interval_s=0.3, retain=50),
             io_resources={"pool_io": 1},
+            # By node label too, where the nodes have the pools' labels (one node cannot).
+            io_label_selector=None if scenario == "one-node" else {POOL_LABEL: "io"},
         )
     )
     event: dict[str, object] = {}

@@ -182,3 +182,36 @@ def test_with_no_restarts_left_a_loss_stops_the_job_and_a_rerun_finishes_it(ray_
 
     assert rerun.run == 2 and rerun.restarts == 0
     _assert_exactly_once_in_key_order(out)
+
+
+def test_a_restart_takes_back_the_uncommitted_counts_and_the_budget_runs_out(tmp_path, monkeypatch):
+    """The executor's decision after a failed attempt, without Ray: a stand-in attempt
+    (its last committed epoch and its per-epoch counts) and a real lease on the job."""
+    from types import SimpleNamespace
+
+    from tideflow.streaming import _executor
+    from tideflow.streaming._executor import Executor
+
+    monkeypatch.setattr(_executor, "_RESTART_DELAY_S", 0.0)
+    plan = Pipeline.read(_source()).write(CollectingSink(str(tmp_path / "out")))._plan
+    executor = Executor(
+        plan, job_id="decide", options=RunOptions(checkpoint=_ckpt(tmp_path), max_restarts=1)
+    )
+    try:
+        counts = EpochCounts()
+        counts.add(3, rows_in=80, rows_out=80)
+        counts.add(4, rows_in=40, rows_out=0, dead_letters=2)
+        attempt = SimpleNamespace(
+            coordinator=SimpleNamespace(last_completed=3, events=()), counts=counts
+        )
+        executor.result.rows_in, executor.result.rows_out = 200, 160
+        executor.result.dead_letters = 2
+
+        assert executor._restart_after(attempt, rex.ActorDiedError()) is True
+        assert (executor.result.rows_in, executor.result.rows_out) == (160, 160)
+        assert executor.result.dead_letters == 0 and executor.result.restarts == 1
+        assert executor._restart_after(attempt, ValueError("a bug")) is False  # not a loss
+        with pytest.raises(JobAbortedError, match=r"after 1 restart\(s\).*max_restarts=1"):
+            executor._restart_after(attempt, rex.ActorDiedError())
+    finally:
+        executor.jobdir.end_run()

@@ -312,6 +312,7 @@ class Pipeline:
         on_dead_letter: Callable[[list[dict[str, Any]]], None] | None = None,
         max_restarts: int = 3,
         io_resources: Mapping[str, float] | None = None,
+        io_label_selector: Mapping[str, str] | None = None,
     ) -> Job:
         """Start the job in the background and return its :class:`Job` handle.
 
@@ -334,10 +335,10 @@ class Pipeline:
         room, at most ``max_restarts`` times (0: it fails instead, and a rerun resumes);
         ``JobResult.restarts`` counts them; when a node the I/O actor, a sink writer or a
         keyed stage runs on is drained (preemption), the job commits what it read and moves
-        to other nodes. ``io_resources`` pins the I/O actor and the sink's writers to the
-        nodes with those Ray custom resources (a pool; stages take ``resources=``). Starts a
-        local Ray if none is running; on a connected Ray (``ray.init(address=...)``, a
-        cluster) it runs there.
+        to other nodes. ``io_resources`` and ``io_label_selector`` pin the I/O actor and the
+        sink's writers to the nodes with those Ray custom resources or node labels (a pool;
+        stages take ``resources=`` and ``label_selector=``). Starts a local Ray if none is
+        running; on a connected Ray (``ray.init(address=...)``, a cluster) it runs there.
         """
         from tideflow.core.ray_start import start_ray
         from tideflow.streaming._execution.options import RunOptions
@@ -358,6 +359,7 @@ class Pipeline:
             on_dead_letter=on_dead_letter,
             max_restarts=max_restarts,
             io_resources=io_resources,
+            io_label_selector=io_label_selector,
         )  # validated before Ray starts
         start_ray()  # unless Ray runs already; a Ctrl-C meanwhile leaves nothing running
         return Job(Executor(self._plan, job_id=job_id, options=options))

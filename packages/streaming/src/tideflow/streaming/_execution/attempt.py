@@ -192,9 +192,13 @@ class Attempt:
         )
 
     def _start_actors(self, stage_metrics: dict[str, StageMetrics]) -> None:
-        io_resources = dict(self.options.io_resources or {})
-        remote_io: Any = ray.remote(num_cpus=0, resources=io_resources)(IOWorker)
-        self.io: Any = remote_io.options(name=io_actor_name(self.ctx, self.attempt)).remote(
+        placement = lifecycle.io_placement(
+            self.options.io_resources, self.options.io_label_selector
+        )
+        remote_io: Any = ray.remote(IOWorker)
+        self.io: Any = remote_io.options(
+            name=io_actor_name(self.ctx, self.attempt), **placement
+        ).remote(
             self.plan.source,
             self.sink,
             self.dead_sink,
@@ -205,7 +209,7 @@ class Attempt:
             track_dead_letters=self._dead_letters is not None,
         )
         extra = lifecycle.start_writers(
-            self.sink, self.ctx, self.plan.sink_writers, self.options.id_column, io_resources
+            self.sink, self.ctx, self.plan.sink_writers, self.options.id_column, placement
         )
         self.writers = SinkWriters([self.io, *extra])
         splits = self.state.splits.values()

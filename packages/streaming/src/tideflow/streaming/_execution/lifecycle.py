@@ -11,9 +11,23 @@ __all__ = [
     "abort_staged",
     "close_connectors",
     "discover_new_splits",
+    "io_placement",
     "start_writers",
     "wait_for_stages",
 ]
+
+
+def io_placement(
+    resources: Mapping[str, float] | None, label_selector: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """Ray options of the I/O actor and the sink's writers: no CPU (they wait on I/O), the
+    ``io_resources`` and ``io_label_selector`` of the run, if any."""
+    options: dict[str, Any] = {"num_cpus": 0}
+    if resources:
+        options["resources"] = dict(resources)
+    if label_selector:
+        options["label_selector"] = dict(label_selector)
+    return options
 
 
 def start_writers(
@@ -21,16 +35,20 @@ def start_writers(
     ctx: Any,
     writers: int,
     id_column: str | None,
-    resources: Mapping[str, float] | None = None,
+    placement: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """Writers 1 … ``writers`` - 1 of ``sink`` (``write(sink, writers=n)``), each an actor
-    of its own (writer 0 is the I/O actor's), asking for ``resources`` as it does."""
+    of its own (writer 0 is the I/O actor's), placed as the I/O actor is (``placement``:
+    :func:`io_placement`)."""
     import ray
 
     from tideflow.streaming._worker import SinkWriterActor
 
-    remote: Any = ray.remote(num_cpus=0, resources=dict(resources or {}))(SinkWriterActor)
-    return [remote.remote(sink, ctx, index, id_column) for index in range(1, writers)]
+    remote: Any = ray.remote(SinkWriterActor)
+    options = dict(placement) if placement else {"num_cpus": 0}
+    return [
+        remote.options(**options).remote(sink, ctx, index, id_column) for index in range(1, writers)
+    ]
 
 
 def wait_for_stages(operators: Sequence[Any], log: Any) -> None:

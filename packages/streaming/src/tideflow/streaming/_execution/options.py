@@ -38,6 +38,9 @@ class RunOptions:
     io_resources: Mapping[str, float] | None = None
     """Ray custom resources the I/O actor and the sink's writers ask for (pins them to the
     nodes, or pool, that have them); None: anywhere."""
+    io_label_selector: Mapping[str, str] | None = None
+    """Ray node labels the I/O actor's and the writers' nodes must have (e.g.
+    ``{"tideflow.io/pool": "io"}``); None: any node."""
     rediscover_s: float = 5.0
     """Seconds between looks for new splits of an unbounded source."""
     backpressure: BackpressurePolicy | None = None
@@ -58,6 +61,16 @@ class RunOptions:
         ):
             raise ConfigError(
                 f"io_resources must map Ray resource names to amounts >= 0; got {io!r}"
+            )
+        labels = self.io_label_selector
+        if labels is not None and (
+            not isinstance(labels, Mapping)
+            or not all(
+                isinstance(k, str) and k and isinstance(v, str) and v for k, v in labels.items()
+            )
+        ):
+            raise ConfigError(
+                f"io_label_selector must map node label names to non-empty strings; got {labels!r}"
             )
         restarts = self.max_restarts
         if isinstance(restarts, bool) or not isinstance(restarts, int):
