@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from _fake_actors import FakeActor
 
 from tideflow.core.testing import FakeClock
 from tideflow.streaming import Pipeline
@@ -137,29 +138,14 @@ def test_a_raising_on_timer_or_on_end_dead_letters_the_key():
 # -- the keyed operator -----------------------------------------------------------------------
 
 
-class _Remote:
-    def __init__(self, fn: Any) -> None:
-        self.remote = fn
+def _actor(index: int, calls: list[str]) -> FakeActor:
+    """A partition actor whose calls return refs named after the call."""
 
-    def options(self, **_options: Any) -> _Remote:
-        return self
+    def reply(actor: FakeActor, method: str, args: tuple[Any, ...]) -> Any:
+        name = f"{actor.index}:{method}" + "".join(f":{a}" for a in args)
+        return name if method == "snapshot" else (f"meta:{name}", f"out:{name}")
 
-
-class _Actor:
-    """A partition actor whose calls return named refs and are logged in order."""
-
-    def __init__(self, index: int, calls: list[str]) -> None:
-        self.index, self.calls = index, calls
-        for method in ("process", "fire_timers", "end", "snapshot"):
-            setattr(self, method, _Remote(self._logger(method)))
-
-    def _logger(self, method: str) -> Any:
-        def call(*args: Any) -> Any:
-            name = f"{self.index}:{method}" + "".join(f":{a}" for a in args)
-            self.calls.append(name)
-            return name if method == "snapshot" else (f"meta:{name}", f"out:{name}")
-
-        return call
+    return FakeActor(index, calls, ("process", "fire_timers", "end", "snapshot"), reply)
 
 
 class _Keyed:
@@ -175,7 +161,7 @@ class _Keyed:
         )
         self.op = KeyedOperator(
             spec,
-            [_Actor(i, self.calls) for i in range(partitions)],
+            [_actor(i, self.calls) for i in range(partitions)],
             OperatorHooks(
                 hold=self.held.append, snapshot=lambda _r, e, *_: self.snapshots.append(e)
             ),

@@ -7,6 +7,7 @@ import pickle
 from typing import Any
 
 import pytest
+from _fake_actors import FakeActor
 
 from tideflow.streaming._execution.state import Batch
 from tideflow.streaming._operators.base import OperatorHooks
@@ -175,31 +176,15 @@ def test_an_operator_queues_higher_priorities_first():
 # -- the keyed operator -----------------------------------------------------------------------
 
 
-class _Remote:
-    def __init__(self, fn: Any) -> None:
-        self.remote = fn
+def _actor(index: int, calls: list[str]) -> FakeActor:
+    """A partition actor: process and snapshot return named refs."""
 
-    def options(self, **_options: Any) -> _Remote:
-        return self
+    def reply(actor: FakeActor, method: str, args: tuple[Any, ...]) -> Any:
+        if method == "snapshot":
+            return f"snap:{actor.index}:{actor.counts['snapshot']}"
+        return f"meta:{actor.index}:{args[0]}", f"out:{actor.index}:{args[0]}"
 
-
-class _Actor:
-    """A partition actor: process and snapshot return named refs and log the calls."""
-
-    def __init__(self, index: int, calls: list[str]) -> None:
-        self.index, self.calls = index, calls
-        self.process = _Remote(self._process)
-        self.snapshot = _Remote(self._snapshot)
-        self.snapshots = 0
-
-    def _process(self, ref: Any) -> tuple[str, str]:
-        self.calls.append(f"{self.index}:process:{ref}")
-        return f"meta:{self.index}:{ref}", f"out:{self.index}:{ref}"
-
-    def _snapshot(self) -> str:
-        self.snapshots += 1
-        self.calls.append(f"{self.index}:snapshot")
-        return f"snap:{self.index}:{self.snapshots}"
+    return FakeActor(index, calls, ("process", "snapshot"), reply)
 
 
 def _keyed_op(partitions: int = 2):
@@ -208,7 +193,7 @@ def _keyed_op(partitions: int = 2):
     done: set[str] = set()
     op = KeyedOperator(
         _spec("count", kind="keyed", key="k", partitions=partitions),
-        [_Actor(i, calls) for i in range(partitions)],
+        [_actor(i, calls) for i in range(partitions)],
         OperatorHooks(snapshot=lambda *args: snapshots.append(args)),
         ready=lambda refs: all(r in done for r in refs),
         get=lambda refs: [_meta(1) for _ in refs],

@@ -45,7 +45,7 @@ def start_writers(
     from tideflow.streaming._worker import SinkWriterActor
 
     remote: Any = ray.remote(SinkWriterActor)
-    options = dict(placement) if placement else {"num_cpus": 0}
+    options = dict(placement) if placement else io_placement(None, None)
     return [
         remote.options(**options).remote(sink, ctx, index, id_column) for index in range(1, writers)
     ]
