@@ -127,6 +127,7 @@ class Attempt:
         for name in (*self.mode.participants, *stateful_stages(plan)):
             self.coordinator.register(name)
         self.operators: list[PhysicalOperator] = []
+        self.io: Any = None  # the I/O actor, once started
         self.writers: SinkWriters | None = None
         self._stage_states: dict[str, Any] = {}  # restored state of stateful stages
         self.nodes = NodeWatch()
@@ -149,9 +150,9 @@ class Attempt:
     def run(self, started: float, stage_metrics: dict[str, StageMetrics]) -> None:
         """Run to the end; ``stage_metrics`` (by stage) go on counting from earlier attempts.
         On an error, everything the attempt started is stopped before it is raised."""
-        self._restore()
-        self._start_actors(stage_metrics)
         try:
+            self._restore()
+            self._start_actors(stage_metrics)  # a lost node may fail it: stop what started
             self.checkpoints.start()
             self._loop(started)
         except BaseException:
@@ -196,9 +197,7 @@ class Attempt:
             self.options.io_resources, self.options.io_label_selector
         )
         remote_io: Any = ray.remote(IOWorker)
-        self.io: Any = remote_io.options(
-            name=io_actor_name(self.ctx, self.attempt), **placement
-        ).remote(
+        self.io = remote_io.options(name=io_actor_name(self.ctx, self.attempt), **placement).remote(
             self.plan.source,
             self.sink,
             self.dead_sink,
@@ -239,8 +238,9 @@ class Attempt:
         self.checkpoints.shutdown(wait=wait)
         for op in self.operators:
             op.shutdown(wait=wait)
-        for writer in self.writers.writers if self.writers is not None else []:
-            ray.kill(writer)
+        writers = self.writers.writers if self.writers is not None else []
+        for actor in {id(a): a for a in [self.io, *writers] if a is not None}.values():
+            ray.kill(actor)
 
     # -- the loop ----------------------------------------------------------------------------
 
