@@ -127,6 +127,16 @@ def main(tmp: str, scenario: str, n: int, batch: int, checkpoints: str) -> None:
         )
     )
     event: dict[str, object] = {}
+    # (time, ready map actors, the stage's minimum) every 0.05 s: is the pool back at its
+    # minimum soon after the node went (or was drained)?
+    actors: list[tuple[float, int, int]] = []
+
+    def sample() -> None:
+        while not job.done():
+            stage = job.progress.stages.get("TagNode")
+            if stage is not None:
+                actors.append((time.time(), stage.actors, stage.actors_min))
+            time.sleep(0.05)
 
     def disturb() -> None:
         while job.progress.rows_out < n // 4 and not job.done():
@@ -159,6 +169,7 @@ def main(tmp: str, scenario: str, n: int, batch: int, checkpoints: str) -> None:
 
     if scenario not in ("place", "one-node", "connect"):
         threading.Thread(target=disturb, daemon=True).start()
+        threading.Thread(target=sample, daemon=True).start()
     result = job.wait(timeout=300)
     summary = {
         "restarts": result.restarts,
@@ -168,6 +179,7 @@ def main(tmp: str, scenario: str, n: int, batch: int, checkpoints: str) -> None:
         "pools": {pool: [node.node_id for node in nodes] for pool, nodes in pools.items()},
         "labels": {n["NodeID"]: dict(n.get("Labels") or {}) for n in ray.nodes() if n["Alive"]},
         "event": event,
+        "actors": actors,
     }
     with open(f"{tmp}/result.json", "w") as out:
         json.dump(summary, out)

@@ -80,6 +80,22 @@ class Slow:
         return table
 
 
+class SlowLogPid(Slow):
+    """:class:`Slow`, logging the process id of the actor that ran each batch to ``pids``
+    (one line per batch)."""
+
+    def __init__(self, seconds: float, pids: str) -> None:
+        super().__init__(seconds)
+        self.pids = pids
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        import os
+
+        with open(self.pids, "a") as out:
+            out.write(f"{os.getpid()}\n")
+        return super().__call__(table)
+
+
 def count_per_key(state: int | None, row: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Keyed state: how many rows of this key so far; emits the row with its rank ``n``."""
     n = (state or 0) + 1

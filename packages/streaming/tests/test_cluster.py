@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tideflow.core.autoscaler import ScalingConfig
 from tideflow.streaming.testing import CollectingSink
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -66,6 +67,24 @@ def _assert_exactly_once_in_key_order(out: list[dict]) -> None:
         assert ranks == list(range(1, len(ranks) + 1))
 
 
+# The issue's bound: the stage's pool is back at its minimum within two windows of the
+# autoscaler (ScalingConfig's default window, which the map stage keeps).
+BACK_AT_MIN_S = 2 * ScalingConfig().window_s
+
+
+def _back_at_min_after(result: dict, since: float) -> float:
+    """Seconds from ``since`` until the map stage had its minimum of ready actors again
+    (0 when it never fell below it); fails when the job ended still below it."""
+    samples = [(t, n, low) for t, n, low in result["actors"] if t >= since]
+    assert samples, "no actor samples after the event"
+    below = [t for t, n, low in samples if n < low]
+    if not below:
+        return 0.0
+    later = [t for t, n, low in samples if t > below[-1] and n >= low]
+    assert later, f"the pool was still below its minimum when the job ended: {samples[-5:]}"
+    return later[0] - since
+
+
 def _rows(out: list[dict]) -> list[tuple]:
     return sorted((r["id"], r["key"], r["n"]) for r in out)
 
@@ -95,6 +114,7 @@ def test_losing_the_node_of_the_io_actor_loses_and_repeats_no_record(
     assert 1 <= result["restarts"] <= 3
     _assert_exactly_once_in_key_order(out)
     assert (result["rows_in"], result["rows_out"]) == (N, N)
+    assert _back_at_min_after(result, result["event"]["removed"]) <= BACK_AT_MIN_S
 
 
 def test_draining_the_node_of_the_io_actor_moves_the_job_before_the_node_goes(tmp_path):
@@ -105,6 +125,7 @@ def test_draining_the_node_of_the_io_actor_moves_the_job_before_the_node_goes(tm
     # went before the move was done, on a slow machine).
     assert 1 <= result["restarts"] <= 3
     _assert_exactly_once_in_key_order(out)
+    assert _back_at_min_after(result, result["event"]["notice"]) <= BACK_AT_MIN_S
 
 
 def test_a_draining_node_gets_no_new_batches_and_the_stage_goes_on_elsewhere(tmp_path):
@@ -119,6 +140,7 @@ def test_a_draining_node_gets_no_new_batches_and_the_stage_goes_on_elsewhere(tmp
     after = [b for b in batches if b["start"] > notice + 1.0]
     assert after and {b["node"] for b in after} <= set(result["pools"]["cpu"]) - {node}
     _assert_exactly_once_in_key_order(out)
+    assert _back_at_min_after(result, notice) <= BACK_AT_MIN_S
 
 
 def test_on_ray_start_processes_the_pipeline_connects_and_an_app_is_submitted_as_a_job(
@@ -174,3 +196,4 @@ def test_losing_a_node_of_the_stages_with_its_batches_loses_and_repeats_no_recor
     assert result["event"]["node"] in result["pools"]["cpu"]
     _assert_exactly_once_in_key_order(out)
     assert (result["rows_in"], result["rows_out"]) == (N, N)
+    assert _back_at_min_after(result, result["event"]["removed"]) <= BACK_AT_MIN_S

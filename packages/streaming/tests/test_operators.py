@@ -4,6 +4,7 @@ take a fake pool or fake actors through their seams."""
 from __future__ import annotations
 
 import pickle
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -48,6 +49,10 @@ class _Future:
     def finish(self, error: BaseException | None = None) -> None:
         self._done, self._error = True, error
 
+    def cancel(self) -> bool:
+        self.cancelled = not self._done
+        return self.cancelled
+
     def done(self) -> bool:
         return self._done
 
@@ -56,11 +61,18 @@ class _Future:
 
 
 class _Pool:
-    """What PoolMapOperator uses of an ActorPool: submit and size."""
+    """What PoolMapOperator uses of an ActorPool: submit, size, events and stats."""
 
     def __init__(self, size: int = 1) -> None:
         self.size = size
         self.submitted: list[_Future] = []
+        self.events: list[Any] = []
+        self.stats = SimpleNamespace(retries=0, deaths=0, ready=size)
+        self.reusable = True
+        self.shut = False
+
+    def shutdown(self, **_: Any) -> None:
+        self.shut = True
 
     def submit(self, method: str, ref: Any, *, priority: int = 0, isolated: bool = False):
         future = _Future(ref, isolated)
@@ -94,6 +106,33 @@ def test_pool_map_capacity_is_one_more_than_its_actors_times_max_in_flight():
     assert op.capacity == 8
     _feed(op, *[Batch(epoch=1, ref=i, rows=1) for i in range(10)])
     assert (op.in_flight, len(op.queue), op.held) == (8, 2, 10)
+
+
+def test_a_pool_handed_on_to_the_next_attempt_drops_its_calls_and_is_not_shut_down():
+    op, pool, _ = _pool_op()
+    _feed(op, Batch(epoch=1, ref="a", rows=1), Batch(epoch=1, ref="b", rows=1))
+    pool.submitted[0].finish()
+    pool.stats = SimpleNamespace(retries=2, deaths=1, ready=1)  # counted by this attempt
+
+    assert op.hand_on() is pool
+    assert [getattr(f, "cancelled", None) for f in pool.submitted] == [False, True]
+    assert (op.in_flight, op.metrics.retries, op.metrics.actor_deaths) == (0, 2, 1)
+    op.shutdown(wait=False)
+    assert not pool.shut  # the next attempt's operator owns it now
+    # ... which counts only what happens from then on.
+    following = PoolMapOperator(_spec(), pool, OperatorHooks())
+    following.metrics = op.metrics
+    pool.stats = SimpleNamespace(retries=3, deaths=1, ready=1)
+    following.shutdown(wait=False)
+    assert pool.shut and (op.metrics.retries, op.metrics.actor_deaths) == (3, 1)
+
+
+def test_a_broken_pool_is_not_handed_on():
+    op, pool, _ = _pool_op()
+    pool.reusable = False
+    assert op.hand_on() is None
+    op.shutdown(wait=False)
+    assert pool.shut
 
 
 def test_pool_map_outputs_leave_in_input_order():

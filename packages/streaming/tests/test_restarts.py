@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import ray.exceptions as rex
-from _udfs import CountPerKeyCrashOnce, Slow, count_per_key, rows
+from _udfs import CountPerKeyCrashOnce, Slow, SlowLogPid, count_per_key, rows
 
 from tideflow.core.errors import ConfigError
 from tideflow.streaming import CheckpointConfig, JobAbortedError, Pipeline
@@ -142,10 +142,10 @@ def _kill_io_actor_once_rows_are_out(job, name: str, after_rows: int) -> threadi
 
 @pytest.mark.ray
 def test_a_lost_io_actor_restarts_the_run_from_its_checkpoint_exactly_once(ray_session, tmp_path):
-    out = tmp_path / "out"
+    out, pids = tmp_path / "out", tmp_path / "pids"
     job = (
         Pipeline.read(_source(), batch_size=BATCH)
-        .map_batches(Slow, num_cpus=0.25, fn_constructor_args=(0.01,))
+        .map_batches(SlowLogPid, num_cpus=0.25, fn_constructor_args=(0.01, str(pids)))
         .stateful_map("key", count_per_key, partitions=2, num_cpus=0.25)
         .write(CollectingSink(str(out)))
         .start(job_id="lost-io", checkpoint=_ckpt(tmp_path))
@@ -157,6 +157,9 @@ def test_a_lost_io_actor_restarts_the_run_from_its_checkpoint_exactly_once(ray_s
     assert result.restarts == 1
     _assert_exactly_once_in_key_order(out)
     assert (result.rows_in, result.rows_out) == (N, N)  # replayed rows count once
+    # The map stage's pool went on into the restart: its one actor ran every batch.
+    assert len(set(pids.read_text().split())) == 1
+    assert result.stages["SlowLogPid"].actor_deaths == 0
 
 
 @pytest.mark.ray

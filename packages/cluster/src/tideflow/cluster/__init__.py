@@ -16,12 +16,15 @@ from tideflow.cluster.config import (
     load_config,
 )
 from tideflow.cluster.demand import (
+    CombinedDemand,
     Demand,
     DemandReader,
     FileDemand,
     NodeUsage,
+    PoolDemand,
     RayDemand,
     StaticDemand,
+    demand_from_pool_metrics,
     demand_from_resource_state,
 )
 from tideflow.cluster.errors import (
@@ -74,8 +77,11 @@ __all__ = [
     "FileDemand",
     "NodeUsage",
     "RayDemand",
+    "PoolDemand",
+    "CombinedDemand",
     "StaticDemand",
     "demand_from_resource_state",
+    "demand_from_pool_metrics",
     # policy
     "ClusterView",
     "GroupChange",

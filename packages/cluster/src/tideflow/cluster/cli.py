@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--demand-file", help="read demand from this JSON/YAML file each tick instead of Ray"
     )
+    scale.add_argument(
+        "--pool-metrics",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a Tideflow job's /metrics URL: its stage pools' samples add to the demand "
+        "(repeatable)",
+    )
     scale.add_argument("--server", help="Kubernetes API server URL (overrides the config)")
     scale.add_argument("--token-file", help="bearer token file (overrides the config)")
     scale.add_argument("--ca-file", help="CA bundle of the API server (overrides the config)")
@@ -106,7 +114,13 @@ def _render(args: argparse.Namespace) -> int:
 
 def _autoscale(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from tideflow.cluster.autoscale import Autoscaler
-    from tideflow.cluster.demand import DemandReader, FileDemand, RayDemand
+    from tideflow.cluster.demand import (
+        CombinedDemand,
+        DemandReader,
+        FileDemand,
+        PoolDemand,
+        RayDemand,
+    )
 
     config = load_config(args.config)
     log = get_logger("tideflow.cluster.cli")
@@ -121,6 +135,8 @@ def _autoscale(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 "configuration or RAY_ADDRESS, or pass --demand-file"
             )
         demand = RayDemand(address)
+    if args.pool_metrics:  # what the jobs' pools want, before Ray has it pending
+        demand = CombinedDemand(demand, PoolDemand(args.pool_metrics))
     scaler = Autoscaler(
         config, kube=_kube_client(args, config, env), demand=demand, dry_run=args.dry_run
     )

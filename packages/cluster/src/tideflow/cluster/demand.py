@@ -2,8 +2,11 @@
 
 A *demand reader* is any callable returning a :class:`Demand`; the autoscaler calls one per
 tick. :class:`RayDemand` reads Ray's GCS autoscaler state (the state Ray's own autoscaler v2
-reads: ``ray.autoscaler.v2.sdk.get_cluster_resource_state``); :class:`FileDemand` reads a
-JSON/YAML file (an external demand source, or a dry run); :class:`StaticDemand` is set in code.
+reads: ``ray.autoscaler.v2.sdk.get_cluster_resource_state``); :class:`PoolDemand` reads the
+samples of Tideflow jobs' stage pools from their Prometheus endpoints (a stage with work
+waiting and room to grow asks for one more actor's bundle before Ray has a request pending);
+:class:`FileDemand` reads a JSON/YAML file (an external demand source, or a dry run);
+:class:`StaticDemand` is set in code; :class:`CombinedDemand` adds readers up.
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ import yaml
 from tideflow.cluster.errors import DemandError
 
 __all__ = [
+    "CombinedDemand",
     "Demand",
     "DemandReader",
+    "PoolDemand",
     "FileDemand",
     "NodeUsage",
     "RayDemand",
     "StaticDemand",
     "demand_from_data",
+    "demand_from_pool_metrics",
     "demand_from_resource_state",
 ]
 
@@ -193,3 +199,92 @@ class RayDemand:
             message = f"cannot read the cluster resource state from GCS {self.address}: {e}"
             raise DemandError(message) from None
         return demand_from_resource_state(state)
+
+
+def demand_from_pool_metrics(text: str) -> Demand:
+    """The bundles Tideflow's stage pools want, from a job's Prometheus exposition.
+
+    A stage whose pool has work waiting (``tideflow_pool_queued_work`` > 0) and fewer actors
+    than its maximum (``tideflow_pool_actors`` < ``tideflow_pool_max_actors``) wants one more
+    actor: one bundle of ``tideflow_pool_actor_resources``. One per stage and reading — the
+    pool grows one step at a time, and the policy's windows smooth the rest."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    by_stage: dict[tuple[str, str], dict[str, Any]] = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = sample.labels
+                if "job" not in labels or "stage" not in labels:
+                    continue
+                stage = by_stage.setdefault((labels["job"], labels["stage"]), {"bundle": {}})
+                if sample.name == "tideflow_pool_actor_resources" and "resource" in labels:
+                    stage["bundle"][labels["resource"]] = float(sample.value)
+                elif sample.name in _POOL_GAUGES:
+                    stage[_POOL_GAUGES[sample.name]] = float(sample.value)
+    except ValueError as e:
+        raise DemandError(f"not a Prometheus exposition: {e}") from None
+    bundles = [
+        dict(stage["bundle"])
+        for stage in by_stage.values()
+        if stage.get("queued", 0) > 0
+        and stage.get("actors", 0) < stage.get("max_actors", 0)
+        and stage["bundle"]
+    ]
+    return Demand(bundles=tuple(bundles))
+
+
+_POOL_GAUGES = {
+    "tideflow_pool_queued_work": "queued",
+    "tideflow_pool_actors": "actors",
+    "tideflow_pool_max_actors": "max_actors",
+}
+
+
+class PoolDemand:
+    """Reads what Tideflow jobs' stage pools want from their metrics endpoints
+    (``Pipeline.run(..., metrics_port=…)`` serves ``http://host:port/metrics``); see
+    :func:`demand_from_pool_metrics`."""
+
+    def __init__(self, urls: Iterable[str], *, timeout_s: float = 5.0) -> None:
+        self.urls = [str(u) for u in urls]
+        bad = [u for u in self.urls if not u.startswith(("http://", "https://"))]
+        if not self.urls or bad:
+            raise DemandError(
+                f"PoolDemand needs http(s) URLs of jobs' /metrics endpoints; got {self.urls!r}"
+            )
+        if timeout_s <= 0:
+            raise DemandError(f"PoolDemand timeout_s must be > 0; got {timeout_s}")
+        self.timeout_s = timeout_s
+
+    def __call__(self) -> Demand:
+        import urllib.request
+
+        bundles: list[Resources] = []
+        for url in self.urls:
+            try:
+                with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
+                    text = response.read().decode("utf-8")
+            except OSError as e:
+                raise DemandError(f"cannot read pool metrics from {url}: {e}") from None
+            bundles += demand_from_pool_metrics(text).bundles
+        return Demand(bundles=tuple(bundles))
+
+
+class CombinedDemand:
+    """The demand of several readers added up: their bundles together, and node usage
+    from each (a later reader's entry for the same pod wins)."""
+
+    def __init__(self, *readers: DemandReader) -> None:
+        if not readers:
+            raise DemandError("CombinedDemand needs at least one demand reader")
+        self.readers = readers
+
+    def __call__(self) -> Demand:
+        bundles: list[Resources] = []
+        nodes: dict[str, NodeUsage] = {}
+        for reader in self.readers:
+            demand = reader()
+            bundles += demand.bundles
+            nodes.update(demand.nodes)
+        return Demand(bundles=tuple(bundles), nodes=nodes)

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 LogFormat = Literal["auto", "console", "json"]
+"""Log output: ``auto`` (a console on a terminal, JSON lines otherwise), ``console``, ``json``."""
 
 _LEVELS = {
     "debug": logging.DEBUG,

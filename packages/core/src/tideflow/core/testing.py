@@ -181,3 +181,6 @@ def finish(code):
     print(json.dumps([p.name() for p in left if p.status() != psutil.STATUS_ZOMBIE]))
     sys.exit(code)
 """
+"""Python source, for tests of CLIs: prepended to a CLI call in a child process, it sends a
+real SIGINT while ``ray.init`` starts the local cluster; ``finish(code)`` then prints what
+still runs below the child (JSON) and exits with ``code``."""

@@ -97,8 +97,16 @@ class Executor:
 
     def _run(self) -> JobResult:
         started = time.monotonic()
+        pools: dict[str, Any] = {}  # stage pools an attempt hands on to the next
+        try:
+            return self._attempts(started, pools)
+        finally:
+            for pool in pools.values():  # handed on, and no attempt came to take them
+                pool.shutdown(wait=False, cancel_pending=True, timeout=5)
+
+    def _attempts(self, started: float, pools: dict[str, Any]) -> JobResult:
         while True:
-            attempt = self._new_attempt()
+            attempt = self._new_attempt(pools)
             try:
                 attempt.run(started, self._stage_metrics)
             except BaseException as error:
@@ -125,7 +133,7 @@ class Executor:
             )
         return self.result
 
-    def _new_attempt(self) -> Attempt:
+    def _new_attempt(self, pools: dict[str, Any]) -> Attempt:
         attempt = Attempt(
             self.plan,
             ctx=self.ctx,
@@ -135,6 +143,7 @@ class Executor:
             dead_sink=self.dead_sink,
             attempt=self.result.restarts,
             log=self._log,
+            pools=pools,  # the same dict: the attempt takes pools from it and hands on
         )
         self._attempt = attempt
         if self._stop:

@@ -44,6 +44,16 @@ class StageMetrics:
     """Batches sent again after their actor died (or, with retries on errors, raised)."""
     actor_deaths: int = 0
     """Actors of the stage that died (killed, crashed, or failed to start) and were replaced."""
+    actors: int = 0
+    """Actors of the stage taking work now (not those leaving a draining node), sampled
+    while the job runs; compare with ``actors_min`` after a lost or drained node."""
+    actors_min: int = 0
+    """The least number of actors the stage keeps (its pool's minimum)."""
+    actors_max: int = 0
+    """The most actors the stage may have (its pool's maximum)."""
+    actor_bundle: dict[str, float] = field(default_factory=dict)
+    """What each of its actors reserves, as a Ray resource bundle (``CPU``, ``GPU``,
+    custom names): what one more actor would ask a cluster autoscaler for."""
     _last_note: float | None = None
 
     def observe(self, meta: dict[str, Any]) -> None:

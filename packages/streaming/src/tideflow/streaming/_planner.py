@@ -33,6 +33,10 @@ class PlanContext:
     """Passed to every operator."""
     states: Mapping[str, Any] = field(default_factory=dict)
     """Stage name → its state restored from the last checkpoint (stateful kinds only)."""
+    pools: dict[str, Any] = field(default_factory=dict)
+    """Stage name → the actor pool an earlier attempt of the run handed on (stateless
+    stages): a planner takes it (``pop``) instead of starting new actors, so a restart
+    keeps the stage's live actors, warm, at the pool's size."""
 
 
 def plan_pool_map(spec: StageSpec, ctx: PlanContext) -> PhysicalOperator:
@@ -49,6 +53,9 @@ def plan_pool_map(spec: StageSpec, ctx: PlanContext) -> PhysicalOperator:
     # Two calls at once per actor when batches are pipelined: the stage's function
     # still runs one batch at a time (see StageWorker.process).
     pipelined = spec.max_in_flight > 1
+    carried = ctx.pools.pop(spec.name, None)
+    if carried is not None:
+        return PoolMapOperator(spec, carried, ctx.hooks)
     pool = ActorPool(
         StageWorker,
         args=(spec,),

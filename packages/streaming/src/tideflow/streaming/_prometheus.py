@@ -41,6 +41,19 @@ class JobCollector(Collector):
         queue = GaugeMetricFamily(
             Metrics.POOL_QUEUED, "Batches waiting for a stage", labels=["job", "stage"]
         )
+        actors = GaugeMetricFamily(
+            Metrics.POOL_ACTORS,
+            "Actors of a stage taking work (not those leaving a draining node)",
+            labels=["job", "stage"],
+        )
+        limits = GaugeMetricFamily(
+            "tideflow_pool_max_actors", "The most actors a stage may have", labels=["job", "stage"]
+        )
+        bundle = GaugeMetricFamily(
+            "tideflow_pool_actor_resources",
+            "What each actor of a stage reserves, by Ray resource name",
+            labels=["job", "stage", "resource"],
+        )
         scales = CounterMetricFamily(
             Metrics.SCALE_EVENTS, "Resizes of a stage's pool", labels=["job", "stage"]
         )
@@ -65,8 +78,13 @@ class JobCollector(Collector):
             pressure.add_metric(labels, m.backpressure_s)
             busy.add_metric(labels, m.busy_fraction)
             queue.add_metric(labels, m.queue_depth)
+            actors.add_metric(labels, m.actors)
+            limits.add_metric(labels, m.actors_max)
+            for resource, amount in m.actor_bundle.items():
+                bundle.add_metric([*labels, resource], amount)
             scales.add_metric(labels, len(m.scale_events))
-        yield from (rows_in, rows_out, pressure, by_reason, busy, queue, scales, restarts)
+        yield from (rows_in, rows_out, pressure, by_reason, busy, queue, actors, limits, bundle)
+        yield from (scales, restarts)
         done = CounterMetricFamily(
             Metrics.CHECKPOINTS_COMPLETED, "Checkpoints completed", labels=["job"]
         )

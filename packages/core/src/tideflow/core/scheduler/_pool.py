@@ -280,6 +280,13 @@ class ActorPool(_PoolCore):
         return len(going)
 
     @property
+    def reusable(self) -> bool:
+        """Whether the pool can take work: not shut down, and its actors do not keep
+        failing to start (a caller that gives up its work may hand the pool on)."""
+        with self._lock:
+            return not (self._closing or self._broken is not None)
+
+    @property
     def events(self) -> list[Event]:
         """Recent actor, retry and scale events, oldest first (at most ``max_events``)."""
         with self._lock:

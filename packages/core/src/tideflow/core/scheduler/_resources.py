@@ -120,6 +120,19 @@ class ResourceRequest:
             )
         )
 
+    def bundle(self) -> dict[str, float]:
+        """The request as a Ray resource bundle (``CPU``, ``GPU``, ``memory`` and the custom
+        names; zero amounts left out), the shape an autoscaler plans nodes for.
+
+        >>> ResourceRequest(num_cpus=0.5, resources={"accel": 1}).bundle()
+        {'CPU': 0.5, 'accel': 1.0}
+        """
+        amounts = {"CPU": float(self.num_cpus), "GPU": float(self.num_gpus)}
+        if self.memory is not None:
+            amounts["memory"] = float(self.memory)
+        amounts.update(self.resources)
+        return {name: amount for name, amount in amounts.items() if amount > 0}
+
     def to_ray_options(self) -> dict[str, Any]:
         """The keyword arguments for ``ray.remote(cls).options(...)``; unset fields are left out."""
         options: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}

@@ -83,8 +83,9 @@ def pick_actors_to_remove(actors: Sequence[ActorLoad], count: int) -> list[str]:
 def retry_backoff(retry: int, *, base_s: float, max_s: float) -> float:
     """Seconds to wait before retry number ``retry`` (1 is the first): exponential, capped.
 
-    >>> [retry_backoff(r, base_s=0.5, max_s=3.0) for r in (1, 2, 3, 4, 5)]
-    [0.5, 1.0, 2.0, 3.0, 3.0]
+    Examples:
+        >>> [retry_backoff(r, base_s=0.5, max_s=3.0) for r in (1, 2, 3, 4, 5)]
+        [0.5, 1.0, 2.0, 3.0, 3.0]
     """
     if retry < 1:
         raise ValueError(f"retry_backoff: retry must be >= 1; got {retry}")

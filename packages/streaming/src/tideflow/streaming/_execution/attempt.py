@@ -75,12 +75,16 @@ class Attempt:
         dead_sink: Sink,
         attempt: int = 0,
         log: Any,
+        pools: dict[str, Any] | None = None,
     ) -> None:
         assert plan.sink is not None
         self.plan, self.ctx, self.result, self.options = plan, ctx, result, options
         self.sink: Sink = plan.sink
         self.dead_sink = dead_sink
         self.attempt = attempt
+        self.pools: dict[str, Any] = pools if pools is not None else {}
+        """Stage pools handed on by the earlier attempt (taken when the stages start), then
+        those this attempt hands on to the next one when it ends for a restart or a move."""
         checkpoint = options.checkpoint
         self.interval_s = checkpoint.interval_s if checkpoint is not None else None
         self.epoch_cap = checkpoint.max_batches if checkpoint is not None else None
@@ -156,9 +160,9 @@ class Attempt:
             self.checkpoints.start()
             self._loop(started)
         except BaseException:
-            self.shutdown(wait=False)
+            self.shutdown(wait=False, hand_on=True)
             raise
-        self.shutdown(wait=True)
+        self.shutdown(wait=True, hand_on=self.migrating)
 
     def _restore(self) -> None:
         restored = self.coordinator.restore()
@@ -220,7 +224,7 @@ class Attempt:
             snapshot=self.checkpoints.track,
             log=self._log,
         )
-        context = PlanContext(hooks=hooks, states=self._stage_states)
+        context = PlanContext(hooks=hooks, states=self._stage_states, pools=self.pools)
         self.operators = [plan_operator(spec, context) for spec in self.plan.stages]
         for op in self.operators:  # counted on from an earlier attempt
             op.metrics = stage_metrics.setdefault(op.name, op.metrics)
@@ -232,11 +236,16 @@ class Attempt:
         stateful = [a for op in self.operators for a in op.stateful_actors()]
         self._pinned_nodes = set(nodes_of([*self.writers.writers, *stateful]))
 
-    def shutdown(self, *, wait: bool) -> None:
+    def shutdown(self, *, wait: bool, hand_on: bool = False) -> None:
         """Stop the committer, then every actor of the attempt (the connectors' driver-side
-        clients stay open: a next attempt uses them)."""
+        clients stay open: a next attempt uses them). With ``hand_on``, the stateless
+        stages' pools stay up, in :attr:`pools`, for the next attempt: a restart keeps
+        their live actors (the pool itself replaces any it lost)."""
         self.checkpoints.shutdown(wait=wait)
         for op in self.operators:
+            pool = op.hand_on() if hand_on else None
+            if pool is not None:
+                self.pools[op.name] = pool
             op.shutdown(wait=wait)
         writers = self.writers.writers if self.writers is not None else []
         for actor in {id(a): a for a in [self.io, *writers] if a is not None}.values():

@@ -163,6 +163,12 @@ class PhysicalOperator(ABC):
         """Wait up to ``timeout`` s for an actor to be up; False if none is yet."""
         return True
 
+    def hand_on(self) -> Any | None:
+        """Give up the work in flight and return the actors (a pool) for the next attempt
+        of the run to take over, or ``None`` when they cannot serve it (then
+        :meth:`shutdown` stops them). Only stateless stages hand theirs on."""
+        return None
+
     @abstractmethod
     def shutdown(self, *, wait: bool) -> None:
         """Stop the actors (``wait``: let calls finish) and fill in the last metrics."""

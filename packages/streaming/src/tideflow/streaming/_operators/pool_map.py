@@ -23,6 +23,9 @@ from tideflow.streaming._plan import StageSpec
 
 __all__ = ["PoolMapOperator", "remote_slice"]
 
+_SAMPLE_S = 0.1
+"""How often the stage's live actor count (``StageMetrics.actors``) is read from its pool."""
+
 SliceRows = Callable[[Any, int, int], Any]
 """``slice_rows(ref, start, length)``: a ref to that slice of a batch's rows."""
 
@@ -60,6 +63,12 @@ class PoolMapOperator(PhysicalOperator):
         )
         # In submission order; outputs leave in that order (per-key and per-split order kept).
         self._calls: dict[PoolFuture, Batch] = {}
+        self._sampled_at = float("-inf")
+        # What the pool counted before this operator (one handed on by an earlier attempt):
+        # the stage's metrics add only what happened since.
+        self._seen_events = {id(e) for e in pool.events}
+        self._stats_base = pool.stats
+        self._handed_on = False
 
     @property
     def capacity(self) -> int:
@@ -173,6 +182,14 @@ class PoolMapOperator(PhysicalOperator):
         batch.ref = materialize(batch.ref)  # the dead-letter writer takes a payload
         return Finished(batch, error=error)
 
+    def on_tick(self, now: float, epoch: int, *, input_done: bool = False) -> None:
+        if now - self._sampled_at >= _SAMPLE_S:  # the pool's counters: a lock and a copy
+            self._sampled_at = now
+            self.metrics.actors = self.pool.stats.ready
+            self.metrics.actors_min = self.spec.min_actors
+            self.metrics.actors_max = self.spec.max_actors
+            self.metrics.actor_bundle = self.spec.resources.bundle()
+
     def on_nodes_draining(self, node_ids: set[str]) -> None:
         retire = getattr(self.pool, "retire_nodes", None)
         if retire is not None and retire(node_ids):
@@ -181,10 +198,31 @@ class PoolMapOperator(PhysicalOperator):
     def wait_ready(self, timeout: float) -> bool:
         return bool(self.pool.wait_ready(1, timeout=timeout))
 
-    def shutdown(self, *, wait: bool) -> None:
+    def hand_on(self) -> ActorPool | None:
+        """Cancel the queued calls (those running finish; their outputs are dropped: the
+        next attempt replays their rows) and hand the pool to the next attempt."""
+        if not getattr(self.pool, "reusable", False):
+            return None
+        for future in self._calls:
+            future.cancel()
+        self._calls.clear()
+        self._count_pool()
+        self._handed_on = True
+        return self.pool
+
+    def _count_pool(self) -> None:
         # Added: the metrics go on from an earlier attempt of the run (after a restart).
-        self.metrics.scale_events += [e for e in self.pool.events if isinstance(e, ScaleEvent)]
-        stats = self.pool.stats
-        self.metrics.retries += stats.retries
-        self.metrics.actor_deaths += stats.deaths
+        events = [e for e in self.pool.events if id(e) not in self._seen_events]
+        self._seen_events.update(id(e) for e in events)
+        self.metrics.scale_events += [e for e in events if isinstance(e, ScaleEvent)]
+        stats, base = self.pool.stats, self._stats_base
+        self.metrics.retries += stats.retries - base.retries
+        self.metrics.actor_deaths += stats.deaths - base.deaths
+        self._stats_base = stats
+
+    def shutdown(self, *, wait: bool) -> None:
+        if self._handed_on:
+            return  # the next attempt's operator owns the pool now
+        self._count_pool()
+        self.metrics.actors = 0  # until the next attempt's pool has actors ready
         self.pool.shutdown(wait=wait, cancel_pending=not wait, timeout=None if wait else 5)
