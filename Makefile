@@ -9,7 +9,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 PYTEST_MARKERS := $(if $(HAS_GPU),,-m "not gpu")
 BENCHES := $(patsubst tools/bench/%.py,%,$(wildcard tools/bench/[a-z]*.py))
 
-.PHONY: help sync system-deps demo demo-rl test lint format check-extras broker bench $(addprefix bench-,$(BENCHES))
+.PHONY: help sync system-deps demo demo-rl test lint format check-extras broker docs docs-serve bench $(addprefix bench-,$(BENCHES))
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,6 +46,17 @@ check-extras: sync ## wheels in a clean venv: streaming without, then with, its 
 
 broker: sync ## run a local Kafka-protocol broker on 127.0.0.1:9092 (Ctrl-C stops it)
 	@$(UV) run --locked tideflow-broker
+
+# The site: `mkdocs build --strict` (a broken link or reference fails) into site/, then the
+# API check (every public name of each `__all__` in the reference with its docstring) and
+# screenshots of two pages in headless Chromium (site/_screenshots/).
+docs: sync system-deps ## build the documentation site into site/ (strict), check the API reference
+	@NO_MKDOCS_2_WARNING=1 $(UV) run --locked mkdocs build --strict --quiet
+	@$(UV) run --locked python tools/check_api_docs.py
+	@$(UV) run --locked python docs/scripts/screenshots.py
+
+docs-serve: sync ## serve the documentation site on http://127.0.0.1:8000/ with live reload
+	@NO_MKDOCS_2_WARNING=1 $(UV) run --locked mkdocs serve
 
 bench: sync $(addprefix bench-,$(BENCHES)) ## run every benchmark; results in bench-results/
 

@@ -95,6 +95,7 @@ def _add_ingest(commands: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `video-search` argument parser: `ingest`, `query`, `serve`, `samples`, `eval`."""
     parser = argparse.ArgumentParser(
         prog="video-search",
         description="Search videos by what is on screen, in their subtitles and in their speech.",
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `video-search` command; returns its exit code (2 on bad input, 130 on Ctrl-C)."""
     args = build_parser().parse_args(argv)
     apply_app_ray_settings()  # before anything imports Ray
     from tideflow.core.errors import TideflowError

@@ -52,7 +52,9 @@ __all__ = [
 ]
 
 CHANNELS = ("ocr", "subtitle", "speech")
+"""The channels a segment comes from, in report order."""
 KS = (1, 5, 10)
+"""The cut-offs at which recall is reported (recall@1, @5, @10)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,6 +29,7 @@ from tideflow_video_search.search import SearchIndex
 __all__ = ["GOALS", "evaluate_index", "format_report"]
 
 GOALS = {"recall@5": 0.9, "mrr@10": 0.75, "hybrid_margin": 0.05, "unanswerable_rejected": 0.8}
+"""The quality goals an evaluation is checked against (each a minimum)."""
 K = 10
 
 

@@ -56,6 +56,7 @@ def segment_schema(dim: int = 384) -> pa.Schema:
 
 
 SEGMENT_SCHEMA = segment_schema()
+"""The index table's schema (segment and frame rows) with the default 384-d vector."""
 
 
 def segment_id(video_id: str, source: str, start_s: float, language: str = "") -> str:

@@ -48,8 +48,11 @@ __all__ = [
 ]
 
 MAX_K = 100
+"""The most hits one search returns (`k` from 1 to this)."""
 MAX_QUERY_CHARS = 500
+"""The longest query accepted, in characters."""
 MODES = ("hybrid", "text", "vector")
+"""Search methods: BM25 and vectors fused by reciprocal rank fusion, or either alone."""
 RRF_K = 60
 SIMILARITY_GAP = 0.05
 """Cosine similarity above the query's median candidate at which a row is half-confident."""
