@@ -228,3 +228,53 @@ def test_metrics_are_served_over_http() -> None:
         server.shutdown()
         server.server_close()
     assert 'tideflow_cluster_scale_events_total{direction="down",pool="spot"} 1.0' in text
+
+
+def test_render_with_the_autoscaler_adds_what_runs_it_in_the_cluster(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tideflow.cluster.cli import _parser
+
+    args = ["render", "--config", str(config_file), "--autoscaler", "--image", "reg/tc:1"]
+    assert main(args) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    kinds = [d["kind"] for d in docs]
+    assert kinds == [
+        "RayCluster",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "Deployment",
+    ]
+    config = config_from_dict(CONFIG)
+    assert {d["metadata"]["namespace"] for d in docs} == {config.namespace}
+    role, binding, config_map, deployment = docs[2:]
+    # Exactly what a tick calls: GET and PATCH the RayCluster, LIST its pods.
+    allowed = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert allowed == {("ray.io", "rayclusters", "get"), ("ray.io", "rayclusters", "patch"),
+                       ("", "pods", "list")}  # fmt: skip
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == docs[1]["metadata"]["name"]
+    # The mounted file is this configuration.
+    (text,) = config_map["data"].values()
+    assert config_from_dict(yaml.safe_load(text)) == config
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == docs[1]["metadata"]["name"]
+    (container,) = pod["containers"]
+    assert container["image"] == "reg/tc:1"
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    # Its command line is one the CLI takes, reading the mounted file and Ray's head service.
+    parsed = _parser().parse_args(container["args"])
+    assert parsed.command == "autoscale"
+    mount = pod["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]
+    assert mount and parsed.config.startswith(container["volumeMounts"][0]["mountPath"])
+    assert parsed.ray_address == f"{config.name}-head-svc.{config.namespace}.svc.cluster.local:6379"

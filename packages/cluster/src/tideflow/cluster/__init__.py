@@ -27,6 +27,7 @@ from tideflow.cluster.demand import (
     demand_from_pool_metrics,
     demand_from_resource_state,
 )
+from tideflow.cluster.deploy import AUTOSCALER_RULES, render_autoscaler, render_autoscaler_yaml
 from tideflow.cluster.errors import (
     ClusterConfigError,
     ClusterError,
@@ -68,6 +69,9 @@ __all__ = [
     "TIDAL_LABEL",
     "render_raycluster",
     "render_yaml",
+    "render_autoscaler",
+    "render_autoscaler_yaml",
+    "AUTOSCALER_RULES",
     # Kubernetes API
     "KubeClient",
     "check_json_patch",

@@ -42,6 +42,16 @@ def _parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="print the RayCluster for a configuration as YAML")
     render.add_argument("--config", required=True, help="configuration file (YAML or JSON)")
     render.add_argument("--output", "-o", help="write to this file instead of stdout")
+    render.add_argument(
+        "--autoscaler",
+        action="store_true",
+        help="also render what runs the autoscaler in the cluster: ServiceAccount, Role, "
+        "RoleBinding, ConfigMap (this configuration) and Deployment",
+    )
+    render.add_argument("--image", help="the autoscaler's image (with tideflow-cluster installed)")
+    render.add_argument(
+        "--autoscaler-metrics-port", type=int, default=9100, help="its Prometheus port"
+    )
 
     scale = sub.add_parser(
         "autoscale",
@@ -102,9 +112,18 @@ def _kube_client(
 
 
 def _render(args: argparse.Namespace) -> int:
+    from tideflow.cluster.deploy import render_autoscaler_yaml
     from tideflow.cluster.render import render_yaml
 
-    text = render_yaml(load_config(args.config))
+    config = load_config(args.config)
+    text = render_yaml(config)
+    if args.autoscaler:
+        text += "---\n" + render_autoscaler_yaml(
+            config,
+            config_text=Path(args.config).read_text(encoding="utf-8"),
+            image=args.image,
+            metrics_port=args.autoscaler_metrics_port,
+        )
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
