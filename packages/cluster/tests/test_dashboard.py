@@ -12,8 +12,19 @@ from tideflow.core.observability import Metrics
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboards" / "tideflow-cluster.json"
 
 
+def _job_exposition_names() -> set[str]:
+    """The metric names a job's real Prometheus exposition holds (one stage, every figure)."""
+    from tideflow.streaming._metrics import JobResult, StageMetrics
+    from tideflow.streaming._prometheus import exposition
+
+    stage = StageMetrics(name="s", backpressure_reasons={"queue": 1.0}, actor_bundle={"CPU": 1})
+    text = exposition(JobResult(job_id="j", stages={"s": stage}))
+    return {line.split("{")[0].split()[0] for line in text.splitlines() if line[:1] not in "#"}
+
+
 def _exported() -> set[str]:
     names = {v for k, v in vars(Metrics).items() if k.isupper()} | {"tideflow_dead_letters"}
+    names |= _job_exposition_names()
     for metric in AutoscalerMetrics().registry.collect():
         names.add(metric.name)
         names |= {f"{metric.name}{s}" for s in ("_total", "_bucket", "_count", "_sum")}
@@ -34,6 +45,8 @@ def test_every_dashboard_query_names_an_exported_metric() -> None:
     assert {
         "tideflow_cluster_scale_events_total",
         "tideflow_stage_backpressure_seconds_total",
+        "tideflow_stage_backpressure_reason_seconds_total",
+        "tideflow_pool_actors",
     } <= used
 
 
