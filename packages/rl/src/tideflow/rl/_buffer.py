@@ -17,6 +17,7 @@ from typing import Any
 
 from tideflow.core.observability import get_logger
 from tideflow.rl._data import Batch
+from tideflow.rl._metrics import token_staleness
 from tideflow.rl.errors import RLError
 
 __all__ = ["ExperienceBuffer"]
@@ -40,6 +41,7 @@ class ExperienceBuffer:
         """Seconds the trainer waited for its next batch."""
         self.high_water = 0
         """Most scored batches waiting at once."""
+        self._taken: dict[int, dict[str, Any]] = {}
 
     async def reserve(self, index: int) -> float:
         """Wait for a free slot and take it for batch ``index``; returns the seconds waited."""
@@ -74,7 +76,13 @@ class ExperienceBuffer:
                 f"is {self.staleness_limit}"
             )
             raise RLError(message)
+        self._taken[index] = token_staleness(batch.samples, version)
         return batch
+
+    def taken(self, index: int) -> dict[str, Any]:
+        """Per-token lag figures of batch ``index`` as handed out (once; see
+        :func:`~tideflow.rl._metrics.token_staleness`)."""
+        return self._taken.pop(index, {"tokens": {}, "mixed": 0})
 
     async def release(self, index: int) -> None:
         """The trainer finished batch ``index``: free its slot."""

@@ -33,7 +33,8 @@ class Sample:
     behaviour_logprobs: list[float]
     """Log-probability of each generated token under the generating policy."""
     version: int
-    """The policy version (training steps applied) of the weights that generated it."""
+    """The policy version (training steps applied) of the weights that generated it; with
+    partial rollouts, that of its first (oldest) token, so lag is counted from there."""
     response_text: str = ""
     """The decoded response (special tokens skipped)."""
     finish_reason: str | None = None
@@ -42,6 +43,16 @@ class Sample:
     """The reward, once a reward worker scored it."""
     item: Mapping[str, Any] = field(default_factory=dict)
     """The prompt's data item (what the reward function reads)."""
+    token_versions: list[int] = field(default_factory=list)
+    """The policy version of each response token: one version, unless a partial rollout
+    spanned a weight update (then non-decreasing). Empty in samples saved before it existed:
+    every token then has ``version``."""
+
+    def versions_per_token(self) -> list[int]:
+        """The policy version of each response token."""
+        if self.token_versions:
+            return list(self.token_versions)
+        return [self.version] * len(self.response_token_ids)
 
     def as_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "item": dict(self.item)}

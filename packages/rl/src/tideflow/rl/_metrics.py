@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["StepMetrics", "busy_ratio", "read_metrics", "write_reward_curve"]
+if TYPE_CHECKING:
+    from tideflow.rl._data import Sample
+
+__all__ = [
+    "StepMetrics",
+    "busy_ratio",
+    "read_metrics",
+    "step_metrics",
+    "token_staleness",
+    "write_reward_curve",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +70,12 @@ class StepMetrics:
     """Wall-clock start and end of each worker's generation of the batch."""
     extra: dict[str, float] = field(default_factory=dict)
     """verl's own metrics (clip fractions, importance-weight statistics, grad norm …)."""
+    token_staleness: dict[int, int] = field(default_factory=dict)
+    """Response tokens per lag (trainer version − the version that produced the token)."""
+    mixed_version_samples: int = 0
+    """Samples whose tokens come from more than one policy version (partial rollouts)."""
+    rollout_workers: int = 0
+    """Rollout workers in the pool (starting ones included) when the step ended."""
 
     @property
     def max_lag(self) -> int:
@@ -67,14 +84,72 @@ class StepMetrics:
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["staleness"] = {str(k): v for k, v in self.staleness.items()}
+        data["token_staleness"] = {str(k): v for k, v in self.token_staleness.items()}
         return data
 
 
+_KNOWN = {"loss", "kl", "behaviour_kl", "train_s", "version", "interval"}
+
+
+def step_metrics(
+    step: int,
+    trained: dict[str, Any],
+    published: dict[str, Any],
+    tokens: dict[str, Any],
+    **run: Any,
+) -> StepMetrics:
+    """A step's record from the trainer's figures (``trained``, its ``batch`` included), the
+    publish that followed, the buffer's per-token lags (``tokens``) and the run-level
+    figures (``weight_sync_s``, ``trainer_idle_ratio``, ``rollout_idle_ratio``, ``wall_s``,
+    ``rollout_workers``)."""
+    batch = trained["batch"]
+    return StepMetrics(
+        step=step,
+        version=int(trained["version"]),
+        reward_mean=batch["reward_mean"],
+        reward_std=batch["reward_std"],
+        loss=float(trained["loss"]),
+        kl=float(trained["kl"]) if "kl" in trained else None,
+        behaviour_kl=float(trained["behaviour_kl"]),
+        staleness={int(k): int(v) for k, v in sorted(batch["staleness"].items())},
+        samples=batch["samples"],
+        response_len_mean=batch["response_len_mean"],
+        generate_s=batch["generate_s"],
+        reward_s=batch["reward_s"],
+        train_s=float(trained["train_s"]),
+        publish_s=float(published["publish_s"]),
+        train_interval=tuple(trained["interval"]),
+        generate_intervals=[tuple(i) for i in batch["intervals"]],
+        extra={k: float(v) for k, v in trained.items() if k not in _KNOWN and k != "batch"},
+        token_staleness={int(k): int(v) for k, v in sorted(tokens["tokens"].items())},
+        mixed_version_samples=int(tokens["mixed"]),
+        **run,
+    )
+
+
+def token_staleness(samples: Iterable[Sample], version: int) -> dict[str, Any]:
+    """Per-token lag figures of samples trained at policy ``version``: ``{"tokens": {lag:
+    count}, "mixed": samples with tokens of several versions}``."""
+    lags: Counter[int] = Counter()
+    mixed = 0
+    for sample in samples:
+        versions = sample.versions_per_token()
+        lags.update(version - v for v in versions)
+        mixed += len(set(versions)) > 1
+    return {"tokens": dict(sorted(lags.items())), "mixed": mixed}
+
+
 def busy_ratio(intervals: Sequence[tuple[float, float]], start: float, end: float) -> float:
-    """Share of ``[start, end]`` covered by the (non-overlapping) ``intervals``."""
+    """Share of ``[start, end]`` covered by at least one of ``intervals`` (overlaps, as
+    several workers' intervals have, count once)."""
     if end <= start:
         return 0.0
-    busy = sum(max(0.0, min(b, end) - max(a, start)) for a, b in intervals)
+    busy, reach = 0.0, start
+    for first, last in sorted(intervals):
+        a, b = max(first, reach), min(last, end)
+        if b > a:
+            busy += b - a
+            reach = b
     return min(1.0, busy / (end - start))
 
 

@@ -19,7 +19,7 @@ from tideflow.core.observability import get_logger
 from tideflow.rl.config import AlgorithmConfig, ModelConfig, TrainerConfig
 from tideflow.rl.errors import ConfigError
 
-__all__ = ["PolicyTrainer", "batch_tensors", "check_algorithm"]
+__all__ = ["PolicyTrainer", "actor_config", "batch_tensors", "check_algorithm", "policy_loss"]
 
 # Bound when used: a logger bound at import would miss the CLI's logging set-up.
 _log = functools.partial(get_logger, "tideflow.rl.trainer")
@@ -94,6 +94,93 @@ def batch_tensors(
     )
 
 
+def policy_loss(
+    algorithm: AlgorithmConfig,
+    actor_config: Any,
+    *,
+    log_prob: Any,
+    behaviour: Any,
+    proximal: Any | None,
+    advantages: Any,
+    mask: Any,
+) -> tuple[Any, dict[str, float]]:
+    """The policy loss of a mini-batch, from verl's registries; its anchor follows
+    ``algorithm.off_policy``.
+
+    ``bypass``: verl's ``bypass_mode`` loss, whose ratio is π_θ / π_behaviour (PPO-clip or
+    REINFORCE with truncated weights, ``bypass_loss``). ``decoupled``: AReaL's decoupled PPO
+    (Fu et al., 2025) — the clipped surrogate of ``algorithm.policy_loss`` on the ratio
+    π_θ / π_prox, where π_prox (``proximal``) is the trainer's own policy before this step's
+    first update, each token's loss multiplied by the behaviour importance weight
+    π_prox / π_behaviour (detached), truncated at ``rollout_is_threshold`` by verl's
+    ``compute_rollout_correction_weights`` (``rollout_is=None``: no weights).
+    ``proximal=None`` means the step makes one update only, so π_prox is π_θ's own value.
+    """
+    from verl.trainer.ppo import core_algos
+    from verl.trainer.ppo.rollout_corr_helper import compute_rollout_correction_weights
+
+    metrics: dict[str, float] = {}
+    if algorithm.off_policy == "bypass":  # the ratio is anchored on the behaviour log-probs
+        loss, pg_metrics = core_algos.get_policy_loss_fn("bypass_mode")(
+            old_log_prob=behaviour,
+            log_prob=log_prob,
+            advantages=advantages,
+            response_mask=mask,
+            loss_agg_mode=algorithm.loss_agg_mode,
+            config=actor_config,
+        )
+        return loss, {**metrics, **pg_metrics}
+    # decoupled: anchored on π_prox, weighted by truncated π_prox / π_behaviour
+    prox = log_prob.detach() if proximal is None else proximal.detach()
+    weights = None
+    if algorithm.rollout_is is not None:
+        weights, is_metrics = compute_rollout_correction_weights(
+            log_ratio=prox - behaviour,
+            response_mask=mask,
+            rollout_is=algorithm.rollout_is,
+            rollout_is_threshold=algorithm.rollout_is_threshold,
+        )
+        metrics.update({f"rollout_corr/{k}": v for k, v in is_metrics.items()})
+    loss, pg_metrics = core_algos.get_policy_loss_fn(algorithm.policy_loss)(
+        old_log_prob=prox,
+        log_prob=log_prob,
+        advantages=advantages,
+        response_mask=mask,
+        loss_agg_mode=algorithm.loss_agg_mode,
+        config=actor_config,
+        rollout_is_weights=weights,
+    )
+    return loss, {**metrics, **pg_metrics}
+
+
+def actor_config(algorithm: AlgorithmConfig, *, samples_per_prompt: int) -> Any:
+    """verl's ``ActorConfig`` for ``algorithm``: clipping, aggregation, loss, correction."""
+    from verl.trainer.config.algorithm import RolloutCorrectionConfig
+    from verl.workers.config.actor import ActorConfig, PolicyLossConfig
+
+    low, high = algorithm.clip_ratio_low, algorithm.clip_ratio_high
+    correction = RolloutCorrectionConfig(
+        rollout_is=algorithm.rollout_is,
+        rollout_is_threshold=algorithm.rollout_is_threshold,
+        loss_type=algorithm.bypass_loss,
+        bypass_mode=algorithm.off_policy == "bypass",
+    )
+    return ActorConfig(
+        strategy="fsdp",
+        rollout_n=samples_per_prompt,
+        ppo_micro_batch_size_per_gpu=1,
+        use_torch_compile=False,
+        clip_ratio=algorithm.clip_ratio,
+        clip_ratio_low=low if low is not None else algorithm.clip_ratio,
+        clip_ratio_high=high if high is not None else algorithm.clip_ratio,
+        clip_ratio_c=algorithm.clip_ratio_c,
+        loss_agg_mode=algorithm.loss_agg_mode,
+        policy_loss=PolicyLossConfig(
+            loss_mode=algorithm.policy_loss, rollout_correction=correction
+        ),
+    )
+
+
 class PolicyTrainer:
     """The policy, an optional frozen reference, AdamW, and one step per batch."""
 
@@ -109,8 +196,7 @@ class PolicyTrainer:
     ) -> None:
         import torch
         import transformers
-        from verl.trainer.config.algorithm import AlgoConfig, RolloutCorrectionConfig
-        from verl.workers.config.actor import ActorConfig, PolicyLossConfig
+        from verl.trainer.config.algorithm import AlgoConfig
 
         check_algorithm(algorithm)
         transformers.utils.logging.disable_progress_bar()
@@ -139,28 +225,7 @@ class PolicyTrainer:
             betas=(trainer.betas[0], trainer.betas[1]),
             weight_decay=trainer.weight_decay,
         )
-        low = algorithm.clip_ratio_low if algorithm.clip_ratio_low is not None else None
-        high = algorithm.clip_ratio_high if algorithm.clip_ratio_high is not None else None
-        correction = RolloutCorrectionConfig(
-            rollout_is=algorithm.rollout_is,
-            rollout_is_threshold=algorithm.rollout_is_threshold,
-            loss_type=algorithm.bypass_loss,
-            bypass_mode=algorithm.off_policy == "bypass",
-        )
-        self.actor_config = ActorConfig(
-            strategy="fsdp",
-            rollout_n=samples_per_prompt,
-            ppo_micro_batch_size_per_gpu=1,
-            use_torch_compile=False,
-            clip_ratio=algorithm.clip_ratio,
-            clip_ratio_low=low if low is not None else algorithm.clip_ratio,
-            clip_ratio_high=high if high is not None else algorithm.clip_ratio,
-            clip_ratio_c=algorithm.clip_ratio_c,
-            loss_agg_mode=algorithm.loss_agg_mode,
-            policy_loss=PolicyLossConfig(
-                loss_mode=algorithm.policy_loss, rollout_correction=correction
-            ),
-        )
+        self.actor_config = actor_config(algorithm, samples_per_prompt=samples_per_prompt)
         self.algo_config = AlgoConfig(
             adv_estimator=algorithm.advantage,
             norm_adv_by_std_in_grpo=algorithm.norm_adv_by_std,
@@ -233,46 +298,17 @@ class PolicyTrainer:
         return out
 
     def _policy_loss(self, batch: Any, log_prob: Any, mask: Any) -> tuple[Any, dict[str, float]]:
-        """verl's policy loss; the ratio's anchor and the weights follow ``off_policy``."""
-        from verl.trainer.ppo import core_algos
-        from verl.trainer.ppo.rollout_corr_helper import compute_rollout_correction_weights
-
-        algorithm = self.algorithm
-        behaviour = batch["rollout_log_probs"].to(self.device)
-        advantages = batch["advantages"].to(self.device)
-        metrics: dict[str, float] = {}
-        if algorithm.off_policy == "bypass":  # the ratio is anchored on the behaviour log-probs
-            loss, pg_metrics = core_algos.get_policy_loss_fn("bypass_mode")(
-                old_log_prob=behaviour,
-                log_prob=log_prob,
-                advantages=advantages,
-                response_mask=mask,
-                loss_agg_mode=algorithm.loss_agg_mode,
-                config=self.actor_config,
-            )
-            return loss, {**metrics, **pg_metrics}
-        # decoupled: anchored on π_old, weighted by truncated π_old / π_behaviour
+        """verl's policy loss on a mini-batch; see :func:`policy_loss`."""
         old = batch["old_log_probs"].to(self.device) if "old_log_probs" in batch else None
-        old = log_prob.detach() if old is None else old
-        weights = None
-        if algorithm.rollout_is is not None:
-            weights, is_metrics = compute_rollout_correction_weights(
-                log_ratio=old - behaviour,
-                response_mask=mask,
-                rollout_is=algorithm.rollout_is,
-                rollout_is_threshold=algorithm.rollout_is_threshold,
-            )
-            metrics.update({f"rollout_corr/{k}": v for k, v in is_metrics.items()})
-        loss, pg_metrics = core_algos.get_policy_loss_fn(algorithm.policy_loss)(
-            old_log_prob=old,
+        return policy_loss(
+            self.algorithm,
+            self.actor_config,
             log_prob=log_prob,
-            advantages=advantages,
-            response_mask=mask,
-            loss_agg_mode=algorithm.loss_agg_mode,
-            config=self.actor_config,
-            rollout_is_weights=weights,
+            behaviour=batch["rollout_log_probs"].to(self.device),
+            proximal=old,
+            advantages=batch["advantages"].to(self.device),
+            mask=mask,
         )
-        return loss, {**metrics, **pg_metrics}
 
     def _update(self, part: Any) -> dict[str, float]:
         """One optimizer step on a mini-batch."""

@@ -1,8 +1,10 @@
 """Rollout workers: an LLM engine of ``tideflow.streaming.llm``, n samples per prompt.
 
-Each worker records the behaviour log-prob of every generated token and tags every sample
+Each worker records the behaviour log-prob of every generated token and tags every token
 with the policy version of the weights that generated it. New weights are loaded between
-two ``generate`` calls, never during one.
+two ``generate`` calls; with partial rollouts also between two segments of one, so a long
+generation that spans a weight update continues, from its prompt and the tokens so far,
+with the new weights.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class RolloutWorker:
         """The policy version of the weights loaded now."""
         self._engine: Any = None
         self._tokenizer: Any = None
+        self._offered: tuple[int, list[Any]] | None = None
         self.busy_s = 0.0
         """Seconds spent generating and loading weights."""
 
@@ -89,69 +92,159 @@ class RolloutWorker:
             return [int(t) for t in item["prompt_token_ids"]]
         return [int(t) for t in self._tokenizer(str(item["prompt"]))["input_ids"]]
 
+    def offer_weights(self, version: int, chunks: Sequence[Any]) -> None:
+        """Newer published weights: loaded before the next ``generate`` call, or with
+        partial rollouts before the next segment of the one running."""
+        if self._offered is None or version > self._offered[0]:
+            self._offered = (version, list(chunks))
+
+    async def _load_offered(self) -> float:
+        offered = self._offered
+        if offered is None or offered[0] <= self.version:
+            return 0.0
+        return (await self.load_weights(*offered))["load_s"]
+
     async def generate(
-        self, batch: int, items: Sequence[Mapping[str, Any]], seed: int
+        self,
+        batch: int,
+        items: Sequence[Mapping[str, Any]],
+        seed: int,
+        positions: Sequence[int] | None = None,
+        weights: tuple[int, Sequence[Any]] | None = None,
     ) -> dict[str, Any]:
-        """``samples_per_prompt`` samples of each prompt with the weights loaded now.
+        """``samples_per_prompt`` samples of each prompt (at ``positions`` of the batch).
 
-        Returns ``{"samples": [...], "interval": (start, end), "generate_s": s}`` (samples
-        as dicts, unscored). The transformers engine draws the whole call from one seeded
-        generator; vLLM gets one seed per request.
+        ``weights`` (``(version, chunks)``): the newest published weights, loaded first when
+        this worker is behind them. Returns ``{"samples": [...], "interval": (start, end),
+        "generate_s": s, "load_s": s}`` (samples as dicts, unscored). The transformers
+        engine draws each call from one seeded generator; vLLM gets one seed per request.
         """
-        from tideflow.streaming.llm import GenerateRequest, SamplingParams
-
-        cfg = self.config
-        requests: list[GenerateRequest] = []
-        owners = []
-        for position, item in enumerate(items):
-            ids = self._prompt_ids(item)
-            for k in range(cfg.samples_per_prompt):
-                request_seed = seed if cfg.engine == "transformers" else seed + len(requests)
-                sampling = SamplingParams(
-                    max_tokens=cfg.max_tokens,
-                    temperature=cfg.temperature,
-                    top_p=cfg.top_p,
-                    top_k=cfg.top_k,
-                    seed=request_seed,
-                    logprobs=True,
-                )
-                requests.append(GenerateRequest(prompt_token_ids=ids, sampling=sampling))
-                owners.append((position, k, item, ids))
+        if weights is not None:
+            self.offer_weights(*weights)
         started_wall, started = time.time(), time.perf_counter()
-        results = await self._engine.generate(requests)
-        generate_s = time.perf_counter() - started
-        self.busy_s += generate_s
-        samples = []
-        for (position, _, item, ids), result in zip(owners, results, strict=True):
-            if isinstance(result, BaseException):
-                raise RLError(f"rollout worker {self.rank}: a request failed: {result}")
-            tokens = list(result.token_ids or [])
-            logprobs = list(result.logprobs or [])
-            if len(logprobs) != len(tokens):
-                message = (
-                    f"rollout worker {self.rank}: the engine returned {len(logprobs)} "
-                    f"log-probs for {len(tokens)} tokens"
-                )
-                raise RLError(message)
-            samples.append(
-                Sample(
-                    batch=batch,
-                    prompt_id=int(item["id"]),
-                    group=f"{batch}:{item['id']}:{position}",
-                    prompt_token_ids=ids,
-                    response_token_ids=tokens,
-                    behaviour_logprobs=logprobs,
-                    version=self.version,
-                    response_text=str(self._tokenizer.decode(tokens, skip_special_tokens=True)),
-                    finish_reason=result.finish_reason,
-                    item=dict(item),
-                ).as_dict()
-            )
+        load_s = await self._load_offered()
+        first_version = self.version
+        owners = []
+        for position, item in zip(positions or range(len(items)), items, strict=True):
+            ids = self._prompt_ids(item)
+            owners += [(position, item, ids)] * self.config.samples_per_prompt
+        rows, loaded_s = await self._generate_rows([ids for _, _, ids in owners], seed)
+        load_s += loaded_s
+        samples = [
+            Sample(
+                batch=batch,
+                prompt_id=int(item["id"]),
+                group=f"{batch}:{item['id']}:{position}",
+                prompt_token_ids=ids,
+                response_token_ids=row["tokens"],
+                behaviour_logprobs=row["logprobs"],
+                version=row["versions"][0] if row["versions"] else first_version,
+                response_text=str(self._tokenizer.decode(row["tokens"], skip_special_tokens=True)),
+                finish_reason=row["finish"],
+                item=dict(item),
+                token_versions=row["versions"],
+            ).as_dict()
+            for (position, item, ids), row in zip(owners, rows, strict=True)
+        ]
+        seconds = time.perf_counter() - started
+        self.busy_s += seconds - load_s  # loading counts in load_weights
         return {
             "samples": samples,
             "interval": (started_wall, time.time()),
-            "generate_s": generate_s,
+            "generate_s": seconds - load_s,
+            "load_s": load_s,
         }
+
+    async def generate_shard(
+        self,
+        batch: int,
+        items: Sequence[Mapping[str, Any]],
+        seed: int,
+        positions: Sequence[int],
+        weights: tuple[int, Sequence[Any]] | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """:meth:`generate`, and apart from it the figures the pool reads (call it with
+        ``num_returns=2``: the samples go on to the reward worker, the driver reads only
+        the figures)."""
+        part = await self.generate(batch, items, seed, positions, weights)
+        versions = [v for s in part["samples"] for v in s["token_versions"]] or [self.version]
+        meta = {
+            "rank": self.rank,
+            "interval": part["interval"],
+            "generate_s": part["generate_s"],
+            "load_s": part["load_s"],
+            "versions": (min(versions), max(versions)),
+        }
+        return meta, part
+
+    async def _generate_rows(
+        self, prompts: list[list[int]], seed: int
+    ) -> tuple[list[dict[str, Any]], float]:
+        """Generate every prompt to its end; with partial rollouts in segments, loading newer
+        offered weights between two. Returns one row per prompt (tokens, log-probs,
+        per-token versions, finish reason) and the seconds spent loading weights."""
+        from tideflow.streaming.llm import GenerateRequest
+
+        cfg = self.config
+        segment = cfg.segment_tokens if cfg.partial_rollout else cfg.max_tokens
+        rows: list[dict[str, Any]] = [
+            {"tokens": [], "logprobs": [], "versions": [], "finish": None} for _ in prompts
+        ]
+        load_s, number = 0.0, 0
+        while True:
+            open_rows = [i for i, row in enumerate(rows) if row["finish"] is None]
+            if not open_rows:
+                break
+            if number > 0:
+                load_s += await self._load_offered()  # between two segments only
+            requests: list[GenerateRequest] = []
+            for i in open_rows:
+                done = len(rows[i]["tokens"])
+                sampling = self._sampling(
+                    min(segment, cfg.max_tokens - done), seed, number, len(requests)
+                )
+                ids = prompts[i] + rows[i]["tokens"]
+                requests.append(GenerateRequest(prompt_token_ids=ids, sampling=sampling))
+            results = await self._engine.generate(requests)
+            for i, result in zip(open_rows, results, strict=True):
+                self._append(rows[i], result)
+            number += 1
+        return rows, load_s
+
+    def _sampling(self, max_tokens: int, seed: int, segment: int, request: int) -> Any:
+        from tideflow.streaming.llm import SamplingParams
+
+        cfg = self.config
+        # The first segment draws as a whole generation did (seeds unchanged); later ones
+        # draw from seeds of their own.
+        seed = (seed + segment * 1_000_003) % (2**31 - 1)
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            top_k=cfg.top_k,
+            seed=seed if cfg.engine == "transformers" else seed + request,
+            logprobs=True,
+        )
+
+    def _append(self, row: dict[str, Any], result: Any) -> None:
+        if isinstance(result, BaseException):
+            raise RLError(f"rollout worker {self.rank}: a request failed: {result}")
+        tokens = list(result.token_ids or [])
+        logprobs = list(result.logprobs or [])
+        if len(logprobs) != len(tokens):
+            message = (
+                f"rollout worker {self.rank}: the engine returned {len(logprobs)} "
+                f"log-probs for {len(tokens)} tokens"
+            )
+            raise RLError(message)
+        row["tokens"] += tokens
+        row["logprobs"] += logprobs
+        row["versions"] += [self.version] * len(tokens)
+        if result.finish_reason != "length" or len(row["tokens"]) >= self.config.max_tokens:
+            row["finish"] = result.finish_reason
+        elif not tokens:  # nothing more came: do not ask again
+            row["finish"] = "length"
 
     async def load_weights(self, version: int, chunks: Sequence[Any]) -> dict[str, float]:
         """Load published weights chunk by chunk (``chunks``: object refs, or the chunks

@@ -204,7 +204,7 @@ def _ray_cpus(config: Any) -> int:
     for when it starts Ray itself)."""
     needed = (
         config.trainer.num_cpus
-        + config.rollout.num_cpus * config.rollout.num_workers
+        + config.rollout.num_cpus * config.rollout.largest_pool
         + config.reward.num_cpus * config.reward.num_workers
     )
     return max(os.cpu_count() or 1, math.ceil(needed))

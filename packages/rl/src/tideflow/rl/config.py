@@ -36,6 +36,8 @@ __all__ = [
     "OutputConfig",
     "RLConfig",
     "RewardConfig",
+    "RewardModelConfig",
+    "RolloutAutoscaleConfig",
     "RolloutConfig",
     "SyncConfig",
     "TrainerConfig",
@@ -87,13 +89,75 @@ class DataConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RolloutAutoscaleConfig:
+    """An elastic rollout pool, sized by :class:`tideflow.core.autoscaler.PoolScaler`.
+
+    The pool grows while the trainer waits for samples (rollout is the bottleneck) and
+    shrinks while the buffer stays full (rollout is ahead), deciding on a sliding window of
+    samples and scaling at most once per ``debounce_s``, like the streaming pools.
+    """
+
+    min_workers: int = 1
+    """Fewest rollout workers (>= 1)."""
+    max_workers: int = 2
+    """Most rollout workers (>= ``min_workers``)."""
+    window_s: float = 5.0
+    """Seconds of samples a decision looks at: up when, all through it, every worker was busy
+    and the trainer waited for samples; down when at most half the workers were busy all
+    through it and the trainer never waited."""
+    debounce_s: float = 1.0
+    """After a scale the pool does not scale again for this long (>= 0)."""
+    sample_interval_s: float = 0.25
+    """Seconds between two samples of the pool (> 0, < ``window_s``)."""
+    trainer_wait_share: float = 0.25
+    """Rollout counts as behind in a sampling interval when the trainer spent at least this
+    share of it waiting for samples (0 < x <= 1)."""
+
+    def __post_init__(self) -> None:
+        where = "RolloutConfig.autoscale"
+        _check(0 < self.trainer_wait_share <= 1, f"{where}.trainer_wait_share", "in (0, 1]",
+               self.trainer_wait_share)  # fmt: skip
+        _check(self.min_workers >= 1, f"{where}.min_workers", ">= 1", self.min_workers)
+        _check(
+            self.max_workers >= self.min_workers,
+            f"{where}.max_workers",
+            f">= min_workers ({self.min_workers})",
+            self.max_workers,
+        )
+        _check(self.window_s > 0, f"{where}.window_s", "> 0", self.window_s)
+        _check(self.debounce_s >= 0, f"{where}.debounce_s", ">= 0", self.debounce_s)
+        _check(
+            0 < self.sample_interval_s < self.window_s,
+            f"{where}.sample_interval_s",
+            f"> 0 and < window_s ({self.window_s})",
+            self.sample_interval_s,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class RolloutConfig:
     """Rollout workers: a generation engine each, ``samples_per_prompt`` samples per prompt."""
 
     engine: Literal["transformers", "vllm"] = "transformers"
     """``transformers`` (CPU or GPU, in the worker's process) or ``vllm`` (GPU)."""
     num_workers: int = 1
-    """Rollout workers; a batch's prompts are split between them."""
+    """Rollout workers: the fixed pool's size; with ``autoscale``, the elastic pool's size at
+    the start (within ``[min_workers, max_workers]``)."""
+    autoscale: RolloutAutoscaleConfig | None = None
+    """Make the pool elastic (``None``: a fixed pool of ``num_workers``)."""
+    prompts_per_request: int | None = None
+    """Prompts per work request (shard) a worker takes; any free worker takes the next one, so
+    a pool change takes effect at once. ``None``: a batch is cut into one request per worker
+    of the largest pool (``num_workers``, or ``autoscale.max_workers``)."""
+    max_restarts: int = 3
+    """Rollout workers that may die and be replaced in a run (their requests are generated
+    again by a live worker) before the run fails."""
+    partial_rollout: bool = False
+    """Generate in segments of ``segment_tokens``; between two segments a worker loads newer
+    published weights, so a long generation that spans a weight update continues with the
+    new weights (each token keeps the version that produced it)."""
+    segment_tokens: int = 8
+    """Tokens per segment with ``partial_rollout``."""
     samples_per_prompt: int = 4
     """Samples generated per prompt (the group of GRPO/RLOO advantages)."""
     max_tokens: int = 16
@@ -120,9 +184,24 @@ class RolloutConfig:
     def __post_init__(self) -> None:
         engines = ("transformers", "vllm")
         _check(self.engine in engines, "RolloutConfig.engine", f"one of {engines}", self.engine)
-        for name in ("num_workers", "samples_per_prompt", "max_tokens", "max_batch_size"):
+        for name in (
+            "num_workers", "samples_per_prompt", "max_tokens", "max_batch_size", "segment_tokens",
+        ):  # fmt: skip
             value = getattr(self, name)
             _check(value >= 1, f"RolloutConfig.{name}", ">= 1", value)
+        if self.prompts_per_request is not None:
+            _check(self.prompts_per_request >= 1, "RolloutConfig.prompts_per_request",
+                   ">= 1 or None", self.prompts_per_request)  # fmt: skip
+        _check(self.max_restarts >= 0, "RolloutConfig.max_restarts", ">= 0", self.max_restarts)
+        scale = self.autoscale
+        if scale is not None:
+            _check(
+                scale.min_workers <= self.num_workers <= scale.max_workers,
+                "RolloutConfig.num_workers",
+                f"within autoscale's [min_workers, max_workers] = [{scale.min_workers}, "
+                f"{scale.max_workers}] (the elastic pool starts at num_workers)",
+                self.num_workers,
+            )
         _check(self.temperature > 0, "RolloutConfig.temperature", "> 0", self.temperature)
         _check(0 < self.top_p <= 1, "RolloutConfig.top_p", "in (0, 1]", self.top_p)
         _check(self.top_k >= 0, "RolloutConfig.top_k", ">= 0", self.top_k)
@@ -131,23 +210,124 @@ class RolloutConfig:
         if self.num_threads is not None:
             _check(self.num_threads >= 1, "RolloutConfig.num_threads", ">= 1", self.num_threads)
 
+    @property
+    def largest_pool(self) -> int:
+        """The most rollout workers the run may have at once (``autoscale.max_workers``, or
+        ``num_workers``): what to reserve CPUs and GPUs for."""
+        return self.autoscale.max_workers if self.autoscale else self.num_workers
+
+
+_TOY_REWARD = "tideflow.rl.toy:reward"
+
+
+def _template_fields(template: str) -> set[str]:
+    """The field names of a ``str.format`` template; none when it does not parse."""
+    import string
+
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    except ValueError:
+        return set()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewardModelConfig:
+    """A reward model served through :mod:`tideflow.streaming.llm`: a sequence classifier,
+    or a generative judge (a local model, or any OpenAI-protocol server)."""
+
+    kind: Literal["classifier", "judge"] = "classifier"
+    """``classifier``: a ``*ForSequenceClassification`` model; the score is the logit of
+    ``label``. ``judge``: a generating model answers ``template``; the first number of its
+    answer is the score."""
+    path: str
+    """A local model directory; for a judge behind ``base_url``, the served model's name."""
+    base_url: str | None = None
+    """A judge's OpenAI-protocol endpoint (``http://host:port/v1``); ``None``: the judge runs
+    locally through the ``transformers`` engine."""
+    template: str | None = None
+    """What is scored, with ``{prompt}`` and ``{response}`` (the item's ``prompt`` text and
+    the response text). Default: ``"{prompt} {response}"`` for a classifier; for a judge,
+    a prompt asking for a score between 0 and 1."""
+    label: int = 0
+    """Classifier: which logit is the score."""
+    max_tokens: int = 8
+    """Judge: most tokens of an answer."""
+    device: str = "cpu"
+    """Torch device of a local model (``cpu``, ``cuda``)."""
+    dtype: str = "float32"
+    """Torch dtype of a local model's weights."""
+    num_threads: int | None = 1
+    """Torch CPU threads in each reward worker (``None``: torch's choice)."""
+    stand_in_latency_s: float = 0.0
+    """Seconds slept per reward-model call on top of the model's own time: a stand-in for a
+    bigger or remote reward model, for benchmarks. Keep 0 in real use."""
+
+    def __post_init__(self) -> None:
+        kinds = ("classifier", "judge")
+        _check(self.kind in kinds, "RewardModelConfig.kind", f"one of {kinds}", self.kind)
+        _check(bool(self.path), "RewardModelConfig.path", "a model directory or name", self.path)
+        if self.base_url is not None:
+            _check(self.kind == "judge", "RewardModelConfig.base_url", "None for a classifier "
+                   "(only a judge is reached over HTTP)", self.base_url)  # fmt: skip
+            _check(self.base_url.startswith(("http://", "https://")), "RewardModelConfig.base_url",
+                   "an http(s):// URL", self.base_url)  # fmt: skip
+        else:
+            _check(Path(self.path).is_dir(), "RewardModelConfig.path", "an existing model "
+                   "directory", self.path)  # fmt: skip
+        if self.template is not None:
+            _check("response" in _template_fields(self.template), "RewardModelConfig.template",
+                   "a format string with a {response} field", self.template)  # fmt: skip
+        _check(self.label >= 0, "RewardModelConfig.label", ">= 0", self.label)
+        _check(self.max_tokens >= 1, "RewardModelConfig.max_tokens", ">= 1", self.max_tokens)
+        if self.num_threads is not None:
+            _check(self.num_threads >= 1, "RewardModelConfig.num_threads", ">= 1",
+                   self.num_threads)  # fmt: skip
+        _check(self.stand_in_latency_s >= 0, "RewardModelConfig.stand_in_latency_s", ">= 0",
+               self.stand_in_latency_s)  # fmt: skip
+
 
 @dataclass(frozen=True, kw_only=True)
 class RewardConfig:
-    """Reward workers: a Python function scores each sample, off the rollout's critical path."""
+    """Reward workers, off the rollout's critical path: a Python rule function, or a reward
+    model (``model``) served in its own pool of workers."""
 
-    function: str = "tideflow.rl.toy:reward"
-    """``"module:function"``, called as ``function(prompt_item, response_text) -> float``."""
+    function: str | None = _TOY_REWARD
+    """``"module:function"``, called as ``function(prompt_item, response_text) -> float``.
+    With ``model`` set, leave it at its default or ``None`` (it is then ``None``)."""
+    model: RewardModelConfig | None = None
+    """A reward model instead of a function (``None``: the function scores)."""
     num_workers: int = 1
     """Reward workers; a batch is scored by one of them, round-robin."""
     num_cpus: float = 0.5
     """CPUs each reward worker reserves (Ray)."""
+    batch_size: int = 64
+    """Reward model: most samples per call into the model (a batch is scored in calls of
+    this many)."""
+    inline: bool = False
+    """``True``: rollout waits for a batch's scores before generating the next one (the
+    reward on the critical path, for comparison); ``False``: scoring overlaps generation."""
 
     def __post_init__(self) -> None:
-        module, _, name = self.function.partition(":")
-        _check(bool(module and name), "RewardConfig.function", "'module:function'", self.function)
+        if self.model is not None:
+            _check(isinstance(self.model, RewardModelConfig), "RewardConfig.model",
+                   "a RewardModelConfig", self.model)  # fmt: skip
+            if self.function == _TOY_REWARD:
+                object.__setattr__(self, "function", None)  # the default yields to the model
+            if self.function is not None:
+                message = (
+                    "RewardConfig: set either function or model, not both; got function "
+                    f"{self.function!r} and a {self.model.kind} model at {self.model.path!r}"
+                )
+                raise ConfigError(message)
+        else:
+            _check(self.function is not None, "RewardConfig.function", "'module:function' "
+                   "when no model is set", self.function)  # fmt: skip
+            module, _, name = str(self.function).partition(":")
+            _check(bool(module and name), "RewardConfig.function", "'module:function'",
+                   self.function)  # fmt: skip
         _check(self.num_workers >= 1, "RewardConfig.num_workers", ">= 1", self.num_workers)
         _check(self.num_cpus >= 0, "RewardConfig.num_cpus", ">= 0", self.num_cpus)
+        _check(self.batch_size >= 1, "RewardConfig.batch_size", ">= 1", self.batch_size)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,9 +355,11 @@ class AlgorithmConfig:
     off_policy: Literal["bypass", "decoupled"] = "bypass"
     """How stale samples are corrected. ``bypass``: the ratio is anchored on the behaviour
     log-probs the rollout recorded (π_θ / π_behaviour, verl's bypass mode) and
-    ``bypass_loss`` decides the loss. ``decoupled``: the ratio is anchored on the trainer's
-    own log-probs before the update, and the loss is weighted by truncated importance
-    weights π_old / π_behaviour (``rollout_is``, ``rollout_is_threshold``)."""
+    ``bypass_loss`` decides the loss. ``decoupled``: AReaL's decoupled PPO — the ratio is
+    anchored on the trainer's own log-probs before the step's first update (the proximal
+    policy π_prox), and each token's loss is weighted by the importance weight
+    π_prox / π_behaviour, truncated at ``rollout_is_threshold`` (``rollout_is``; AReaL's
+    ``behav_imp_weight_cap`` drops such tokens instead of truncating their weight)."""
     bypass_loss: Literal["ppo_clip", "reinforce"] = "ppo_clip"
     """In ``bypass``: PPO-clip on π_θ / π_behaviour, or REINFORCE with truncated importance
     weights π_θ / π_behaviour."""

@@ -1,10 +1,11 @@
 """The driver of an asynchronous RL run: roles as Ray actors, two loops, one buffer.
 
-The *producer* loop takes a buffer slot, loads the newest published weights into the
-rollout workers (between requests), has them generate the next batch and hands it to a
-reward worker, whose scored batch lands in the buffer — then starts the next batch while
-scoring runs. The *consumer* loop takes batches in order, trains, publishes the new
-weights in chunks and frees the slot. The driver holds object references only.
+The *producer* loop takes a buffer slot, waits until the weights are fresh enough for the
+batch, and hands its shards to the rollout pool (:mod:`tideflow.rl._rollout_pool`: any free
+worker takes the next shard, with the newest published weights); when every shard is done
+a reward worker scores the batch into the buffer. The next batch may start meanwhile. The
+*consumer* loop takes batches in order, trains, publishes the new weights in chunks and
+frees the slot. The driver holds object references only.
 
 >>> result = RLTrainer(config).run()                                   # doctest: +SKIP
 >>> result.steps[-1].reward_mean                                       # doctest: +SKIP
@@ -18,7 +19,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,10 @@ from tideflow.core.observability import get_logger
 from tideflow.core.ray_start import start_ray
 from tideflow.rl._buffer import ExperienceBuffer
 from tideflow.rl._data import PromptOrder, load_prompts
-from tideflow.rl._metrics import StepMetrics, busy_ratio, read_metrics, write_reward_curve
-from tideflow.rl._reward import RewardWorker, resolve_reward
-from tideflow.rl._rollout import RolloutWorker
+from tideflow.rl._metrics import StepMetrics, busy_ratio, step_metrics
+from tideflow.rl._result import RLResult, build_result
+from tideflow.rl._reward import RewardWorker, check_reward
+from tideflow.rl._rollout_pool import RolloutPool
 from tideflow.rl._trainer_actor import TrainerWorker
 from tideflow.rl.config import RLConfig, config_to_dict
 from tideflow.rl.errors import RLError, RoleFailedError
@@ -39,7 +41,8 @@ __all__ = ["RLResult", "RLTrainer", "Roles", "batch_seed", "train"]
 # Bound when used: a logger bound at import would miss the CLI's logging set-up.
 _log = functools.partial(get_logger, "tideflow.rl.driver")
 
-StepCallback = Callable[[StepMetrics, "RLTrainer"], None]
+StepCallback = Callable[[StepMetrics, "RLTrainer"], Awaitable[None] | None]
+"""Called after each step; an awaitable it returns is awaited before the next step."""
 
 
 @dataclass
@@ -48,37 +51,14 @@ class Roles:
 
     trainer: Any = None
     buffer: Any = None
-    rollout: list[Any] = field(default_factory=list)
+    pool: RolloutPool | None = None
+    """The rollout workers."""
     reward: list[Any] = field(default_factory=list)
 
-
-@dataclass(frozen=True, kw_only=True)
-class RLResult:
-    """What a run did."""
-
-    steps: list[StepMetrics]
-    """This run's steps (a resumed run: those after the checkpoint)."""
-    trained_prompt_ids: list[list[int]]
-    """Prompt ids of every step the final policy was trained on, from step 0 (the
-    exactly-once ledger, carried through checkpoints)."""
-    resumed_from: int | None
-    """The checkpoint step this run resumed from, or ``None``."""
-    restored_batches: list[int]
-    """Batches restored into the buffer from the checkpoint (trained, not regenerated)."""
-    final_version: int
-    """The policy version at the end."""
-    wall_s: float
-    """Seconds from the roles being ready to the last step's end."""
-    buffer_stats: dict[str, float]
-    """Back-pressure and waiting figures of the buffer."""
-    metrics_path: Path | None = None
-    """The JSON-lines log, when ``output.dir`` was set."""
-    curve_path: Path | None = None
-    """The reward curve (PNG), when ``output.dir`` was set."""
-
     @property
-    def rewards(self) -> list[float]:
-        return [s.reward_mean for s in self.steps]
+    def rollout(self) -> list[Any]:
+        """The rollout workers' handles now (the pool may change them)."""
+        return self.pool.handles if self.pool is not None else []
 
 
 def batch_seed(seed: int, index: int) -> int:
@@ -105,12 +85,18 @@ class RLTrainer:
             shuffle=config.data.shuffle,
             seed=config.seed,
         )
-        resolve_reward(config.reward.function)  # fail here, not in an actor
+        check_reward(config.reward)  # fail here, not in an actor
         self._published: dict[str, Any] | None = None
         self._published_changed = asyncio.Event()
-        self._rollout_version = 0
-        self._last_load_s = 0.0
         self._last_sync_s = 0.0
+        self._stored: set[int] = set()
+        """Batches in the buffer, scored (or restored)."""
+        self._needed: int | None = None
+        """The step the trainer is at (waiting for its batch, or training on it)."""
+        self._wait_since: float | None = None
+        self._waited_s = 0.0
+        self._failed: asyncio.Future[None] | None = None
+        self._stopping = False
         self._rollout_intervals: list[tuple[float, float]] = []
         self._trainer_intervals: list[tuple[float, float]] = []
         self._t0 = 0.0
@@ -124,7 +110,7 @@ class RLTrainer:
         cfg = self.config
         needed = (
             cfg.trainer.num_cpus
-            + cfg.rollout.num_cpus * cfg.rollout.num_workers
+            + cfg.rollout.num_cpus * cfg.rollout.largest_pool
             + cfg.reward.num_cpus * cfg.reward.num_workers
         )
         # Unless Ray runs already: a local one with enough logical CPUs for every role, even
@@ -137,33 +123,40 @@ class RLTrainer:
         trainer_cls = ray.remote(TrainerWorker).options(
             num_cpus=cfg.trainer.num_cpus, num_gpus=cfg.trainer.num_gpus
         )
-        rollout_cls = ray.remote(RolloutWorker).options(
-            num_cpus=cfg.rollout.num_cpus, num_gpus=cfg.rollout.num_gpus
-        )
         self.roles.trainer = trainer_cls.remote(cfg)
-        self.roles.rollout = [
-            rollout_cls.remote(cfg.rollout, cfg.model, rank)
-            for rank in range(cfg.rollout.num_workers)
-        ]
+        self.roles.pool = RolloutPool(cfg, trainer_waited=self.trainer_waited)
         reward_cls = ray.remote(RewardWorker).options(num_cpus=cfg.reward.num_cpus)
-        self.roles.reward = [
-            reward_cls.remote(cfg.reward.function) for _ in range(cfg.reward.num_workers)
-        ]
+        self.roles.reward = [reward_cls.remote(cfg.reward) for _ in range(cfg.reward.num_workers)]
         buffer_cls = ray.remote(ExperienceBuffer).options(num_cpus=0, max_concurrency=64)
         self.roles.buffer = buffer_cls.remote(cfg.buffer_size, cfg.staleness_limit)
 
     def _stop_roles(self) -> None:
         import ray
 
-        for handle in [
-            self.roles.trainer,
-            self.roles.buffer,
-            *self.roles.rollout,
-            *self.roles.reward,
-        ]:
+        if self.roles.pool is not None:
+            self.roles.pool.close()
+        for handle in [self.roles.trainer, self.roles.buffer, *self.roles.reward]:
             if handle is not None:
                 ray.kill(handle)
         self.roles = Roles()
+
+    def stop(self) -> None:
+        """End the run after the step in progress (call it from ``on_step``): the result
+        has the steps done so far; batches generated beyond them are dropped."""
+        self._stopping = True
+        _log().info("rl_run_stopping")
+
+    def trainer_waited(self) -> float:
+        """Seconds the trainer has waited for samples (its next batch not yet in the buffer)
+        so far in this run."""
+        since = self._wait_since
+        return self._waited_s + (time.time() - since if since is not None else 0.0)
+
+    def _batch_stored(self, index: int) -> None:
+        self._stored.add(index)
+        if index == self._needed and self._wait_since is not None:
+            self._waited_s += time.time() - self._wait_since
+            self._wait_since = None
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RLResult:
@@ -175,13 +168,18 @@ class RLTrainer:
         import ray
 
         self._published_changed = asyncio.Event()
+        self._failed = asyncio.get_running_loop().create_future()
         cfg = self.config
         self._start_roles()
+        pool = self.roles.pool
+        assert pool is not None
         try:
             try:
-                starts = [self.roles.trainer.start.remote()]
-                starts += [w.start.remote() for w in self.roles.rollout]
-                await asyncio.gather(*starts)
+                await asyncio.gather(
+                    self.roles.trainer.start.remote(),
+                    pool.start(),
+                    *(w.start.remote() for w in self.roles.reward),  # a reward model loads
+                )
                 restored = await self._restore()
                 self._t0 = time.time()
                 if restored is None:
@@ -192,13 +190,11 @@ class RLTrainer:
                 self._open_log(first_step)
                 producer = asyncio.create_task(self._produce(todo))
                 consumer = asyncio.create_task(self._consume(first_step))
-                done, _ = await asyncio.wait(
-                    [producer, consumer], return_when=asyncio.FIRST_EXCEPTION
-                )
-                for task in done:
-                    task.result()  # raises the first failure
-                await consumer
-                await producer
+                waiting: set[asyncio.Future[None]] = {producer, consumer, self._failed}
+                while not (consumer.done() and (producer.done() or self._stopping)):
+                    done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # raises the first failure
                 trained = await self.roles.trainer.trained.remote()
                 version = await self.roles.trainer.version.remote()
                 stats = await self.roles.buffer.stats.remote()
@@ -213,13 +209,7 @@ class RLTrainer:
             if self._metrics_file is not None:
                 self._metrics_file.close()
                 self._metrics_file = None
-        return self._result(
-            trained,
-            version,
-            stats,
-            restored[0] if restored else None,
-            restored[1] if restored else [],
-        )
+        return self._result(trained, version, stats, restored, pool)
 
     async def _restore(self) -> tuple[int, list[int]] | None:
         cfg = self.config.checkpoint
@@ -230,6 +220,7 @@ class RLTrainer:
             return None
         step = int(info["step"])
         batches = await self.roles.buffer.restore.remote(info["buffer"])
+        self._stored.update(batches)
         await self._publish()
         _log().info("rl_run_resumed", step=step, buffer_batches=batches)
         return step, list(batches)
@@ -240,24 +231,10 @@ class RLTrainer:
         )
         self._published = published
         self._trainer_intervals.append(tuple(published["interval"]))
+        assert self.roles.pool is not None
+        self.roles.pool.publish(int(published["version"]), published["chunks"])
         self._published_changed.set()
         return published
-
-    async def _sync(self) -> None:
-        """Load the newest published weights into every rollout worker (between batches)."""
-        published = self._published
-        assert published is not None
-        started_wall = time.time()
-        loads = await asyncio.gather(
-            *(
-                w.load_weights.remote(published["version"], published["chunks"])
-                for w in self.roles.rollout
-            )
-        )
-        self._rollout_intervals.append((started_wall, time.time()))
-        self._rollout_version = int(published["version"])
-        self._last_load_s = max(float(x["load_s"]) for x in loads)
-        self._last_sync_s = float(published["publish_s"]) + self._last_load_s
 
     async def _wait_for_version(self, version: int) -> None:
         while (self._published["version"] if self._published else 0) < version:
@@ -269,36 +246,62 @@ class RLTrainer:
 
     async def _produce(self, todo: list[int]) -> None:
         cfg = self.config
-        workers = self.roles.rollout
-        puts = []
+        batches = []
         for index in todo:
             await self.roles.buffer.reserve.remote(index)
             # The batch is trained at version `index`: its weights may lag by the limit.
             await self._wait_for_version(index - cfg.staleness_limit)
-            if self._published is not None and self._published["version"] != self._rollout_version:
-                await self._sync()
-            items = self._order.batch(index)
-            shards = [items[r :: len(workers)] for r in range(len(workers))]
-            parts = [
-                w.generate.remote(index, shard, self._batch_seed(index))
-                for w, shard in zip(workers, shards, strict=True)
-                if shard
-            ]
-            scorer = self.roles.reward[index % len(self.roles.reward)]
-            scored = scorer.score.remote(index, *parts)
-            puts.append(self.roles.buffer.put.remote(scored))  # scoring runs on its own
-            generated = await asyncio.gather(*parts)
-            self._rollout_intervals.extend(tuple(g["interval"]) for g in generated)
-        await asyncio.gather(*puts)
+            batch = asyncio.create_task(self._produce_batch(index))
+            batch.add_done_callback(self._watch)
+            batches.append(batch)
+            if cfg.reward.inline:  # scoring on the critical path: the scored batch is in
+                await batch  # the buffer before the next batch starts
+        await asyncio.gather(*batches)
+
+    async def _produce_batch(self, index: int) -> None:
+        """Generate batch ``index`` in the pool, then have it scored into the buffer."""
+        assert self.roles.pool is not None
+        parts, shards = await self.roles.pool.generate(
+            index, self._order.batch(index), self._batch_seed(index)
+        )
+        self._rollout_intervals.extend(tuple(m["interval"]) for m in shards)
+        loads = [float(m["load_s"]) for m in shards if float(m["load_s"]) > 0]
+        if loads and self._published is not None:
+            self._last_sync_s = float(self._published["publish_s"]) + max(loads)
+        await self._submit_scoring(index, parts)
+        self._batch_stored(index)
+
+    def _submit_scoring(self, index: int, parts: list[Any]) -> Any:
+        """Hand the generated parts of batch ``index`` to a reward worker; returns the ref
+        of the buffer's ``put`` of the scored batch (scoring runs off the critical path)."""
+        scorer = self.roles.reward[index % len(self.roles.reward)]
+        scored = scorer.score.remote(index, *parts)
+        return self.roles.buffer.put.remote(scored)
+
+    def _watch(self, task: asyncio.Task[None]) -> None:
+        """A failed batch fails the run at once (the producer may be waiting for a slot)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        if self._failed is not None and not self._failed.done():
+            self._failed.set_exception(task.exception())  # type: ignore[arg-type]
 
     async def _consume(self, first_step: int) -> None:
         cfg = self.config
         for step in range(first_step, cfg.total_steps):
+            if self._stopping:
+                break
+            self._needed = step
+            if step not in self._stored:
+                self._wait_since = time.time()
             batch = self.roles.buffer.take.remote(step, step)  # a ref: data goes actor to actor
             metrics = await self.roles.trainer.train.remote(batch)
+            self._needed = None  # trained: the trainer waits for nothing until the next step
+            taken = self.roles.buffer.taken.remote(step)  # read while the weights publish
             self._trainer_intervals.append(tuple(metrics["interval"]))
             published = await self._publish()
+            tokens = await taken
             await self.roles.buffer.release.remote(step)
+            self._stored.discard(step)
             done = step + 1
             if cfg.checkpoint.uri is not None and (
                 done % cfg.checkpoint.every_steps == 0 or done == cfg.total_steps
@@ -311,38 +314,28 @@ class RLTrainer:
                     snapshot,
                     {"step": done, "config": config_to_dict(cfg)},
                 )
-            self._record(step, metrics, published)
+            pause = self._record(step, metrics, published, tokens)
+            if pause is not None:
+                await pause
 
-    def _record(self, step: int, metrics: dict[str, Any], published: dict[str, Any]) -> None:
+    def _record(
+        self,
+        step: int,
+        metrics: dict[str, Any],
+        published: dict[str, Any],
+        tokens: dict[str, Any],
+    ) -> Awaitable[None] | None:
         now = time.time()
-        batch = metrics.pop("batch")
-        rollout_busy = busy_ratio(self._rollout_intervals, self._t0, now)
-        trainer_busy = busy_ratio(self._trainer_intervals, self._t0, now)
-        known = {
-            "loss", "kl", "behaviour_kl", "train_s", "version", "interval",
-        }  # fmt: skip
-        record = StepMetrics(
-            step=step,
-            version=int(metrics["version"]),
-            reward_mean=batch["reward_mean"],
-            reward_std=batch["reward_std"],
-            loss=float(metrics["loss"]),
-            kl=float(metrics["kl"]) if "kl" in metrics else None,
-            behaviour_kl=float(metrics["behaviour_kl"]),
-            staleness={int(k): int(v) for k, v in sorted(batch["staleness"].items())},
-            samples=batch["samples"],
-            response_len_mean=batch["response_len_mean"],
-            generate_s=batch["generate_s"],
-            reward_s=batch["reward_s"],
-            train_s=float(metrics["train_s"]),
-            publish_s=float(published["publish_s"]),
+        record = step_metrics(
+            step,
+            metrics,
+            published,
+            tokens,
             weight_sync_s=self._last_sync_s,
-            trainer_idle_ratio=1.0 - trainer_busy,
-            rollout_idle_ratio=1.0 - rollout_busy,
+            trainer_idle_ratio=1.0 - busy_ratio(self._trainer_intervals, self._t0, now),
+            rollout_idle_ratio=1.0 - busy_ratio(self._rollout_intervals, self._t0, now),
             wall_s=now - self._t0,
-            train_interval=tuple(metrics["interval"]),
-            generate_intervals=[tuple(i) for i in batch["intervals"]],
-            extra={k: float(v) for k, v in metrics.items() if k not in known},
+            rollout_workers=self.roles.pool.size if self.roles.pool is not None else 0,
         )
         self._steps.append(record)
         if self._metrics_file is not None:
@@ -356,7 +349,8 @@ class RLTrainer:
             max_lag=record.max_lag,
         )
         if self.on_step is not None:
-            self.on_step(record, self)
+            return self.on_step(record, self)
+        return None
 
     # -- output ----------------------------------------------------------------------------
     def _open_log(self, first_step: int) -> None:
@@ -374,27 +368,17 @@ class RLTrainer:
         trained: list[list[int]],
         version: int,
         stats: dict[str, float],
-        resumed_from: int | None,
-        restored: list[int],
+        restored: tuple[int, list[int]] | None,
+        pool: RolloutPool,
     ) -> RLResult:
-        metrics_path = curve_path = None
-        if self.config.output.dir is not None:
-            metrics_path = Path(self.config.output.dir) / "metrics.jsonl"
-            records = read_metrics(metrics_path)
-            if records:
-                title = f"reward per step (buffer_size={self.config.buffer_size})"
-                curve_path = write_reward_curve(
-                    records, Path(self.config.output.dir) / "reward.png", title
-                )
-        wall = self._steps[-1].wall_s if self._steps else 0.0
-        return RLResult(
-            steps=list(self._steps),
+        return build_result(
+            self.config,
+            self._steps,
             trained_prompt_ids=trained,
-            resumed_from=resumed_from,
-            restored_batches=restored,
+            resumed_from=restored[0] if restored else None,
+            restored_batches=restored[1] if restored else [],
             final_version=version,
-            wall_s=wall,
             buffer_stats=stats,
-            metrics_path=metrics_path,
-            curve_path=curve_path,
+            scale_events=pool.events,
+            rollout_restarts=pool.restarts,
         )

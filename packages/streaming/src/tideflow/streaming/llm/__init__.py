@@ -46,6 +46,15 @@ from tideflow.streaming.llm.processor import (
     build_llm_processor,
     build_processor,
 )
+from tideflow.streaming.llm.scoring import (
+    ClassifierEngine,
+    ClassifierEngineConfig,
+    JudgeConfig,
+    JudgeScorer,
+    ScoreError,
+    Scorer,
+    create_scorer,
+)
 
 __all__ = [
     # building a processor
@@ -68,9 +77,17 @@ __all__ = [
     "GenerateResult",
     "create_engine",
     "register_engine",
+    # scoring (reward models): a classifier, or a generative judge over any engine
+    "ClassifierEngine",
+    "ClassifierEngineConfig",
+    "JudgeConfig",
+    "JudgeScorer",
+    "Scorer",
+    "create_scorer",
     # errors and internals users may see
     "EngineCrashedError",
     "EngineUnavailableError",
     "LLMError",
     "RequestError",
+    "ScoreError",
 ]
