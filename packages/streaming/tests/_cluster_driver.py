@@ -127,15 +127,19 @@ def main(tmp: str, scenario: str, n: int, batch: int, checkpoints: str) -> None:
         )
     )
     event: dict[str, object] = {}
-    # (time, ready map actors, the stage's minimum) every 0.05 s: is the pool back at its
-    # minimum soon after the node went (or was drained)?
+    # (time, ready map actors, the stage's minimum) every 0.05 s while rows are still to
+    # come (at the end the pool is shut down): is the pool back at its minimum soon after
+    # the node went (or was drained)?
     actors: list[tuple[float, int, int]] = []
 
     def sample() -> None:
         while not job.done():
             stage = job.progress.stages.get("TagNode")
             if stage is not None:
-                actors.append((time.time(), stage.actors, stage.actors_min))
+                seen = (time.time(), stage.actors, stage.actors_min)
+                if job.progress.rows_out >= n:  # read after the last write: the end
+                    break
+                actors.append(seen)
             time.sleep(0.05)
 
     def disturb() -> None:
