@@ -66,8 +66,9 @@ class PoolMapOperator(PhysicalOperator):
         self._sampled_at = float("-inf")
         # What the pool counted before this operator (one handed on by an earlier attempt):
         # the stage's metrics add only what happened since.
-        self._seen_events = {id(e) for e in pool.events}
-        self._stats_base = pool.stats
+        # (A pool handed on is an ActorPool; a stand-in pool in a test may have neither.)
+        self._seen_events = {id(e) for e in getattr(pool, "events", ())}
+        self._stats_base: Any = getattr(pool, "stats", None)
         self._handed_on = False
 
     @property
@@ -216,8 +217,8 @@ class PoolMapOperator(PhysicalOperator):
         self._seen_events.update(id(e) for e in events)
         self.metrics.scale_events += [e for e in events if isinstance(e, ScaleEvent)]
         stats, base = self.pool.stats, self._stats_base
-        self.metrics.retries += stats.retries - base.retries
-        self.metrics.actor_deaths += stats.deaths - base.deaths
+        self.metrics.retries += stats.retries - (base.retries if base is not None else 0)
+        self.metrics.actor_deaths += stats.deaths - (base.deaths if base is not None else 0)
         self._stats_base = stats
 
     def shutdown(self, *, wait: bool) -> None:
