@@ -1,0 +1,122 @@
+"""The reward role: a Python rule function, or a served reward model (classifier or judge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tideflow.rl.config._checks import _check
+from tideflow.rl.errors import ConfigError
+
+_TOY_REWARD = "tideflow.rl.toy:reward"
+
+
+def _template_fields(template: str) -> set[str]:
+    """The field names of a ``str.format`` template; none when it does not parse."""
+    import string
+
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    except ValueError:
+        return set()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewardModelConfig:
+    """A reward model served through :mod:`tideflow.streaming.llm`: a sequence classifier,
+    or a generative judge (a local model, or any OpenAI-protocol server)."""
+
+    kind: Literal["classifier", "judge"] = "classifier"
+    """``classifier``: a ``*ForSequenceClassification`` model; the score is the logit of
+    ``label``. ``judge``: a generating model answers ``template``; the first number of its
+    answer is the score."""
+    path: str
+    """A local model directory; for a judge behind ``base_url``, the served model's name."""
+    base_url: str | None = None
+    """A judge's OpenAI-protocol endpoint (``http://host:port/v1``); ``None``: the judge runs
+    locally through the ``transformers`` engine."""
+    template: str | None = None
+    """What is scored, with ``{prompt}`` and ``{response}`` (the item's ``prompt`` text and
+    the response text). Default: ``"{prompt} {response}"`` for a classifier; for a judge,
+    a prompt asking for a score between 0 and 1."""
+    label: int = 0
+    """Classifier: which logit is the score."""
+    max_tokens: int = 8
+    """Judge: most tokens of an answer."""
+    device: str = "cpu"
+    """Torch device of a local model (``cpu``, ``cuda``)."""
+    dtype: str = "float32"
+    """Torch dtype of a local model's weights."""
+    num_threads: int | None = 1
+    """Torch CPU threads in each reward worker (``None``: torch's choice)."""
+    stand_in_latency_s: float = 0.0
+    """Seconds slept per reward-model call on top of the model's own time: a stand-in for a
+    bigger or remote reward model, for benchmarks. Keep 0 in real use."""
+
+    def __post_init__(self) -> None:
+        kinds = ("classifier", "judge")
+        _check(self.kind in kinds, "RewardModelConfig.kind", f"one of {kinds}", self.kind)
+        _check(bool(self.path), "RewardModelConfig.path", "a model directory or name", self.path)
+        if self.base_url is not None:
+            _check(self.kind == "judge", "RewardModelConfig.base_url", "None for a classifier "
+                   "(only a judge is reached over HTTP)", self.base_url)  # fmt: skip
+            _check(self.base_url.startswith(("http://", "https://")), "RewardModelConfig.base_url",
+                   "an http(s):// URL", self.base_url)  # fmt: skip
+        else:
+            _check(Path(self.path).is_dir(), "RewardModelConfig.path", "an existing model "
+                   "directory", self.path)  # fmt: skip
+        if self.template is not None:
+            _check("response" in _template_fields(self.template), "RewardModelConfig.template",
+                   "a format string with a {response} field", self.template)  # fmt: skip
+        _check(self.label >= 0, "RewardModelConfig.label", ">= 0", self.label)
+        _check(self.max_tokens >= 1, "RewardModelConfig.max_tokens", ">= 1", self.max_tokens)
+        if self.num_threads is not None:
+            _check(self.num_threads >= 1, "RewardModelConfig.num_threads", ">= 1",
+                   self.num_threads)  # fmt: skip
+        _check(self.stand_in_latency_s >= 0, "RewardModelConfig.stand_in_latency_s", ">= 0",
+               self.stand_in_latency_s)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewardConfig:
+    """Reward workers, off the rollout's critical path: a Python rule function, or a reward
+    model (``model``) served in its own pool of workers."""
+
+    function: str | None = _TOY_REWARD
+    """``"module:function"``, called as ``function(prompt_item, response_text) -> float``.
+    With ``model`` set, leave it at its default or ``None`` (it is then ``None``)."""
+    model: RewardModelConfig | None = None
+    """A reward model instead of a function (``None``: the function scores)."""
+    num_workers: int = 1
+    """Reward workers; a batch is scored by one of them, round-robin."""
+    num_cpus: float = 0.5
+    """CPUs each reward worker reserves (Ray)."""
+    batch_size: int = 64
+    """Reward model: most samples per call into the model (a batch is scored in calls of
+    this many)."""
+    inline: bool = False
+    """``True``: rollout waits for a batch's scores before generating the next one (the
+    reward on the critical path, for comparison); ``False``: scoring overlaps generation."""
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            _check(isinstance(self.model, RewardModelConfig), "RewardConfig.model",
+                   "a RewardModelConfig", self.model)  # fmt: skip
+            if self.function == _TOY_REWARD:
+                object.__setattr__(self, "function", None)  # the default yields to the model
+            if self.function is not None:
+                message = (
+                    "RewardConfig: set either function or model, not both; got function "
+                    f"{self.function!r} and a {self.model.kind} model at {self.model.path!r}"
+                )
+                raise ConfigError(message)
+        else:
+            _check(self.function is not None, "RewardConfig.function", "'module:function' "
+                   "when no model is set", self.function)  # fmt: skip
+            module, _, name = str(self.function).partition(":")
+            _check(bool(module and name), "RewardConfig.function", "'module:function'",
+                   self.function)  # fmt: skip
+        _check(self.num_workers >= 1, "RewardConfig.num_workers", ">= 1", self.num_workers)
+        _check(self.num_cpus >= 0, "RewardConfig.num_cpus", ">= 0", self.num_cpus)
+        _check(self.batch_size >= 1, "RewardConfig.batch_size", ">= 1", self.batch_size)
