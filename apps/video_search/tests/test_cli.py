@@ -46,6 +46,15 @@ def test_bad_arguments_exit_2(argv) -> None:
     assert exit_info.value.code == 2
 
 
+@pytest.mark.parametrize("count", ["5", "65"])
+def test_samples_refuses_a_count_outside_6_to_64_before_writing(tmp_path, capsys, count) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["samples", str(tmp_path / "corpus"), "--count", count])
+    assert exit_info.value.code == 2
+    assert "--count: expected an integer from 6 to 64" in capsys.readouterr().err
+    assert not (tmp_path / "corpus").exists()
+
+
 def test_a_missing_source_exits_2(tmp_path, capsys) -> None:
     code = main(["ingest", str(tmp_path / "missing"), "--index", str(tmp_path / "i")])
     assert code == 2

@@ -16,6 +16,8 @@ from tideflow.core.errors import ConfigError
 from tideflow_video_search.evaluate import CHANNELS, Query, load_queries
 from tideflow_video_search.samples import (
     LANGUAGES,
+    MAX_COUNT,
+    MIN_COUNT,
     SampleCorpus,
     load_truth,
     make_bad_samples,
@@ -122,6 +124,23 @@ def test_some_slides_come_back_later_in_their_video(corpus: SampleCorpus) -> Non
         if any(n > 1 for n in Counter(s.fact for s in v.channel("ocr") if s.fact).values())
     ]
     assert len(repeated) >= 5
+
+
+@pytest.mark.parametrize("count", [MIN_COUNT, 12, 20, MAX_COUNT])
+def test_every_seed_places_each_fact_where_its_truth_says(count: int) -> None:
+    for seed in range(31):
+        corpus = plan_samples(count, seed=seed)
+        where = {f.id: {v for v, _ in corpus.spans_of(f.id)} for f in corpus.facts}
+        stated = {s.fact for v in corpus.videos for s in v.spans if s.fact}
+        assert stated == set(where), (seed, stated ^ set(where))
+        for fact in corpus.facts:
+            expected = 2 if fact.shared else 1
+            assert len(where[fact.id]) == expected, (seed, fact.id, sorted(where[fact.id]))
+            if fact.twin:
+                twin = where.get(f"{fact.id}-twin", set())
+                assert twin and twin.isdisjoint(where[fact.id]), (seed, fact.id)
+            if fact.id.endswith("-twin"):
+                assert fact.id.removesuffix("-twin") in where, (seed, fact.id)
 
 
 def test_more_videos_than_the_catalog_fills_are_refused() -> None:

@@ -27,6 +27,7 @@ from tideflow.core.arguments import (
     seconds,
 )
 from tideflow.core.ray_start import apply_app_ray_settings
+from tideflow_video_search._sample_plan import MAX_COUNT, MIN_COUNT
 
 __all__ = ["build_parser", "main"]
 
@@ -128,7 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     samples = commands.add_parser("samples", help="write the generated corpus (videos + truth)")
     samples.add_argument("folder", metavar="DIR")
-    samples.add_argument("--count", type=integer_in(6, 10_000), default=64)
+    samples.add_argument(
+        "--count",
+        type=integer_in(MIN_COUNT, MAX_COUNT),
+        default=MAX_COUNT,
+        help=f"videos ({MIN_COUNT}..{MAX_COUNT}: one of each kind at least; default {MAX_COUNT})",
+    )
     samples.add_argument("--seed", type=int, default=0)
     samples.add_argument("--bad", action="store_true", help="also write bad inputs under DIR/bad")
 
