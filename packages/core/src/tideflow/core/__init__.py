@@ -9,68 +9,66 @@
 * :mod:`tideflow.core.observability` — structlog set-up, event types, metric names.
 
 The most used names are re-exported here; each submodule's ``__all__`` has the rest.
-Importing ``tideflow.core`` does not import Ray: the actor-pool names load it on first use.
+The names load on first use (:mod:`tideflow.core.lazy`): importing ``tideflow.core`` or one
+of its submodules imports no Ray and nothing the caller does not use.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from tideflow.core.autoscaler import (
-    ClusterPlan,
-    ClusterPlanner,
-    NodePool,
-    PoolScaler,
-    ScaleDecision,
-    ScalingConfig,
-    UtilizationSample,
-)
-from tideflow.core.checkpoint import (
-    AckTracker,
-    Checkpoint,
-    CheckpointId,
-    CheckpointInfo,
-    CheckpointStore,
-    EpochCoordinator,
-)
-from tideflow.core.clock import Clock, MonotonicClock
-from tideflow.core.errors import (
-    CheckpointError,
-    CheckpointLocationError,
-    CheckpointNotFoundError,
-    ConfigError,
-    EpochAbortedError,
-    MissingDependencyError,
-    PoolClosedError,
-    SchedulerError,
-    TideflowError,
-    WorkFailedError,
-)
-from tideflow.core.observability import (
-    ActorEvent,
-    CheckpointEvent,
-    Event,
-    Metrics,
-    RetryEvent,
-    ScaleEvent,
-    configure_logging,
-    get_logger,
-    log_event,
-)
+from tideflow.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from tideflow.core.scheduler import ActorPool, PoolFuture, ResourceRequest
-
-_LAZY = {"ActorPool", "PoolFuture", "ResourceRequest"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from tideflow.core import scheduler
-
-        return getattr(scheduler, name)
-    raise AttributeError(f"module 'tideflow.core' has no attribute {name!r}")
-
+    from tideflow.core.autoscaler import (
+        ClusterPlan,
+        ClusterPlanner,
+        NodePool,
+        PoolScaler,
+        ScaleDecision,
+        ScalingConfig,
+        UtilizationSample,
+    )
+    from tideflow.core.checkpoint import (
+        AckTracker,
+        Checkpoint,
+        CheckpointId,
+        CheckpointInfo,
+        CheckpointStore,
+        EpochCoordinator,
+    )
+    from tideflow.core.clock import (
+        Clock,
+        MonotonicClock,
+    )
+    from tideflow.core.errors import (
+        CheckpointError,
+        CheckpointLocationError,
+        CheckpointNotFoundError,
+        ConfigError,
+        EpochAbortedError,
+        MissingDependencyError,
+        PoolClosedError,
+        SchedulerError,
+        TideflowError,
+        WorkFailedError,
+    )
+    from tideflow.core.observability import (
+        ActorEvent,
+        CheckpointEvent,
+        Event,
+        Metrics,
+        RetryEvent,
+        ScaleEvent,
+        configure_logging,
+        get_logger,
+        log_event,
+    )
+    from tideflow.core.scheduler import (
+        ActorPool,
+        PoolFuture,
+        ResourceRequest,
+    )
 
 __all__ = [
     # checkpoints
@@ -117,3 +115,45 @@ __all__ = [
     "TideflowError",
     "WorkFailedError",
 ]
+
+_EXPORTS = {
+    "ClusterPlan": ".autoscaler",
+    "ClusterPlanner": ".autoscaler",
+    "NodePool": ".autoscaler",
+    "PoolScaler": ".autoscaler",
+    "ScaleDecision": ".autoscaler",
+    "ScalingConfig": ".autoscaler",
+    "UtilizationSample": ".autoscaler",
+    "AckTracker": ".checkpoint",
+    "Checkpoint": ".checkpoint",
+    "CheckpointId": ".checkpoint",
+    "CheckpointInfo": ".checkpoint",
+    "CheckpointStore": ".checkpoint",
+    "EpochCoordinator": ".checkpoint",
+    "Clock": ".clock",
+    "MonotonicClock": ".clock",
+    "CheckpointError": ".errors",
+    "CheckpointLocationError": ".errors",
+    "CheckpointNotFoundError": ".errors",
+    "ConfigError": ".errors",
+    "EpochAbortedError": ".errors",
+    "MissingDependencyError": ".errors",
+    "PoolClosedError": ".errors",
+    "SchedulerError": ".errors",
+    "TideflowError": ".errors",
+    "WorkFailedError": ".errors",
+    "ActorEvent": ".observability",
+    "CheckpointEvent": ".observability",
+    "Event": ".observability",
+    "Metrics": ".observability",
+    "RetryEvent": ".observability",
+    "ScaleEvent": ".observability",
+    "configure_logging": ".observability",
+    "get_logger": ".observability",
+    "log_event": ".observability",
+    "ActorPool": ".scheduler",
+    "PoolFuture": ".scheduler",
+    "ResourceRequest": ".scheduler",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

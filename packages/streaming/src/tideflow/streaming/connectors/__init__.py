@@ -4,8 +4,9 @@
 >>> source = ParquetSource("s3://bucket/videos/", files_per_group=16)
 >>> sink = ParquetSink("s3://bucket/out/")
 
-Kafka, Iceberg and Lance connectors are imported on first use, so that a job that reads
-files does not pay for aiokafka, pyiceberg and lance in every actor. Those libraries come
+The connectors are imported on first use (:mod:`tideflow.core.lazy`), so that an actor pays
+only for the connector it runs: a job that reads files does not import aiokafka, pyiceberg
+and lance. Those libraries come
 with the extras of the same names (``pip install "tideflow-streaming[kafka,iceberg,lance]"``);
 building a connector without its library raises
 :class:`~tideflow.core.errors.MissingDependencyError` naming the extra.
@@ -13,9 +14,9 @@ building a connector without its library raises
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tideflow.core.lazy import lazy_exports
 from tideflow.streaming.connectors._base import (
     JSON,
     JobContext,
@@ -25,9 +26,14 @@ from tideflow.streaming.connectors._base import (
     Split,
     SplitReader,
 )
-from tideflow.streaming.connectors.files import JSONLSink, JSONLSource, ParquetSink, ParquetSource
 
 if TYPE_CHECKING:
+    from tideflow.streaming.connectors.files import (
+        JSONLSink,
+        JSONLSource,
+        ParquetSink,
+        ParquetSource,
+    )
     from tideflow.streaming.connectors.iceberg import IcebergSink, IcebergSource, load_catalog
     from tideflow.streaming.connectors.kafka import KafkaSink, KafkaSource
     from tideflow.streaming.connectors.lance import LanceSink, LanceSource
@@ -58,21 +64,18 @@ __all__ = [
     "LanceSource",
 ]
 
-_LAZY = {
-    "KafkaSink": "kafka",
-    "KafkaSource": "kafka",
-    "IcebergSink": "iceberg",
-    "IcebergSource": "iceberg",
-    "load_catalog": "iceberg",
-    "LanceSink": "lance",
-    "LanceSource": "lance",
+_EXPORTS = {
+    "JSONLSink": ".files",
+    "JSONLSource": ".files",
+    "ParquetSink": ".files",
+    "ParquetSource": ".files",
+    "KafkaSink": ".kafka",
+    "KafkaSource": ".kafka",
+    "IcebergSink": ".iceberg",
+    "IcebergSource": ".iceberg",
+    "load_catalog": ".iceberg",
+    "LanceSink": ".lance",
+    "LanceSource": ".lance",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
