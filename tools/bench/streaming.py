@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                     checkpoint=True,
                     cpu1_rounds=balanced_rounds,
                     cpu1_actors=SPARK_SLOTS,
+                    fused=False,
                 ),
                 "split_balanced": _split(work, rows, timeout, cpu1_rounds=balanced_rounds),
             },
@@ -307,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{BATCH_SIZE}, batch_format=pyarrow; checkpoints: DataContext.checkpoint_config = "
             "ray.data.checkpoint.CheckpointConfig(id_column='id', checkpoint_path=…)",
             "tideflow": f"ParquetSource(files_per_group={FILES_PER_GROUP}), batch_size="
-            f"{BATCH_SIZE}; cpu_stage_1 num_cpus=0.5 → GpuLike num_gpus=1 concurrency=1 → "
-            "cpu_stage_2 num_cpus=0.5 → ParquetSink; checkpoints: CheckpointConfig(interval_s="
+            f"{BATCH_SIZE}; cpu_stage_1 fused=True (in the I/O actor, as Ray Data fuses it "
+            "into its read tasks) → GpuLike num_gpus=1 concurrency=1 → cpu_stage_2 fused=True → "
+            "ParquetSink; checkpoints: CheckpointConfig(interval_s="
             f"{CHECKPOINT_INTERVAL_S:g})",
             "split": f"phase 1: SparkSession local[{SPARK_SLOTS}], spark.read.parquet → "
             "mapInArrow(cpu_stage_1) with arrow.maxRecordsPerBatch="
@@ -323,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu2_rounds": CPU2_ROUNDS,
                 "cpu_stage_ms_per_batch": balanced_ms,
                 "tideflow": f"cpu_stage_1 concurrency={SPARK_SLOTS} num_cpus="
-                f"{0.5 / SPARK_SLOTS:g} (as many actors as Spark has slots); otherwise as "
-                "above, checkpoints every "
+                f"{0.5 / SPARK_SLOTS:g} (as many actors as Spark has slots), both CPU stages "
+                "in pools of their own (not fused); otherwise as above, checkpoints every "
                 f"{CHECKPOINT_INTERVAL_S:g} s",
             },
             "slow_commit": {

@@ -365,3 +365,20 @@ class TagNode:
         with open(self.log, "a") as out:
             out.write(json.dumps({"node": self.node, "start": started}) + "\n")
         return table.append_column("node", pa.array([self.node] * table.num_rows))
+
+
+class LogPid:
+    """Logs the process id that ran each batch to ``pids`` (one line per batch) and passes
+    the rows on: where a stage runs (its own actor, or the I/O actor when fused)."""
+
+    def __init__(self, pids: str) -> None:
+        self.pids = pids
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        with open(self.pids, "a") as out:
+            out.write(f"{os.getpid()}\n")
+        return table
+
+
+def keep_even(row: dict[str, Any]) -> bool:
+    return bool(row["id"] % 2 == 0)

@@ -67,6 +67,10 @@ class RunSpec:
     """sha256 rounds of CPU stage 1 (the reference; more for the balanced variant)."""
     cpu2_rounds: int = CPU2_ROUNDS
     """sha256 rounds of CPU stage 2."""
+    fused: bool = True
+    """Tideflow only: run CPU stages 1 and 2 in the I/O actor (``map_batches(fused=True)``,
+    as Ray Data fuses its map into the read tasks) instead of pools of their own. The
+    balanced variant, whose CPU stage 1 needs several actors, turns it off."""
     cpu1_actors: int = 1
     """Tideflow only: actors of CPU stage 1 (the balanced variant gives it as many as the
     split peer's Spark gets task slots)."""
@@ -152,7 +156,11 @@ def _tideflow(spec: RunSpec) -> dict[str, Any]:
             ParquetSource(spec.input_dir, files_per_group=FILES_PER_GROUP), batch_size=BATCH_SIZE
         )
         .map_batches(
-            cpu_stage_1, name="cpu_stage_1", num_cpus=cpu1_cpus, concurrency=spec.cpu1_actors
+            cpu_stage_1,
+            name="cpu_stage_1",
+            num_cpus=cpu1_cpus,
+            concurrency=spec.cpu1_actors,
+            fused=spec.fused,
         )
         .map_batches(
             GpuLike,
@@ -160,7 +168,7 @@ def _tideflow(spec: RunSpec) -> dict[str, Any]:
             fn_constructor_kwargs={"log_path": spec.busy_log},
             num_gpus=1 if spec.gpu else 0,
         )
-        .map_batches(cpu_stage_2, name="cpu_stage_2", num_cpus=0.5)
+        .map_batches(cpu_stage_2, name="cpu_stage_2", num_cpus=0.5, fused=spec.fused)
         .write(sink)
         .run(job_id=spec.job_id, checkpoint=checkpoint)
     )

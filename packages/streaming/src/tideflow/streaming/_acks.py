@@ -46,6 +46,13 @@ def check_ack_mode(plan: Plan) -> None:
             f"writers={plan.sink_writers}"
         )
         raise ConfigError(message)
+    fused = [spec.name for spec in plan.stages if spec.fused]
+    if fused:
+        message = (
+            f'CheckpointConfig(mode="ack") cannot run fused stages ({fused}): they run in the '
+            'I/O actor, outside the per-read acknowledgement; drop fused=True or use mode="epoch"'
+        )
+        raise ConfigError(message)
     rebatched = [spec.name for spec in plan.stages if spec.batch_size is not None]
     if rebatched:
         message = (

@@ -27,7 +27,7 @@ from tideflow.streaming._execution.options import RunOptions
 from tideflow.streaming._execution.recovery import lost_part
 from tideflow.streaming._jobdir import JobDirectory
 from tideflow.streaming._metrics import JobResult, StageMetrics
-from tideflow.streaming._plan import Plan
+from tideflow.streaming._plan import Plan, split_fused
 from tideflow.streaming.connectors._base import JobContext, Sink
 from tideflow.streaming.errors import JobAbortedError
 
@@ -50,6 +50,7 @@ class Executor:
         checkpoint = self.options.checkpoint
         if checkpoint is not None and checkpoint.mode == "ack":
             check_ack_mode(plan)
+        split_fused(plan)  # a fused stage out of place: refused before anything starts
         self.jobdir = JobDirectory(job_id, checkpoint)
         self.dead_sink: Sink = (
             self.options.dead_letter

@@ -49,6 +49,9 @@ __all__ = ["HEARTBEAT_S", "JobLease", "LeaseRecord", "WallClock", "pid_alive"]
 
 HEARTBEAT_S = 5.0
 """How often a live run rewrites its heartbeat."""
+SETTLE_S = 0.25
+"""Step 3's wait on stores other than a local disk: a rival's record written just before
+ours lands in listings that lag behind writes (some S3-compatible servers) before we look."""
 _SUFFIX = ".json"
 
 
@@ -120,7 +123,9 @@ class JobLease:
     """The lease of one run on the job directory whose ``lease/`` folder is ``uri``.
 
     ``clock`` (wall time), ``sleep``, ``pid_alive``, ``host`` and ``pid`` are injectable
-    so that tests drive time and process deaths without sleeping.
+    so that tests drive time and process deaths without sleeping. ``settle_s`` (step 3)
+    defaults to 0 on a local file system, whose listings see every completed write (the
+    argument above needs no settle there), and to :data:`SETTLE_S` elsewhere.
     """
 
     def __init__(
@@ -130,7 +135,7 @@ class JobLease:
         job_id: str,
         heartbeat_s: float = HEARTBEAT_S,
         ttl_s: float | None = None,
-        settle_s: float = 0.25,
+        settle_s: float | None = None,
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
         pid_alive: Callable[[int], bool] = pid_alive,
@@ -141,7 +146,8 @@ class JobLease:
         self.job_id = job_id
         self.heartbeat_s = heartbeat_s
         self.ttl_s = 3 * heartbeat_s if ttl_s is None else ttl_s
-        self.settle_s = settle_s
+        local = isinstance(self._fs, pafs.LocalFileSystem)
+        self.settle_s = (0.0 if local else SETTLE_S) if settle_s is None else settle_s
         self._clock = clock if clock is not None else WallClock()
         self._sleep = sleep
         self._pid_alive = pid_alive

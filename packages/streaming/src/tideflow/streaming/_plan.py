@@ -10,7 +10,7 @@ from tideflow.core.scheduler import ResourceRequest
 from tideflow.streaming.connectors._base import Sink, Source
 from tideflow.streaming.errors import ConfigError
 
-__all__ = ["CheckpointConfig", "Plan", "StageKind", "StageSpec"]
+__all__ = ["CheckpointConfig", "FusedSplit", "Plan", "StageKind", "StageSpec", "split_fused"]
 
 StageKind = Literal["batches", "map", "flat_map", "filter", "keyed"]
 
@@ -52,6 +52,13 @@ class StageSpec:
     timer_s: float | None = None
     """For a keyed stage with ``on_timer``: each row of a key arms its timer this many
     seconds later (> 0)."""
+    fused: bool = False
+    """Run in the job's I/O actor instead of a pool of its own (operator fusion, as Ray
+    Data fuses a map into its read tasks and Flink chains operators): right after the
+    source when every stage before it is fused too, else right before the sink when every
+    stage after it is. No actor start-up and no trip through the object store, for light,
+    stateless functions; they share the I/O actor's process and resources with every read
+    and write (a row that kills the process restarts the job from its last checkpoint)."""
     on_end: Callable[[Any, Any], Any] | None = None
     """For a keyed stage: ``on_end(key, state) -> emitted``, run for every key left when
     the input ends (not when the job is stopped); the keys are forgotten then."""
@@ -84,6 +91,8 @@ class StageSpec:
             raise ConfigError(
                 f"stage {self.name!r}: max_in_flight must be >= 1; got {self.max_in_flight}"
             )
+        if self.fused:
+            self._check_fused()
 
     def _check_keyed_hooks(self) -> None:
         hooks = {"on_timer": self.on_timer, "on_end": self.on_end}
@@ -103,6 +112,30 @@ class StageSpec:
             isinstance(timer_s, bool) or not isinstance(timer_s, int | float) or timer_s <= 0
         ):
             raise ConfigError(f"stage {self.name!r}: timer_s must be a number > 0; got {timer_s!r}")
+
+    def _check_fused(self) -> None:
+        r = self.resources
+        wrong = {
+            "kind": self.kind if self.kind == "keyed" else None,
+            "concurrency": (
+                (self.min_actors, self.max_actors)
+                if (self.min_actors, self.max_actors) != (1, 1)
+                else None
+            ),
+            "batch_size": self.batch_size,
+            "num_gpus": r.num_gpus or None,
+            "accelerator_type": r.accelerator_type,
+            "resources": r.resources or None,
+            "label_selector": r.label_selector or None,
+        }
+        given = {name: value for name, value in wrong.items() if value is not None}
+        if given:
+            message = (
+                f"stage {self.name!r}: a fused stage runs in the job's I/O actor, one batch at a "
+                f"time with its resources: it takes no {sorted(given)} (got {given}); "
+                "drop fused=True to give the stage a pool of its own"
+            )
+            raise ConfigError(message)
 
     @property
     def is_class(self) -> bool:
@@ -167,3 +200,44 @@ class Plan:
     """Where rows go; set by ``write``."""
     sink_writers: int = 1
     """How many writers write the sink at once (``write(sink, writers=)``)."""
+
+
+@dataclass(frozen=True)
+class FusedSplit:
+    """A plan's stages by where they run."""
+
+    read: tuple[StageSpec, ...]
+    """Fused stages right after the source: run in the I/O actor on each batch it reads."""
+    pooled: tuple[StageSpec, ...]
+    """Stages with actors of their own (pools, keyed partitions)."""
+    write: tuple[StageSpec, ...]
+    """Fused stages right before the sink: run in the I/O actor on each batch it writes."""
+
+
+def split_fused(plan: Plan) -> FusedSplit:
+    """Where each stage of ``plan`` runs; a fused stage between two pooled ones is refused
+    with a :class:`ConfigError` naming it (the I/O actor reads and writes: it can host only
+    the ends of the chain)."""
+    stages = plan.stages
+    first_pooled = next((i for i, s in enumerate(stages) if not s.fused), len(stages))
+    last_pooled = max((i for i, s in enumerate(stages) if not s.fused), default=-1)
+    # With no pooled stage at all, every fused stage runs on the read side.
+    read = stages[:first_pooled]
+    write = stages[last_pooled + 1 :] if last_pooled >= 0 else ()
+    pooled = stages[first_pooled : last_pooled + 1]
+    inner = [s.name for s in pooled if s.fused]
+    if inner:
+        message = (
+            f"stages {inner} are fused but sit between stages with pools of their own; a fused "
+            "stage runs in the I/O actor, so it must come right after the source (every stage "
+            "before it fused) or right before the sink (every stage after it fused)"
+        )
+        raise ConfigError(message)
+    if write and plan.sink_writers > 1:
+        message = (
+            f"fused stages before the sink ({[s.name for s in write]}) run in the I/O actor, "
+            f"which is the only writer they have: use write(sink) with one writer, not "
+            f"writers={plan.sink_writers}, or drop fused=True"
+        )
+        raise ConfigError(message)
+    return FusedSplit(read=read, pooled=pooled, write=write)

@@ -6,8 +6,9 @@ import json
 import math
 import pickle
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -21,10 +22,12 @@ from tideflow.streaming.errors import ConfigError, RecordErrors
 
 __all__ = [
     "DEAD_LETTER_SCHEMA",
+    "FusedChain",
     "ReaderWorker",
     "SinkWorker",
     "SinkWriterActor",
     "StageWorker",
+    "Written",
     "concat_payloads",
     "payload_table",
     "slice_payload",
@@ -143,6 +146,10 @@ class StageWorker:
             udf = udf(*spec.constructor_args, **dict(spec.constructor_kwargs))
         self._fn = udf
 
+    @property
+    def name(self) -> str:
+        return str(self._name)
+
     def process(self, payload: Any) -> WithMeta:
         """Run the function on one batch. Ray may call this from two threads at once (the
         actor's ``max_concurrency`` is the stage's in-flight limit): the function itself
@@ -223,6 +230,44 @@ class StageWorker:
             return pa.Table.from_pylist([o for r in rows for o in self._fn(r)])
         mask = pa.array([bool(self._fn(r)) for r in rows], pa.bool_())
         return table.filter(mask)
+
+
+class FusedChain:
+    """Fused stages (``fused=True``) run one after another in the I/O actor on each batch it
+    reads or writes: each with the same rules as in a pool of its own (bad rows isolated by
+    bisection, dead letters with their error), without Ray in between."""
+
+    def __init__(self, specs: Sequence[Any]) -> None:
+        self._workers = [StageWorker(spec) for spec in specs]
+
+    def __bool__(self) -> bool:
+        return bool(self._workers)
+
+    def run(self, table: pa.Table) -> tuple[pa.Table, list[dict[str, Any]], pa.Table | None]:
+        """The chain's output, each stage's call meta (as a pool's stage reports it, with
+        its ``stage`` name) and the dead letters of all the stages."""
+        metas: list[dict[str, Any]] = []
+        dead: list[pa.Table] = []
+        for worker in self._workers:
+            if table.num_rows == 0:
+                break
+            out = worker.process(table)
+            table, stage_dead = out.value
+            metas.append({**out.meta, "stage": worker.name})
+            if stage_dead is not None:
+                dead.append(stage_dead)
+        return table, metas, _concat(dead)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a sink writer reports for one batch: the rows it wrote (after any fused stages
+    before the sink), their ids (ACK mode, or with ``id_column``) and the fused stages'
+    call metas."""
+
+    rows: int
+    ids: list[Any] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ReaderWorker:
@@ -381,9 +426,8 @@ class SinkWriterActor:
         warm_up()
         self._worker = SinkWorker(sink, ctx, index, dead_letters=False, id_column=id_column)
 
-    def write(self, epoch: int, payload: Any) -> list[Any]:
-        self._worker.write(epoch, payload)
-        return []  # ids come with the pre-commit (epoch mode)
+    def write(self, epoch: int, payload: Any) -> Written:
+        return Written(rows=self._worker.write(epoch, payload))  # ids: with the pre-commit
 
     def precommit(self, epoch: int) -> dict[str, Any]:
         return self._worker.precommit(epoch)
@@ -409,9 +453,14 @@ class IOWorker:
         id_column: str | None = None,
         ack_seq_base: int | None = None,
         track_dead_letters: bool = False,
+        read_stages: Sequence[Any] = (),
+        write_stages: Sequence[Any] = (),
     ) -> None:
         warm_up()
         self._reader = ReaderWorker(source, ctx, priority_column)
+        # Fused stages (``fused=True``): run here on what is read and what is written.
+        self._read_chain = FusedChain(read_stages)
+        self._write_chain = FusedChain(write_stages)
         self._sink = SinkWorker(sink, ctx, 0, dead_letters=False, id_column=id_column)
         self._dead = SinkWorker(
             dead_sink, ctx, 0, dead_letters=True, track_dead_letters=track_dead_letters
@@ -429,11 +478,25 @@ class IOWorker:
             rows = self._write(self._dead, epoch, (None, dead))
             if rows:  # ACK mode, tracked: committed at once, reported with the read
                 meta["dead_rows"] = rows
+        if self._read_chain and table is not None and table.num_rows:
+            # "rows" is what goes on downstream; "rows_read" what the source gave.
+            table, meta["stages"], stage_dead = self._read_chain.run(table)
+            meta["rows_read"], meta["rows"] = meta["rows"], table.num_rows
+            if stage_dead is not None:  # epoch mode (fused stages are refused in ACK mode)
+                self._write(self._dead, epoch, (None, stage_dead))
         return meta, table
 
-    def write(self, epoch: int, payload: Any) -> list[Any]:
-        """Stage a batch; in ACK mode also commit it and return its row ids."""
-        return self._write(self._sink, epoch, payload)
+    def write(self, epoch: int, payload: Any) -> Written:
+        """Stage a batch (after the fused stages before the sink, if any); in ACK mode also
+        commit it and report its row ids."""
+        if not self._write_chain:
+            ids = self._write(self._sink, epoch, payload)
+            return Written(rows=payload_table(payload).num_rows, ids=ids)
+        table, metas, dead = self._write_chain.run(payload_table(payload))
+        if dead is not None:  # epoch mode (fused stages are refused in ACK mode)
+            self._write(self._dead, epoch, (None, dead))
+        ids = self._write(self._sink, epoch, table) if table.num_rows else []
+        return Written(rows=table.num_rows, ids=ids, stages=metas)
 
     def write_dead(self, epoch: int, payload: Any) -> list[Any]:
         """Stage dead letters; in ACK mode also commit them and return them (if tracked)."""

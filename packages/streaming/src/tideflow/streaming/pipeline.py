@@ -124,7 +124,12 @@ class Pipeline:
         input into batches of this many rows, e.g. after a stage that fans out one row into
         many: rows of consecutive batches of one epoch are joined and cut, in order; the
         rest of an epoch goes on as a smaller batch once the stages before have passed all
-        of the epoch; default: the batches as they come).
+        of the epoch; default: the batches as they come), ``fused`` (False; True runs the
+        stage in the job's I/O actor instead of a pool of its own — operator fusion, for a
+        light stateless function right after the source or right before the sink: no actor
+        to start, no trip through the object store; it shares the I/O actor's process, so a
+        row that kills it restarts the job from its last checkpoint).
+        ``map``, ``flat_map`` and ``filter`` take the same options but ``batch_size``.
         """
         return self._stage("batches", fn, options)
 
@@ -389,6 +394,7 @@ class Pipeline:
             "fn_constructor_args",
             "fn_constructor_kwargs",
             *(("batch_size",) if kind == "batches" else ()),
+            *(("fused",) if kind != "keyed" else ()),
         }
         unknown = sorted(set(options) - known)
         if unknown:
@@ -426,5 +432,12 @@ class Pipeline:
             key=key,
             partitions=partitions,
             batch_size=options.get("batch_size"),
+            fused=_flag(options.get("fused", False), "fused"),
         )
         return Pipeline(dataclasses.replace(self._plan, stages=(*self._plan.stages, spec)))
+
+
+def _flag(value: Any, option: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{option} must be True or False; got {value!r}")
+    return value

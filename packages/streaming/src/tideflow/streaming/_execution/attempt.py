@@ -45,9 +45,9 @@ from tideflow.streaming._execution.state import Batch, EpochCounts, LoopState, S
 from tideflow.streaming._metrics import JobResult, StageMetrics
 from tideflow.streaming._operators.base import Finished, OperatorHooks, PhysicalOperator
 from tideflow.streaming._operators.write import SinkWriters
-from tideflow.streaming._plan import Plan
+from tideflow.streaming._plan import Plan, split_fused
 from tideflow.streaming._planner import PlanContext, plan_operator, restore_states, stateful_stages
-from tideflow.streaming._worker import IOWorker
+from tideflow.streaming._worker import IOWorker, Written
 from tideflow.streaming.connectors._base import JobContext, Sink
 
 __all__ = ["Attempt", "io_actor_name"]
@@ -130,7 +130,9 @@ class Attempt:
         # In ACK mode sinks commit as they write: a checkpoint is the source's positions.
         for name in (*self.mode.participants, *stateful_stages(plan)):
             self.coordinator.register(name)
-        self.operators: list[PhysicalOperator] = []
+        self.fused = split_fused(plan)  # fused stages run in the I/O actor, the rest in pools
+        self.operators: list[PhysicalOperator] = []  # those of the pooled stages
+        self._fused_metrics: dict[str, StageMetrics] = {}
         self.io: Any = None  # the I/O actor, once started
         self.writers: SinkWriters | None = None
         self._stage_states: dict[str, Any] = {}  # restored state of stateful stages
@@ -210,6 +212,8 @@ class Attempt:
             id_column=self.options.id_column,
             ack_seq_base=self.mode.ack_seq_base(self.ctx.run, self.attempt),
             track_dead_letters=self._dead_letters is not None,
+            read_stages=self.fused.read,
+            write_stages=self.fused.write,
         )
         extra = lifecycle.start_writers(
             self.sink, self.ctx, self.plan.sink_writers, self.options.id_column, placement
@@ -225,10 +229,14 @@ class Attempt:
             log=self._log,
         )
         context = PlanContext(hooks=hooks, states=self._stage_states, pools=self.pools)
-        self.operators = [plan_operator(spec, context) for spec in self.plan.stages]
+        self.operators = [plan_operator(spec, context) for spec in self.fused.pooled]
         for op in self.operators:  # counted on from an earlier attempt
             op.metrics = stage_metrics.setdefault(op.name, op.metrics)
-        self.result.stages = {op.name: op.metrics for op in self.operators}
+        for spec in (*self.fused.read, *self.fused.write):
+            fresh = StageMetrics(name=spec.name)
+            self._fused_metrics[spec.name] = stage_metrics.setdefault(spec.name, fresh)
+        by_name = {op.name: op.metrics for op in self.operators} | self._fused_metrics
+        self.result.stages = {spec.name: by_name[spec.name] for spec in self.plan.stages}
         # Re-batching stages keep the rest of an epoch until nothing upstream holds rows of it.
         self._track_upstream = any(spec.batch_size is not None for spec in self.plan.stages)
         ray.get(opened)
@@ -396,14 +404,18 @@ class Attempt:
                     self._dead_letters.notify(meta["dead_rows"])  # ACK mode: committed
                 origin = self._ledger.track(s.split.split_id, meta.get("offsets"))
                 next_awake_s = meta.get("next_awake_s")  # the reader's wish, as a delay
-                if meta["rows"] == 0:
+                rows_read = meta.get("rows_read", meta["rows"])  # before fused stages
+                if rows_read == 0:
                     if origin is not None:  # only undecodable records: dead-lettered already
                         self._ledger.ack(origin)
                     steps.note_empty_read(self.state, s, epoch, seen, next_awake_s)
                     continue
                 steps.note_next_awake(s, seen, next_awake_s)
-                self.result.rows_in += meta["rows"]
-                self.counts.add(epoch, rows_in=meta["rows"])
+                self.result.rows_in += rows_read
+                self.counts.add(epoch, rows_in=rows_read)
+                self._observe_fused(epoch, meta.get("stages", ()))
+                if meta["rows"] == 0:  # the fused stages kept none of the rows
+                    continue
                 batch = Batch(
                     epoch=epoch,
                     ref=table_ref,
@@ -492,6 +504,13 @@ class Attempt:
                 self._write(out)
         self._release(batch)  # after its outputs hold the epoch and the origin
 
+    def _observe_fused(self, epoch: int, metas: Any) -> None:
+        """Count the calls of fused stages (run in the I/O actor, reported with a read or
+        a write); their dead letters are written there already."""
+        for meta in metas:
+            self._fused_metrics[meta["stage"]].observe(meta)
+            self._count_dead(epoch, meta["dead"])
+
     def _count_dead(self, epoch: int, rows: int) -> None:
         if rows:
             self.result.dead_letters += rows
@@ -499,30 +518,37 @@ class Attempt:
 
     def _write(self, batch: Batch) -> None:
         assert self.writers is not None
-        self._writes[self.writers.write(batch.epoch, batch.ref)] = batch
-        self.result.rows_out += batch.rows
-        self.counts.add(batch.epoch, rows_out=batch.rows)
+        self._writes[self.writers.write(batch.epoch, batch.ref)] = batch  # rows: once written
 
     def _collect_writes(self) -> None:
         assert self.writers is not None
         refs = list(self._writes)
         if refs:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-            written = ray.get(ready)  # a sink that cannot write stops the job
-            for ref, ids in zip(ready, written, strict=True):
+            outcomes = ray.get(ready)  # a sink that cannot write stops the job
+            for ref, outcome in zip(ready, outcomes, strict=True):
+                batch = self._writes.pop(ref)
                 if ref in self._dead_writes:
                     self._dead_writes.discard(ref)
-                    if ids and self._dead_letters is not None:  # ACK mode: committed
-                        self._dead_letters.notify(ids)
-                elif ids:
-                    self._completions.add(ids)
+                    if outcome and self._dead_letters is not None:  # ACK mode: committed
+                        self._dead_letters.notify(outcome)
+                else:
+                    self._note_written(batch.epoch, outcome)
                 self.writers.done(ref)
-                self._release(self._writes.pop(ref))
+                self._release(batch)
             self._completions.flush_if_full()
         refs = list(self.checkpoints.acks)
         if refs:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             self.checkpoints.collect(ready)
+
+    def _note_written(self, epoch: int, written: Written) -> None:
+        """A sink write ended: count its rows (after any fused stages before the sink)."""
+        self._observe_fused(epoch, written.stages)
+        self.result.rows_out += written.rows
+        self.counts.add(epoch, rows_out=written.rows)
+        if written.ids:
+            self._completions.add(written.ids)
 
     def _complete_epochs(self) -> None:
         """Epochs whose batches were all written pre-commit, in order."""
