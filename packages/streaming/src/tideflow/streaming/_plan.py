@@ -10,7 +10,14 @@ from tideflow.core.scheduler import ResourceRequest
 from tideflow.streaming.connectors._base import Sink, Source
 from tideflow.streaming.errors import ConfigError
 
-__all__ = ["CheckpointConfig", "FusedSplit", "Plan", "StageKind", "StageSpec", "split_fused"]
+__all__ = [
+    "CheckpointConfig",
+    "FusedSplit",
+    "Plan",
+    "StageKind",
+    "StageSpec",
+    "split_fused",
+]
 
 StageKind = Literal["batches", "map", "flat_map", "filter", "keyed"]
 

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from tideflow.core.scheduler import ResourceRequest
+from tideflow.streaming._bounds import pool_bounds
 from tideflow.streaming._metrics import JobResult
 from tideflow.streaming._plan import CheckpointConfig, Plan, StageKind, StageSpec
 from tideflow.streaming._user_error import user_error
@@ -399,14 +400,8 @@ class Pipeline:
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"{kind} stage: unknown options {unknown}; known: {sorted(known)}")
-        concurrency = options.get("concurrency", 1)
-        if isinstance(concurrency, int):
-            low = high = concurrency
-        elif isinstance(concurrency, tuple) and len(concurrency) == 2:
-            low, high = concurrency
-        else:
-            raise ConfigError(f"concurrency must be an int or (min, max); got {concurrency!r}")
         name = str(options.get("name") or getattr(fn, "__name__", kind))
+        low, high = pool_bounds(options.get("concurrency", 1), f"stage {name!r}: concurrency")
         taken = {s.name for s in self._plan.stages}
         base, n = name, 2
         while name in taken:

@@ -19,42 +19,47 @@ engines, optional extras, imported lazily), ``openai`` (any OpenAI-compatible se
 
 from __future__ import annotations
 
-from tideflow.streaming.llm._config import (
-    E5EngineConfig,
-    EngineConfig,
-    OpenAIEngineConfig,
-    ProcessorConfig,
-    SamplingParams,
-    SGLangEngineConfig,
-    TransformersEngineConfig,
-    VLLMEngineConfig,
-)
-from tideflow.streaming.llm._engine import (
-    Engine,
-    EngineCrashedError,
-    EngineUnavailableError,
-    GenerateRequest,
-    GenerateResult,
-    LLMError,
-    RequestError,
-    create_engine,
-    register_engine,
-)
-from tideflow.streaming.llm.processor import (
-    Processor,
-    StageDef,
-    build_llm_processor,
-    build_processor,
-)
-from tideflow.streaming.llm.scoring import (
-    ClassifierEngine,
-    ClassifierEngineConfig,
-    JudgeConfig,
-    JudgeScorer,
-    ScoreError,
-    Scorer,
-    create_scorer,
-)
+from typing import TYPE_CHECKING
+
+from tideflow.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from tideflow.streaming.llm._config import (
+        E5EngineConfig,
+        EngineConfig,
+        OpenAIEngineConfig,
+        ProcessorConfig,
+        SamplingParams,
+        SGLangEngineConfig,
+        TransformersEngineConfig,
+        VLLMEngineConfig,
+    )
+    from tideflow.streaming.llm._engine import (
+        Engine,
+        EngineCrashedError,
+        EngineUnavailableError,
+        GenerateRequest,
+        GenerateResult,
+        LLMError,
+        RequestError,
+        create_engine,
+        register_engine,
+    )
+    from tideflow.streaming.llm.processor import (
+        Processor,
+        StageDef,
+        build_llm_processor,
+        build_processor,
+    )
+    from tideflow.streaming.llm.scoring import (
+        ClassifierEngine,
+        ClassifierEngineConfig,
+        JudgeConfig,
+        JudgeScorer,
+        ScoreError,
+        Scorer,
+        create_scorer,
+    )
 
 __all__ = [
     # building a processor
@@ -91,3 +96,36 @@ __all__ = [
     "RequestError",
     "ScoreError",
 ]
+
+_EXPORTS = {
+    "E5EngineConfig": "._config",
+    "EngineConfig": "._config",
+    "OpenAIEngineConfig": "._config",
+    "ProcessorConfig": "._config",
+    "SamplingParams": "._config",
+    "SGLangEngineConfig": "._config",
+    "TransformersEngineConfig": "._config",
+    "VLLMEngineConfig": "._config",
+    "Engine": "._engine",
+    "EngineCrashedError": "._engine",
+    "EngineUnavailableError": "._engine",
+    "GenerateRequest": "._engine",
+    "GenerateResult": "._engine",
+    "LLMError": "._engine",
+    "RequestError": "._engine",
+    "create_engine": "._engine",
+    "register_engine": "._engine",
+    "Processor": ".processor",
+    "StageDef": ".processor",
+    "build_llm_processor": ".processor",
+    "build_processor": ".processor",
+    "ClassifierEngine": ".scoring",
+    "ClassifierEngineConfig": ".scoring",
+    "JudgeConfig": ".scoring",
+    "JudgeScorer": ".scoring",
+    "ScoreError": ".scoring",
+    "Scorer": ".scoring",
+    "create_scorer": ".scoring",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -8,10 +8,11 @@ Names follow ``ray.data.llm`` where they mean the same thing (``model_source``,
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from tideflow.streaming._bounds import pool_bounds
 from tideflow.streaming.errors import ConfigError
 
 __all__ = [
@@ -377,7 +378,7 @@ class ProcessorConfig:
         if self.batch_size < 1:
             raise ConfigError(f"ProcessorConfig.batch_size must be >= 1; got {self.batch_size}")
         for name in ("concurrency", "cpu_concurrency"):
-            _pool_bounds(name, getattr(self, name))
+            pool_bounds(getattr(self, name), f"ProcessorConfig.{name}")
         if self.max_in_flight < 1 or self.max_retries < 0:
             message = (
                 "ProcessorConfig: max_in_flight must be >= 1 and max_retries >= 0; got "
@@ -388,16 +389,3 @@ class ProcessorConfig:
     @property
     def engine_num_gpus(self) -> float:
         return self.engine.default_num_gpus if self.num_gpus is None else self.num_gpus
-
-
-def _pool_bounds(name: str, value: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(value, int):
-        low = high = value
-    elif isinstance(value, tuple) and len(value) == 2:
-        low, high = value
-    else:
-        raise ConfigError(f"ProcessorConfig.{name} must be an int or (min, max); got {value!r}")
-    if not 1 <= low <= high:
-        message = f"ProcessorConfig.{name} must satisfy 1 <= min <= max; got {value!r}"
-        raise ConfigError(message)
-    return low, high

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
 from tideflow.streaming.errors import ConfigError
 from tideflow.streaming.llm._config import EngineConfig, SamplingParams
@@ -40,6 +39,7 @@ from tideflow.streaming.llm._engine import (
     RequestError,
     create_engine,
 )
+from tideflow.streaming.llm.engines._shared import InProcessEngine, load_pretrained, max_model_len
 
 __all__ = [
     "ClassifierEngine",
@@ -111,45 +111,19 @@ class ClassifierEngineConfig(EngineConfig):
         return 1.0 if self.device.startswith("cuda") else 0.0
 
 
-class ClassifierEngine(Engine):
+class ClassifierEngine(InProcessEngine):
     """A sequence-classification model in the actor's process; :meth:`score` is its work."""
 
     config: ClassifierEngineConfig
 
     def __init__(self, config: ClassifierEngineConfig) -> None:
         super().__init__(config)
-        self._model: Any = None
-        self._tokenizer: Any = None
-        self._max_len = 0
-        self._lock = asyncio.Lock()
         self.calls = 0
         """Forward passes made (tests and benchmarks read it)."""
 
-    async def start(self) -> None:
-        await asyncio.to_thread(self._load)
-
     def _load(self) -> None:
-        try:
-            import torch
-            import transformers
-        except ImportError as error:
-            hint = 'pip install "tideflow-streaming[llm]"'
-            raise MissingDependencyError(error.name or "transformers", hint) from error
-        transformers.utils.logging.disable_progress_bar()
         cfg = self.config
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        kwargs = {"dtype": getattr(torch, cfg.dtype), **dict(cfg.engine_kwargs)}
-        auto: Any = transformers.AutoModelForSequenceClassification
-        try:
-            model = auto.from_pretrained(cfg.model_source, **kwargs)
-        except OSError as error:  # no such directory or model, no config.json, no weights
-            message = (
-                f"ClassifierEngineConfig.model_source: {cfg.model_source!r} is not a model "
-                f"directory transformers can load: {error}"
-            )
-            raise ConfigError(message) from error
-        self._model = model.to(cfg.device).eval()
+        self._model, self._tokenizer = load_pretrained(cfg, "AutoModelForSequenceClassification")
         labels = int(self._model.config.num_labels)
         if cfg.label >= labels:
             message = (
@@ -157,15 +131,13 @@ class ClassifierEngine(Engine):
                 f"got {cfg.label}"
             )
             raise ConfigError(message)
-        self._tokenizer = transformers.AutoTokenizer.from_pretrained(cfg.model_source)
         self._tokenizer.truncation_side = "left"
         pad = self._tokenizer.pad_token_id
         if pad is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         if self._model.config.pad_token_id is None:
             self._model.config.pad_token_id = self._tokenizer.pad_token_id
-        model_len = getattr(self._model.config, "max_position_embeddings", None) or 2048
-        self._max_len = cfg.max_model_len or int(model_len)
+        self._max_len = max_model_len(self._model, cfg)
         _log.info(
             "llm_engine_loaded",
             engine="classifier",

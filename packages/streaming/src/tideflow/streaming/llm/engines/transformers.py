@@ -12,24 +12,27 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tideflow.core.errors import MissingDependencyError
 from tideflow.core.observability import get_logger
 from tideflow.streaming.errors import ConfigError
 from tideflow.streaming.llm._config import SamplingParams, TransformersEngineConfig
 from tideflow.streaming.llm._engine import (
-    Engine,
     GenerateRequest,
     GenerateResult,
     RequestError,
 )
-from tideflow.streaming.llm.engines._shared import embed_in_chunks
+from tideflow.streaming.llm.engines._shared import (
+    InProcessEngine,
+    embed_in_chunks,
+    load_pretrained,
+    max_model_len,
+)
 
 __all__ = ["TransformersEngine"]
 
 _log = get_logger("tideflow.streaming.llm.transformers")
 
 
-class TransformersEngine(Engine):
+class TransformersEngine(InProcessEngine):
     """``transformers`` models in the actor's process."""
 
     config: TransformersEngineConfig
@@ -37,36 +40,11 @@ class TransformersEngine(Engine):
     """True: a row that ended on end-of-sequence keeps that token, with its log-prob, last in
     ``token_ids`` (as vLLM returns it); the RL trainer trains on it. Set by subclassing."""
 
-    def __init__(self, config: TransformersEngineConfig) -> None:
-        super().__init__(config)
-        self._model: Any = None
-        self._tokenizer: Any = None
-        self._max_len = 0
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self._load)
-
     def _load(self) -> None:
-        try:
-            import torch
-            import transformers
-        except ImportError as error:
-            missing = error.name or "transformers"  # torch or transformers
-            hint = 'pip install "tideflow-streaming[llm]"'
-            raise MissingDependencyError(missing, hint) from error
-        transformers.utils.logging.disable_progress_bar()
         cfg = self.config
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        kwargs = {"dtype": getattr(torch, cfg.dtype), **dict(cfg.engine_kwargs)}
-        auto: Any = (
-            transformers.AutoModel if cfg.task == "embed" else transformers.AutoModelForCausalLM
-        )
-        self._model = auto.from_pretrained(cfg.model_source, **kwargs).to(cfg.device).eval()
-        self._tokenizer = transformers.AutoTokenizer.from_pretrained(cfg.model_source)
-        model_len = getattr(self._model.config, "max_position_embeddings", None) or 2048
-        self._max_len = cfg.max_model_len or int(model_len)
+        auto = "AutoModel" if cfg.task == "embed" else "AutoModelForCausalLM"
+        self._model, self._tokenizer = load_pretrained(cfg, auto)
+        self._max_len = max_model_len(self._model, cfg)
         _log.info(
             "llm_engine_loaded",
             engine="transformers",
