@@ -7,8 +7,10 @@ the autoscaler…): ~0.1–0.2 s of CPU per actor, at the start of a job, when t
 busiest starting actors. With lazy exports, ``import tideflow.streaming._worker`` costs
 what the worker itself needs.
 
->>> __getattr__, __dir__ = lazy_exports(__name__, {"Pipeline": ".pipeline"}, __all__)
-... # doctest: +SKIP
+In a package's ``__init__``, beside its ``__all__`` and ``TYPE_CHECKING`` imports::
+
+    _EXPORTS = {"Pipeline": ".pipeline", "CheckpointConfig": "._plan"}
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 """
 
 from __future__ import annotations

@@ -262,8 +262,8 @@ class FusedChain:
 @dataclass(frozen=True)
 class Written:
     """What a sink writer reports for one batch: the rows it wrote (after any fused stages
-    before the sink), their ids (ACK mode, or with ``id_column``) and the fused stages'
-    call metas."""
+    before the sink), their ids in ACK mode (committed at once; in epoch mode ids come with
+    the pre-commit) and the fused stages' call metas."""
 
     rows: int
     ids: list[Any] = field(default_factory=list)
