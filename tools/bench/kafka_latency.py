@@ -44,7 +44,7 @@ from tideflow.core.observability import configure_logging
 from tideflow.streaming import CheckpointConfig, Job, Pipeline
 from tideflow.streaming.connectors import IcebergSink, KafkaSink, KafkaSource, load_catalog
 from tideflow.streaming.testing import kafka_broker
-from tideflow_tools.bench import write_result
+from tideflow_tools.bench import say, write_result
 from tideflow_tools.kafka_latency import (
     MIN_RATE_SHARE,
     PAD,
@@ -92,10 +92,6 @@ DEFINITIONS = {
     "durable checkpoint, so it includes up to a checkpoint interval of messages)",
     "drain_s": "seconds from the step's last send until all its messages were visible",
 }
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class _Path:
@@ -186,7 +182,7 @@ class _Path:
         try:
             self.job.wait(timeout=60)
         except Exception as error:
-            _say(f"  {self.name}: the job ended with {type(error).__name__}: {error}")
+            say(f"  {self.name}: the job ended with {type(error).__name__}: {error}")
         if self.probe is not None:
             self.probe.close()
 
@@ -216,12 +212,12 @@ def _run_path(
             raise RuntimeError(f"{name}: no output within {STARTUP_TIMEOUT_S:g} s of the start")
         path.seen()  # the warm-up's snapshots are read now, not with the first step
         warmup_s = time.monotonic() - started
-        _say(f"  {name}: first output after {warmup_s:.1f} s (job start, warm-up)")
+        say(f"  {name}: first output after {warmup_s:.1f} s (job start, warm-up)")
         first = WARMUP_MESSAGES
         for index, rate in enumerate(rates):
             if time.monotonic() + step_s + drain_timeout_s / 2 > deadline:
                 skipped = list(rates[index:])
-                _say(f"  {name}: out of time, skipping {skipped} msg/s")
+                say(f"  {name}: out of time, skipping {skipped} msg/s")
                 break
             produced = path.producer.step(rate=rate, seconds=step_s, first_id=first)
             end = first + int(produced["sent"])
@@ -238,7 +234,7 @@ def _run_path(
             )
             steps.append(figures)
             verdict = "kept up" if figures["sustained"] else f"FELL BEHIND ({figures['why_not']})"
-            _say(
+            say(
                 f"  {name} @ {rate} msg/s (sent {figures['produced_rate']:.0f}/s): "
                 f"p50 {_num(figures['p50_ms'])} ms, p99 {_num(figures['p99_ms'])} ms, "
                 f"lag {lag}: {verdict}"
@@ -386,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 logging_level=logging.WARNING,
             )
             try:
-                _say(
+                say(
                     f"kafka latency bench: broker {broker.bootstrap_servers}, rates {rates} msg/s,"
                     f" {step_s:g} s a step, checkpoint interval {args.interval:g} s"
                 )
@@ -406,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                             deadline=path_deadline,
                         )
                     except Exception as error:  # recorded; the other paths still run
-                        _say(f"  {name}: FAILED: {type(error).__name__}: {error}")
+                        say(f"  {name}: FAILED: {type(error).__name__}: {error}")
                         paths[name] = _failed_path(sink_kind, mode, args.interval, error)
             finally:
                 ray.shutdown()

@@ -43,7 +43,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 import urllib.request
@@ -65,7 +64,7 @@ from tideflow.streaming.llm import (
 )
 from tideflow.streaming.llm.testing import OpenAIServer, build_tiny_model, sample_texts
 from tideflow.streaming.testing import CollectingSink, TestSource
-from tideflow_tools.bench import Goal, at_least, at_most, write_result
+from tideflow_tools.bench import Goal, at_least, at_most, say, write_result
 from tideflow_tools.llm_bench import (
     FixedLatencyEngine,
     FixedLatencyEngineConfig,
@@ -75,10 +74,6 @@ from tideflow_tools.llm_bench import (
 
 HTTP_LATENCY_S = 0.05
 PARTS = ("overhead", "waiting", "http")
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _rows(n: int) -> list[dict[str, Any]]:
@@ -169,7 +164,7 @@ def bench_overhead(
     wall = 0.0
     for repeat in range(repeats):
         direct.append(_direct_tokens_per_s(config, data))
-        _say(f"(a) direct engine: {direct[-1]:,.0f} tokens/s")
+        say(f"(a) direct engine: {direct[-1]:,.0f} tokens/s")
         pipeline = build_processor(config)(Pipeline.read(TestSource([data]), batch_size=batch))
         result, out = _run_pipeline(pipeline, work, f"llm-overhead-{repeat}")
         engine = result.stages["llm_engine"]
@@ -182,7 +177,7 @@ def bench_overhead(
         # time spent inside generate; the rest of the busy time is the stage's own work.
         generate_s = sum(out.column("latency_s").to_pylist()) / batch
         inside.append(generate_s / engine.busy_s)
-        _say(
+        say(
             f"(a) processor: {through[-1]:,.0f} tokens/s over the engine span ({span:.1f} s, "
             f"engine busy {busy[-1]:.0%} of it)"
         )
@@ -253,7 +248,7 @@ def bench_waiting_overhead(
         outside.append(through[-1] - engine_span)
         idle.append(engine_span - engine.busy_s)
         own.append(engine.busy_s - sum(out.column("latency_s").to_pylist()) / batch)
-        _say(
+        say(
             f"(a') pair {pair + 1}/{pairs}: direct {direct[-1]:.3f} s, processor "
             f"{through[-1]:.3f} s ({100 * (through[-1] / direct[-1] - 1):+.2f} %; fill and "
             f"drain {outside[-1]:.3f} s, engine idle {idle[-1]:.3f} s, engine stage outside "
@@ -355,15 +350,15 @@ def bench_http(work: Path, rows: int) -> dict[str, Any]:
     data = _rows(rows)
     with OpenAIServer(None, latency_s=HTTP_LATENCY_S) as server:
         tideflow_rate = _tideflow_http(server, data, work)
-        _say(f"(b) tideflow openai engine: {tideflow_rate:,.1f} rows/s")
+        say(f"(b) tideflow openai engine: {tideflow_rate:,.1f} rows/s")
         try:
             baseline_rate = _ray_data_http(server, data[: max(200, rows // 5)])
             baseline = "ray.data.llm HttpRequestProcessorConfig"
         except ImportError as error:
-            _say(f"(b) ray.data.llm cannot run here ({error}); using its request loop replica")
+            say(f"(b) ray.data.llm cannot run here ({error}); using its request loop replica")
             baseline_rate = _replica_http(server, data[: max(100, rows // 10)])
             baseline = f"replica of ray.data.llm HttpRequestUDF (ray.data.llm unavailable: {error})"
-        _say(f"(b) baseline: {baseline_rate:,.1f} rows/s")
+        say(f"(b) baseline: {baseline_rate:,.1f} rows/s")
     return {
         "rows": rows,
         "server_latency_s": HTTP_LATENCY_S,
@@ -459,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_rows_per_s": "rows after the first batch ÷ time from it to the last",
         },
     )
-    _say(f"wrote {path}")
+    say(f"wrote {path}")
     return 0
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -39,14 +38,10 @@ from tideflow.media.ocr import ocr_engine
 from tideflow.media.video import probe, sample_frames, shard_plan
 from tideflow_ocr import OcrApp, OcrConfig, layer1, layer2
 from tideflow_ocr.testdata import bench_specs, character_error_rate, make_corpus
-from tideflow_tools.bench import at_least, at_most, write_result
+from tideflow_tools.bench import at_least, at_most, say, write_result
 
 SHARD_S = 4.0
 FPS = 1.0
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class LoadMeter:
@@ -321,16 +316,16 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         specs = make_corpus(work / "videos", bench_specs(args.videos, seconds=args.seconds))
         paths = sorted(str(work / "videos" / s.name) for s in specs)
-        _say(f"{len(specs)} videos × {args.seconds:g} s, {FPS:g} fps, shards of {SHARD_S:g} s")
+        say(f"{len(specs)} videos × {args.seconds:g} s, {FPS:g} fps, shards of {SHARD_S:g} s")
         with LoadMeter() as loop_load:
             loop = bench_loop(paths, cores)
-        _say(
+        say(
             f"(a) single-process loop, {cores} onnxruntime threads: "
             f"{loop['frames_per_s']:.2f} frames/s ({loop['frames']} frames)"
         )
         with LoadMeter() as loop1_load:
             loop1 = bench_loop(paths, 1)
-        _say(f"(a) diagnostic, the same loop with 1 thread: {loop1['frames_per_s']:.2f} frames/s")
+        say(f"(a) diagnostic, the same loop with 1 thread: {loop1['frames_per_s']:.2f} frames/s")
         # Two logical CPUs beyond the OCR actors (one per core, in both pipelines) for the
         # light stages: Ray Data's probe task and shuffle otherwise wait behind its OCR pool.
         ray.init(
@@ -342,13 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with LoadMeter() as app_load:
                 app = bench_app(work / "videos", work, cores)
-            _say(
+            say(
                 f"(a) tideflow app: {app['frames_per_s']:.2f} frames/s; (b) first video after "
                 f"{app['first_result_s']} s (wall {app['wall_s']} s)"
             )
             with LoadMeter() as rd_load:
                 rd = bench_ray_data(paths, cores)
-            _say(
+            say(
                 f"(b) ray data + groupby: first video after {rd['first_result_s']} s "
                 f"(wall {rd['wall_s']} s)"
             )
@@ -391,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             "load": "1-minute load average and whole-machine CPU use, sampled every second",
         },
     )
-    _say(
+    say(
         f"speedup {speedup:.2f}× (goal ≥ 1.5), first-result ratio {ratio:.3f} (goal ≤ 0.2); "
         f"wrote {path}"
     )

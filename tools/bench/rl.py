@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,7 @@ from tideflow.rl import (
     train,
 )
 from tideflow.rl.toy import DigitTask, build_digit_model, warm_up
-from tideflow_tools.bench import at_least, at_most, write_result
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from tideflow_tools.bench import at_least, at_most, say, write_result
 
 
 def _config(model: Path, buffer_size: int, steps: int, prompts: int, samples: int) -> RLConfig:
@@ -107,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             for size in (1, 2):
                 config = _config(model, size, args.steps, args.prompts, args.samples)
                 runs[size] = train(config)
-                _say(f"buffer_size={size}: {runs[size].wall_s:.2f} s for {args.steps} steps")
+                say(f"buffer_size={size}: {runs[size].wall_s:.2f} s for {args.steps} steps")
         finally:
             ray.shutdown()
     sync, overlap = _summary(runs[1], skip), _summary(runs[2], skip)
@@ -146,11 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             "steady_speedup": "per-step time after warm-up steps, sync ÷ overlap",
         },
     )
-    _say(
+    say(
         f"speedup {speedup:.2f}× (bound {bound:.2f}×, {speedup / bound:.0%} of it); "
         f"final rewards {sync['final_reward']:.3f} vs {overlap['final_reward']:.3f}"
     )
-    _say(f"wrote {path}")
+    say(f"wrote {path}")
     return 0
 
 

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
-from tideflow_tools.bench import Goal, at_least, write_result
+from tideflow_tools.bench import Goal, at_least, say, write_result
 
 METHODS = ("trl", "tideflow_buffer_1", "tideflow_buffer_2")
 COLORS = {"trl": "#d1242f", "tideflow_buffer_1": "#1f6feb", "tideflow_buffer_2": "#1a7f37"}
@@ -45,10 +44,6 @@ LABELS = {
     "tideflow_buffer_1": "Tideflow buffer_size=1",
     "tideflow_buffer_2": "Tideflow buffer_size=2",
 }
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -493,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
                         run = _tideflow_run(model, prompts, settings, int(method[-1]), index)
                     run.load_1m = os.getloadavg()[0]
                     runs.append(run)
-                    _say(
+                    say(
                         f"seed {index} {method}: {run.times[-1]:.1f} s for {len(run.rewards)} "
                         f"steps, final reward {final_reward(run.rewards, window):.3f}"
                     )
@@ -553,8 +548,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         note=_note(summary, goals),
     )
-    _say(_note(summary, goals))
-    _say(f"wrote {path} and {plot}")
+    say(_note(summary, goals))
+    say(f"wrote {path} and {plot}")
     return 0
 
 

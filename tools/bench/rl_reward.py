@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,11 +43,7 @@ from tideflow.rl import (
 from tideflow.rl._reward import RewardWorker
 from tideflow.rl.toy import DigitTask, build_digit_model, warm_up
 from tideflow.streaming.llm.scoring import build_tiny_classifier
-from tideflow_tools.bench import Goal, write_result
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from tideflow_tools.bench import Goal, say, write_result
 
 
 # -- 1. exact scores ------------------------------------------------------------------------
@@ -196,13 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         started_ray = start_ray(num_cpus=4, include_dashboard=False, log_to_driver=False)
         try:
             exact = _exact(policy, classifier, n=64 if not args.quick else 12, batch_size=8)
-            _say(f"exact: max |reward − direct score| = {exact['max_abs_diff']:.2e}")
+            say(f"exact: max |reward − direct score| = {exact['max_abs_diff']:.2e}")
             for repeat in range(args.repeats):
                 for arm in ("pool", "inline") if repeat % 2 == 0 else ("inline", "pool"):
                     config = _config(policy, classifier, inline=arm == "inline", args=args)
                     summary = _arm_summary(RLTrainer(config).run())
                     arms[arm].append(summary)
-                    _say(
+                    say(
                         f"{arm:6s} run {repeat}: trainer idle "
                         f"{summary['trainer_idle_ratio']:.3f}, wall {summary['wall_s']:.1f} s, "
                         f"generate {summary['generate_s_mean']:.3f} s, reward "
@@ -258,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         note=note,
     )
-    _say(note)
-    _say(f"wrote {path}")
+    say(note)
+    say(f"wrote {path}")
     return 0
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -46,7 +45,7 @@ from tideflow.rl import (
     train,
 )
 from tideflow.rl.toy import DigitTask, build_digit_model, warm_up
-from tideflow_tools.bench import at_least, write_result
+from tideflow_tools.bench import at_least, say, write_result
 
 OBJECTIVES: dict[str, AlgorithmConfig] = {
     "naive": AlgorithmConfig(off_policy="bypass", bypass_loss="ppo_clip", rollout_is=None),
@@ -54,10 +53,6 @@ OBJECTIVES: dict[str, AlgorithmConfig] = {
         off_policy="decoupled", policy_loss="vanilla", rollout_is="token", rollout_is_threshold=2.0
     ),
 }
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _config(
@@ -238,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         summary = _run_summary(train(config), last)
                         runs.setdefault((level, objective), []).append(summary)
-                        _say(
+                        say(
                             f"staleness {level} {objective:9s} seed {seed}: final reward "
                             f"{summary['final_reward']:.3f}, lags {summary['staleness_histogram']}"
                         )
@@ -285,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         note=note + quick_note,
         plot=str(plot),
     )
-    _say(note)
-    _say(f"wrote {path} and {plot}")
+    say(note)
+    say(f"wrote {path} and {plot}")
     return 0
 
 

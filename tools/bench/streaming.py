@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
-from tideflow_tools.bench import write_result
+from tideflow_tools.bench import say, write_result
 from tideflow_tools.streaming_bench import (
     CHECKPOINT_INTERVAL_S,
     FILES_PER_GROUP,
@@ -86,10 +86,6 @@ slots, so its phase C is shorter than G; ``--balanced-cpu-ms 40`` makes C ≈ G 
 (a bound near 2, and a CPU-bound Tideflow on 2 cores)."""
 
 Runner = Callable[[str], dict[str, Any]]
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _spec(
@@ -142,10 +138,10 @@ def _interleaved(configs: dict[str, Runner], repeats: int) -> dict[str, list[dic
     for repeat in range(repeats):
         for name, run in configs.items():
             label = f"{name}-{repeat}"
-            _say(f"  {label} …")
+            say(f"  {label} …")
             summary = run(label)
             results[name].append(summary)
-            _say(
+            say(
                 f"  {label}: {summary.get('rows_per_s', 'FAILED')} rows/s"
                 + (f" ({summary['error']})" if summary.get("error") else "")
             )
@@ -155,7 +151,7 @@ def _interleaved(configs: dict[str, Runner], repeats: int) -> dict[str, list[dic
 def _crash_and_resume(work: Path, engine: str, rows: int, timeout_s: float) -> dict[str, Any]:
     name = f"{engine}_crash"
     killed_spec = _spec(work, name, engine, rows, checkpoint=True)
-    _say(f"  {name}: run, SIGKILL at {KILL_AT:.0%} of the rows …")
+    say(f"  {name}: run, SIGKILL at {KILL_AT:.0%} of the rows …")
     killed = launch(
         f"{name}-killed", killed_spec, work, kill_at_rows=int(rows * KILL_AT), timeout_s=timeout_s
     )
@@ -167,12 +163,12 @@ def _crash_and_resume(work: Path, engine: str, rows: int, timeout_s: float) -> d
     resume_spec = RunSpec(
         **{**killed_spec.__dict__, "busy_log": str(work / name / "busy-rerun.log")}
     )
-    _say(f"  {name}: re-run with the same job id …")
+    say(f"  {name}: re-run with the same job id …")
     resume = launch(f"{name}-rerun", resume_spec, work, timeout_s=timeout_s)
     figures = crash_figures(
         killed_summary, resume.summary(), first_output=resume.first_output_s(), rows=rows
     )
-    _say(
+    say(
         f"  {name}: re-run pushed {figures['rerun_gpu_like_rows']} rows through the GPU-like "
         f"stage" + (f" ({figures['error']})" if figures["error"] else "")
     )
@@ -205,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = os.getloadavg()
     if load_before[0] > (os.cpu_count() or 1):
-        _say(
+        say(
             f"warning: load average {load_before[0]:.1f} on {os.cpu_count()} cores: "
             "other work on this machine skews every figure"
         )
@@ -215,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         balanced_rounds = rounds_for_ms(args.balanced_cpu_ms)
         balanced_ms = time_cpu_stages(cpu1_rounds=balanced_rounds)
         timeout = args.timeout
-        _say(f"streaming bench: {rows:,} rows in {work}")
-        _say("reference workload: Ray Data, Tideflow and the split peer")
+        say(f"streaming bench: {rows:,} rows in {work}")
+        say("reference workload: Ray Data, Tideflow and the split peer")
         raw = _interleaved(
             {
                 "ray_data": _engine(work, "ray_data", rows, timeout, checkpoint=False),
@@ -228,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             args.repeats,
         )
         runs = {name: pick_median(raw[name]) for name in CONFIGS}
-        _say(f"slow commit: checkpoints every {SLOW_COMMIT_INTERVAL_S:g} s, commit instant/slow")
+        say(f"slow commit: checkpoints every {SLOW_COMMIT_INTERVAL_S:g} s, commit instant/slow")
         commits = _interleaved(
             {
                 name: _engine(
@@ -244,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             args.repeats,
         )
-        _say(f"balanced workload: CPU stage 1 at {balanced_ms['cpu_stage_1_ms']:g} ms per batch")
+        say(f"balanced workload: CPU stage 1 at {balanced_ms['cpu_stage_1_ms']:g} ms per batch")
         balanced = _interleaved(
             {
                 "tideflow_balanced": _engine(

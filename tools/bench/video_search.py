@@ -46,13 +46,9 @@ from typing import Any
 
 import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
 from tideflow.core.observability import configure_logging
-from tideflow_tools.bench import Goal, at_least, at_most, write_result
+from tideflow_tools.bench import Goal, at_least, at_most, say, write_result
 
 CHECKPOINT_S = 3.0
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _p95(values: list[float]) -> float:
@@ -200,10 +196,10 @@ def follow_latency(corpus: Path, work: Path, config: Any, drops: int) -> dict[st
                         break
                 time.sleep(0.1)
             if n == 0:
-                _say(f"  (b) warm-up video searchable after {found} s")
+                say(f"  (b) warm-up video searchable after {found} s")
                 continue  # the first one pays for the actors' start
             latencies.append(found if found is not None else 120.0)
-            _say(f"  (b) video {n}: searchable after {latencies[-1]:.2f} s")
+            say(f"  (b) video {n}: searchable after {latencies[-1]:.2f} s")
     finally:
         job.stop()
         job.wait(120)
@@ -633,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
     with tempfile.TemporaryDirectory(prefix="tideflow-bench-vs-") as tmp:
         work = Path(tmp)
         corpus = work / "corpus"
-        _say(f"corpus: {args.videos} videos")
+        say(f"corpus: {args.videos} videos")
         make_samples(corpus, count=64, seed=args.seed)
         truth = json.loads((corpus / "truth.json").read_text())
         names = [v["video_id"] for v in truth["videos"]][: args.videos]
@@ -650,16 +646,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
             apps: list[dict[str, Any]] = []
             loops: list[dict[str, Any]] = []
             for repeat in range(args.repeats):
-                _say(f"(a) ingest through the app ({repeat + 1}/{args.repeats}) ...")
+                say(f"(a) ingest through the app ({repeat + 1}/{args.repeats}) ...")
                 shutil.rmtree(app_index, ignore_errors=True)
                 apps.append(run_app(subset, app_index, config))
-                _say(f"    {apps[-1]}")
-                _say(f"(a) the same work in a plain loop ({repeat + 1}/{args.repeats}) ...")
+                say(f"    {apps[-1]}")
+                say(f"(a) the same work in a plain loop ({repeat + 1}/{args.repeats}) ...")
                 loop_index = work / "loop-index"
                 shutil.rmtree(loop_index, ignore_errors=True)
                 dim = embedding_dim(config.embedding)
                 loops.append(run_loop(subset, loop_index, config, dim))
-                _say(f"    {loops[-1]}")
+                say(f"    {loops[-1]}")
             app = {**apps[-1], "span_s": statistics.median(a["span_s"] for a in apps)}
             app["spans_s"] = [a["span_s"] for a in apps]
             app["video_min_per_wall_min"] = round(minutes / (app["span_s"] / 60), 3)
@@ -672,13 +668,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
             ratio = loop["span_s"] / app["span_s"]
             metrics["ingest_speedup"] = round(ratio, 3)
             goals["ingest_app_over_loop"] = at_least(ratio, 1.5)
-            _say(f"    medians: app {app['span_s']} s, loop {loop['span_s']} s → {ratio:.2f}")
+            say(f"    medians: app {app['span_s']} s, loop {loop['span_s']} s → {ratio:.2f}")
         elif any(part in args.parts for part in "ceg"):
-            _say("ingest through the app (the index the other parts use) ...")
+            say("ingest through the app (the index the other parts use) ...")
             app = run_app(subset, app_index, config)
             app["video_min_per_wall_min"] = round(minutes / (app["span_s"] / 60), 3)
         if "e" in args.parts:
-            _say("(e) quality of the app's index ...")
+            say("(e) quality of the app's index ...")
             report = evaluate_index(app_index, corpus=corpus)
             metrics["quality"] = {
                 "overall": report["hybrid"]["overall"],
@@ -695,23 +691,23 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
                     value=float(goal["value"] or 0.0), target=goal["target"], met=bool(goal["met"])
                 )
         if "b" in args.parts:
-            _say("(b) arrival to searchable with --follow ...")
+            say("(b) arrival to searchable with --follow ...")
             follow = follow_latency(corpus, work / "follow", config, args.drops)
             metrics["follow"] = follow
             goals["arrival_to_searchable_p95_s"] = at_most(follow["p95_s"], 10.0)
         if "d" in args.parts:
-            _say("(d) near-duplicate removal on slide videos ...")
+            say("(d) near-duplicate removal on slide videos ...")
             dedup = dedup_savings(corpus, work / "dedup", config, 4 if args.quick else 8)
             metrics["dedup"] = dedup
             goals["ocr_calls_saved"] = at_least(dedup["calls_ratio"], 5.0)
             kept = dedup["slide_recall_on"] - dedup["slide_recall_off"]
             goals["dedup_slide_recall_kept"] = at_least(kept, 0.0)
-            _say(f"    {dedup}")
+            say(f"    {dedup}")
         ray.shutdown()
         if "c" in args.parts:
             from tideflow.media.embeddings import embedding_dim
 
-            _say(f"(c) query latency at {args.rows} rows, {args.clients} clients ...")
+            say(f"(c) query latency at {args.rows} rows, {args.clients} clients ...")
             grown = work / "grown-index"
             total = grow_index(app_index, grown, args.rows, embedding_dim(config.embedding))
             queries = [q.query for q in load_queries()]
@@ -719,9 +715,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
             latency["rows"] = total
             metrics["query"] = latency
             goals["query_p95_ms"] = at_most(latency["p95_ms"], 150.0)
-            _say(f"    {latency}")
+            say(f"    {latency}")
         if "f" in args.parts:
-            _say(f"(f) resume after {args.kills} SIGKILLs ...")
+            say(f"(f) resume after {args.kills} SIGKILLs ...")
             resume = resume_after_kills(
                 corpus, work / "resume", args.kills, args.seed, config.shard_seconds
             )
@@ -734,15 +730,15 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
                 resume["reprocessed_s_per_kill"], bound
             )
             goals["resume_duplicates"] = at_most(resume["duplicates"], 0)
-            _say(f"    {resume}")
+            say(f"    {resume}")
         if "g" in args.parts:
-            _say("(g) the page in headless chromium ...")
+            say("(g) the page in headless chromium ...")
             shot = Path(args.out) / "video_search_page.png"
             page = page_check(app_index, "Which ferry crosses the lake?", shot)
             metrics["page"] = page
             gap = abs(page["current_time_s"] - page["start_s"])
             goals["page_plays_from_the_moment_s"] = at_most(gap, 1.0)
-            _say(f"    {page}")
+            say(f"    {page}")
     previous = Path(args.out) / "video_search.json"
     if set(args.parts) != set("abcdefg") and previous.exists():
         # A partial run updates the parts it ran and keeps the others' figures.
@@ -751,9 +747,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one section pe
         kept = {k: Goal(**v) for k, v in document.get("goals", {}).items()}
         goals = {**kept, **goals}
     path = write_result(args.out, "video_search", metrics=metrics, goals=goals)
-    _say(f"wrote {path}")
+    say(f"wrote {path}")
     for name, goal in goals.items():
-        _say(f"  {name}: {goal.value} (target {goal.target}) {'met' if goal.met else 'MISSED'}")
+        say(f"  {name}: {goal.value} (target {goal.target}) {'met' if goal.met else 'MISSED'}")
     return 0
 
 

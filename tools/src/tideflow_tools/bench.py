@@ -12,11 +12,12 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Goal", "at_least", "at_most", "machine_info", "write_result"]
+__all__ = ["Goal", "at_least", "at_most", "machine_info", "say", "write_result"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +30,11 @@ class Goal:
     """The bound it must meet, as people read it: ``"≥ 5"``, ``"≤ 1.0"``."""
     met: bool
     """Whether ``value`` meets ``target``."""
+
+
+def say(message: str) -> None:
+    """A benchmark's progress line, on stderr (stdout is left to what a script prints)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def at_least(value: float, bound: float) -> Goal:

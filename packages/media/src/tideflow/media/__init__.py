@@ -21,9 +21,9 @@ speech model (extras ``video``, ``ocr``, ``asr``; a missing one fails with its i
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tideflow.core.lazy import lazy_exports
 from tideflow.media.errors import (
     ConfigError,
     MediaError,
@@ -142,21 +142,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        loaded = importlib.import_module(f"{__name__}.{module}")
-    except ModuleNotFoundError as error:
-        if error.name != f"{__name__}.{module}":
-            raise  # a dependency of the module is missing: its own error says which
-        message = f"{__name__}.{name} needs the module {__name__}.{module}, not installed here"
-        raise AttributeError(message) from None
-    value = getattr(loaded, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {n: f".{m}" for n, m in _LAZY.items()}, __all__)
