@@ -15,6 +15,7 @@
 #   tools/gpu_check.sh                       # part one, then part two
 #   tools/gpu_check.sh --part one            # part one only (any machine with torch + CUDA)
 #   tools/gpu_check.sh --part two            # part two only
+#   tools/gpu_check.sh --part one --device cpu   # part one with the CPU in CUDA's place (no GPU)
 #   TIDEFLOW_GPU_SYNC=0 tools/gpu_check.sh   # part two does not touch the environment
 #
 # Part two's two extras pin different CUDA builds of torch, so they are resolved apart in
@@ -24,24 +25,46 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 part=all
+device=cuda
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --part) part=${2:-}; shift 2 ;;
+        --part) part=${2:-}; shift; [[ $# -gt 0 ]] && shift ;;
         --part=*) part=${1#--part=}; shift ;;
+        --device) device=${2:-}; shift; [[ $# -gt 0 ]] && shift ;;
+        --device=*) device=${1#--device=}; shift ;;
         -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
-        *) echo "gpu_check: unknown argument '$1' (expected --part one|two|all)" >&2; exit 2 ;;
+        *)
+            echo "gpu_check: unknown argument '$1' (expected --part one|two|all, --device DEVICE)" >&2
+            exit 2
+            ;;
     esac
 done
 case "$part" in
     one | two | all) ;;
     *) echo "gpu_check: --part must be one, two or all; got '$part'" >&2; exit 2 ;;
 esac
+case "$device" in
+    cuda | cuda:[0-9]*) ;;
+    cpu)
+        # Part one checks the device against the CPU; with the CPU in CUDA's place it runs
+        # anywhere. Part two's engines need a GPU.
+        if [[ "$part" == "two" ]]; then
+            echo "gpu_check: part two needs a CUDA GPU; --device cpu runs part one only" >&2
+            exit 2
+        fi
+        [[ "$part" == "all" ]] && echo "gpu_check: --device cpu: part one only (part two needs a GPU)" >&2
+        part=one
+        ;;
+    *) echo "gpu_check: --device must be cuda, cuda:N or cpu; got '$device'" >&2; exit 2 ;;
+esac
 
-if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
-    echo "gpu_check: no NVIDIA GPU here; nothing to check" >&2
-    exit 0
+if [[ "$device" != "cpu" ]]; then
+    if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+        echo "gpu_check: no NVIDIA GPU here; nothing to check (--device cpu runs part one on the CPU)" >&2
+        exit 0
+    fi
+    nvidia-smi -L
 fi
-nvidia-smi -L
 started=$SECONDS
 status=0
 
@@ -51,8 +74,8 @@ if [[ "$part" != "two" ]]; then
     [[ -z "${TIDEFLOW_PYTHON:-}" && -x .venv/bin/python ]] && python=.venv/bin/python
     out=${TIDEFLOW_GPU_OUT:-bench-results}
     echo "gpu_check: part one (torch + transformers only) with $python" >&2
-    timeout 300 "$python" tools/gpu_check_part1.py --device cuda --out "$out/gpu_check_part1.json" \
-        || status=$?
+    timeout 300 "$python" tools/gpu_check_part1.py --device "$device" \
+        --out "$out/gpu_check_part1.json" || status=$?
     [[ "$part" == "one" ]] && exit "$status"
 fi
 

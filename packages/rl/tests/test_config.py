@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tideflow.rl import (
+    AlgorithmConfig,
     ConfigError,
     ModelConfig,
     RLConfig,
@@ -149,3 +151,36 @@ def test_importing_the_cli_changes_no_environment() -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (
+            lambda: RLConfig(model="/models/tiny"),  # type: ignore[arg-type]
+            "RLConfig.model must be a ModelConfig",
+        ),
+        (
+            lambda: RLConfig(model=ModelConfig(path="m"), rollout={"num_workers": 2}),  # type: ignore[arg-type]
+            "RLConfig.rollout must be a RolloutConfig",
+        ),
+        (
+            lambda: RolloutConfig(autoscale={"min_workers": 1}),  # type: ignore[arg-type]
+            "RolloutConfig.autoscale must be a RolloutAutoscaleConfig or None",
+        ),
+        (
+            lambda: AlgorithmConfig(clip_ratio_low=-0.1),
+            "AlgorithmConfig.clip_ratio_low must be > 0 or None; got -0.1",
+        ),
+        (
+            lambda: AlgorithmConfig(clip_ratio_high=0.0),
+            "AlgorithmConfig.clip_ratio_high must be > 0 or None; got 0.0",
+        ),
+    ],
+)
+def test_a_section_of_the_wrong_type_is_named_on_construction(
+    build: Callable[[], object], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        build()
+    assert expected in str(raised.value)

@@ -109,6 +109,7 @@ def load_prompts(config: DataConfig) -> list[dict[str, Any]]:
     except OSError as error:
         raise ConfigError(f"DataConfig.path: cannot read {str(path)!r}: {error}") from error
     items: list[dict[str, Any]] = []
+    lines_of: dict[int, int] = {}  # id -> the line that has it
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -120,10 +121,29 @@ def load_prompts(config: DataConfig) -> list[dict[str, Any]]:
             message = f"{path}:{number}: expected an object with 'prompt' or 'prompt_token_ids'"
             raise ConfigError(message)
         item.setdefault("id", len(items))
+        _check_id(item["id"], path, number, lines_of)
         items.append(item)
     if not items:
         raise ConfigError(f"DataConfig.path: {path} holds no prompts")
     return items
+
+
+def _check_id(value: Any, path: Path, number: int, lines_of: dict[int, int]) -> None:
+    """A prompt's ``id`` is a unique integer: the ledger of trained prompts (exactly once,
+    through resumes and lost workers) counts prompts by it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        message = (
+            f"{path}:{number}: 'id' must be an integer (the prompt ledger counts prompts by "
+            f"it; leave it out to number the prompts by position); got {value!r}"
+        )
+        raise ConfigError(message)
+    if value in lines_of:
+        message = (
+            f"{path}:{number}: 'id' {value} is already the id of line {lines_of[value]}; "
+            "ids must be unique (a prompt without one gets its position among the prompts)"
+        )
+        raise ConfigError(message)
+    lines_of[value] = number
 
 
 class PromptOrder:

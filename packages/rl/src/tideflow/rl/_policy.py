@@ -25,17 +25,52 @@ __all__ = ["PolicyTrainer", "actor_config", "batch_tensors", "check_algorithm", 
 _log = functools.partial(get_logger, "tideflow.rl.trainer")
 
 
+_ADVANTAGE_INPUTS = frozenset({"token_level_rewards", "response_mask", "index", "config"})
+"""What :meth:`PolicyTrainer.advantages` hands an estimator (outcome rewards, groups)."""
+
+_UNRUNNABLE_LOSSES = {
+    "bypass_mode": "is the loss of off_policy='bypass' itself",
+    "dro": "needs verl's policy_loss.dro_beta, which AlgorithmConfig does not set",
+}
+"""verl policy losses this trainer cannot run, and why."""
+
+
+def _missing_inputs(fn: Any) -> list[str]:
+    """The required arguments of an advantage estimator that the trainer does not have
+    (ReMax's greedy ``reward_baselines``, the optimal baselines' ``sum_pi_squared`` …)."""
+    import inspect
+
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [
+        p.name
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in kinds and p.default is p.empty and p.name not in _ADVANTAGE_INPUTS
+    ]
+
+
 def check_algorithm(config: AlgorithmConfig) -> None:
-    """Raise :class:`ConfigError` naming the valid choices when verl lacks a named piece."""
+    """Raise :class:`ConfigError` naming the valid choices when verl lacks a named piece, or
+    has it but needs inputs this trainer does not compute."""
     from verl.trainer.ppo import core_algos
 
-    advantages = sorted(set(core_algos.ADV_ESTIMATOR_REGISTRY) - {"gae"})
+    registry = core_algos.ADV_ESTIMATOR_REGISTRY
+    needs = {name: _missing_inputs(fn) for name, fn in registry.items()}
+    advantages = sorted(name for name, missing in needs.items() if not missing)
     if config.advantage not in advantages:
-        message = f"AlgorithmConfig.advantage must be one of {advantages}; got {config.advantage!r}"
+        missing = needs.get(config.advantage)
+        why = f"needs {missing}, which this trainer does not compute" if missing else "unknown"
+        message = (
+            f"AlgorithmConfig.advantage must be one of {advantages}; got "
+            f"{config.advantage!r} ({why})"
+        )
         raise ConfigError(message)
-    losses = sorted(set(core_algos.POLICY_LOSS_REGISTRY) - {"bypass_mode"})
+    losses = sorted(set(core_algos.POLICY_LOSS_REGISTRY) - set(_UNRUNNABLE_LOSSES))
     if config.policy_loss not in losses:
-        message = f"AlgorithmConfig.policy_loss must be one of {losses}; got {config.policy_loss!r}"
+        reason = _UNRUNNABLE_LOSSES.get(config.policy_loss, "unknown")
+        message = (
+            f"AlgorithmConfig.policy_loss must be one of {losses}; got "
+            f"{config.policy_loss!r} ({reason})"
+        )
         raise ConfigError(message)
 
 

@@ -10,7 +10,8 @@ pool of rollout workers that the core autoscaler sizes.
   it between two segments of the generation it is running.
 * A worker that dies (its call fails with ``RayActorError``) loses no prompt: its shard goes
   back to the front of the queue, a live worker generates it again (same seed) and a
-  replacement starts; ``RolloutConfig.max_restarts`` bounds the replacements of a run.
+  replacement starts; ``RolloutConfig.max_restarts`` bounds the replacements of a run. A
+  worker that dies while retiring (a scale-down let it end its shard) is not replaced.
 * Sizing: every ``sample_interval_s`` the pool is read as a utilization sample
   (:func:`~tideflow.rl._rollout_plan.rollout_sample`) and a
   :class:`~tideflow.core.autoscaler.PoolScaler` decides, with its sliding window and
@@ -239,10 +240,15 @@ class RolloutPool:
             self._kill(worker)
 
     def _died(self, worker: _Worker, shard: Shard | None, attempt: int, error: Exception) -> None:
+        retiring = worker.state == "retiring"  # the pool had shrunk past it already
         worker.state, worker.shard = "dead", None
-        self.restarts += 1
         lost = f"batch {shard.batch} shard {shard.number}" if shard else "no shard"
         _log().warning("rollout.worker_died", rank=worker.rank, lost=lost, error=str(error))
+        if retiring:  # its shard is generated again; no replacement undoes the scale-down
+            if shard is not None:
+                self._queue.put_nowait((shard.batch, shard.number, attempt + 1, shard))
+            return
+        self.restarts += 1
         if self.restarts > self._config.max_restarts:
             message = (
                 f"{self.restarts} rollout workers died, more than RolloutConfig.max_restarts "

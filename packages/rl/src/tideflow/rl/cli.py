@@ -110,24 +110,6 @@ def _load(path: str, settings: Sequence[str], out: str | None) -> Any:
     return config_from_dict(document)
 
 
-_MODEL_FOLDER = "a local Hugging Face model folder (config.json, the weights, the tokenizer)"
-
-
-def _check_model_path(path: str) -> None:
-    """``model.path`` is a model folder: checked here, before Ray and the roles start (an
-    actor would fail to load it only after Ray's start-up)."""
-    folder = Path(path)
-    if not folder.exists():
-        problem = "does not exist"
-    elif not folder.is_dir():
-        problem = "is not a folder"
-    elif not (folder / "config.json").is_file():
-        problem = "is not a model folder (no config.json in it)"
-    else:
-        return
-    raise ConfigError(f"model.path {path!r} {problem}; expected {_MODEL_FOLDER}")
-
-
 class _Display:
     """A rich progress bar at a terminal; one plain line per step elsewhere."""
 
@@ -263,10 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     from tideflow.core.observability import configure_logging
 
     configure_logging(format=args.log_format, level=args.log_level)
+    from tideflow.rl._preflight import check_run
+
     try:
         if args.command == "train":
             config = _load(args.config, args.set, args.out)
-            _check_model_path(config.model.path)
+            check_run(config)  # before Ray starts
             summary = _run(config, not args.no_progress)
         else:
             summary = _demo(args)

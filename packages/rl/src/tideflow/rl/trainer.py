@@ -29,8 +29,9 @@ from tideflow.core.ray_start import start_ray
 from tideflow.rl._buffer import ExperienceBuffer
 from tideflow.rl._data import PromptOrder, load_prompts
 from tideflow.rl._metrics import StepMetrics, busy_ratio, step_metrics
+from tideflow.rl._preflight import check_run
 from tideflow.rl._result import RLResult, build_result
-from tideflow.rl._reward import RewardWorker, check_reward
+from tideflow.rl._reward import RewardWorker
 from tideflow.rl._rollout_pool import RolloutPool
 from tideflow.rl._trainer_actor import TrainerWorker
 from tideflow.rl.config import RLConfig, config_to_dict
@@ -79,13 +80,13 @@ class RLTrainer:
         self.config = config
         self.on_step = on_step
         self.roles = Roles()
+        check_run(config)  # fail here, with the field's name, not in an actor
         self._order = PromptOrder(
             load_prompts(config.data),
             per_step=config.data.prompts_per_step,
             shuffle=config.data.shuffle,
             seed=config.seed,
         )
-        check_reward(config.reward)  # fail here, not in an actor
         self._published: dict[str, Any] | None = None
         self._published_changed = asyncio.Event()
         self._last_sync_s = 0.0

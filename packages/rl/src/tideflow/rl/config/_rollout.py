@@ -116,6 +116,8 @@ class RolloutConfig:
         _check(self.max_restarts >= 0, "RolloutConfig.max_restarts", ">= 0", self.max_restarts)
         scale = self.autoscale
         if scale is not None:
+            _check(isinstance(scale, RolloutAutoscaleConfig), "RolloutConfig.autoscale",
+                   "a RolloutAutoscaleConfig or None", scale)  # fmt: skip
             _check(
                 scale.min_workers <= self.num_workers <= scale.max_workers,
                 "RolloutConfig.num_workers",

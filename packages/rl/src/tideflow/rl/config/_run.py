@@ -34,7 +34,9 @@ class DataConfig:
 
     path: str | None = None
     """A JSONL file: one object per line with ``prompt`` (text) or ``prompt_token_ids``, and
-    any fields the reward function reads (``answer`` …). ``None``: the toy digit task."""
+    any fields the reward function reads (``answer`` …); an ``id``, if given, is a unique
+    integer (the prompt ledger counts prompts by it; default: the prompt's position).
+    ``None``: the toy digit task."""
     num_prompts: int = 256
     """Prompts generated for the toy task (ignored with ``path``)."""
     prompts_per_step: int = 8
@@ -128,7 +130,20 @@ class RLConfig:
     """Seeds the prompt order, the sampling and the trainer."""
 
     def __post_init__(self) -> None:
+        for name, cls in _SECTIONS.items():
+            value = getattr(self, name)
+            expected = f"a {cls.__name__} (a mapping of its fields: use config_from_dict)"
+            _check(isinstance(value, cls), f"RLConfig.{name}", expected, value)
         _check(self.buffer_size >= 1, "RLConfig.buffer_size", ">= 1", self.buffer_size)
+        batch = self.data.prompts_per_step * self.rollout.samples_per_prompt
+        _check(
+            batch % self.trainer.mini_batches == 0,
+            "TrainerConfig.mini_batches",
+            f"a divisor of the batch's {batch} samples (data.prompts_per_step "
+            f"{self.data.prompts_per_step} × rollout.samples_per_prompt "
+            f"{self.rollout.samples_per_prompt}), so that mini-batches are equal",
+            self.trainer.mini_batches,
+        )
         if self.max_staleness is not None:
             _check(self.max_staleness >= 0, "RLConfig.max_staleness", ">= 0", self.max_staleness)
         _check(self.total_steps >= 1, "RLConfig.total_steps", ">= 1", self.total_steps)
@@ -146,3 +161,17 @@ class RLConfig:
         """The largest lag a trained sample may have: ``min(buffer_size − 1, max_staleness)``."""
         limit = self.buffer_size - 1
         return limit if self.max_staleness is None else min(limit, self.max_staleness)
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "rollout": RolloutConfig,
+    "reward": RewardConfig,
+    "algorithm": AlgorithmConfig,
+    "trainer": TrainerConfig,
+    "sync": SyncConfig,
+    "checkpoint": CheckpointConfig,
+    "output": OutputConfig,
+}
+"""The sections of :class:`RLConfig` and the dataclass each must be."""

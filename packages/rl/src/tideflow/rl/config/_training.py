@@ -21,7 +21,8 @@ class AlgorithmConfig:
     """GRPO: divide by the group's standard deviation (``False``: Dr. GRPO)."""
     policy_loss: str = "vanilla"
     """A policy loss of verl's registry (``vanilla`` PPO-clip, ``gspo``, ``cispo``, …), used
-    with ``off_policy="decoupled"``."""
+    with ``off_policy="decoupled"`` (another than ``vanilla`` with ``bypass`` is an error:
+    it would not take effect)."""
     loss_agg_mode: str = "token-mean"
     """verl's loss aggregation: ``token-mean``, ``seq-mean-token-mean``, …"""
     clip_ratio: float = 0.2
@@ -57,10 +58,22 @@ class AlgorithmConfig:
 
     def __post_init__(self) -> None:
         _check(self.clip_ratio > 0, "AlgorithmConfig.clip_ratio", "> 0", self.clip_ratio)
+        for name in ("clip_ratio_low", "clip_ratio_high"):
+            value = getattr(self, name)
+            if value is not None:
+                _check(value > 0, f"AlgorithmConfig.{name}", "> 0 or None", value)
         _check(self.clip_ratio_c > 1, "AlgorithmConfig.clip_ratio_c", "> 1", self.clip_ratio_c)
         modes = ("bypass", "decoupled")
         _check(self.off_policy in modes, "AlgorithmConfig.off_policy", f"one of {modes}",
                self.off_policy)  # fmt: skip
+        if self.off_policy == "bypass" and self.policy_loss != "vanilla":
+            message = (
+                f"AlgorithmConfig.policy_loss {self.policy_loss!r} takes effect with "
+                "off_policy='decoupled' only; with off_policy='bypass' the loss is "
+                f"bypass_loss ({self.bypass_loss!r}): set off_policy='decoupled', or leave "
+                "policy_loss at 'vanilla'"
+            )
+            raise ConfigError(message)
         losses = ("ppo_clip", "reinforce")
         _check(self.bypass_loss in losses, "AlgorithmConfig.bypass_loss", f"one of {losses}",
                self.bypass_loss)  # fmt: skip
