@@ -134,3 +134,18 @@ def test_ctrl_c_while_ray_starts_exits_130_and_leaves_no_ray_process(tmp_path) -
     assert "raylet started" in done.stderr, done.stderr[-3000:]
     assert done.returncode == 130, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1]) == []  # no gcs_server, raylet, …
+
+
+@pytest.mark.ray
+def test_a_bounded_ingest_of_a_folder_without_videos_exits_2_saying_so(
+    ray_session, tmp_path, capsys
+) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "notes.txt").write_text("not a video\n")
+    command = ["ingest", str(videos), "--index", str(tmp_path / "index"), "--no-progress"]
+
+    code = main([*command, "--no-ocr", "--no-speech"])
+
+    assert code == 2
+    assert f"no videos found in {str(videos)!r}" in capsys.readouterr().err

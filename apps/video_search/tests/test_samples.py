@@ -18,7 +18,9 @@ from tideflow_video_search.samples import (
     LANGUAGES,
     MAX_COUNT,
     MIN_COUNT,
+    QUERIES_FILE,
     SampleCorpus,
+    build_queries,
     load_truth,
     make_bad_samples,
     make_samples,
@@ -175,6 +177,17 @@ def test_written_videos_carry_their_streams_and_sidecars(tmp_path: Path) -> None
             for span in video.channel("subtitle"):
                 assert span.text in sidecar
     assert {p.suffix for p in tmp_path.rglob("*.*")} >= {".mp4", ".srt", ".vtt", ".json"}
+
+
+@needs_media_tools
+def test_the_folder_holds_the_questions_of_its_own_corpus(tmp_path: Path) -> None:
+    corpus = make_samples(tmp_path, count=6, seed=3)
+
+    queries = load_queries(tmp_path / QUERIES_FILE)
+
+    assert [q.query for q in queries] == [r["query"] for r in build_queries(corpus)]
+    targets = {t.video_id for q in queries for t in q.relevant}
+    assert targets and all((tmp_path / video_id).is_file() for video_id in targets)
 
 
 @needs_media_tools

@@ -622,3 +622,101 @@ async def test_the_page_and_its_assets_are_served(client: httpx.AsyncClient) -> 
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
     assert style.status_code == 200
+
+
+# --- audit of the public promises: repeated parameters, huge images, languages ----------
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "name"),
+    [
+        ("GET", "/api/search?q=ferry&q=bread", "q"),
+        ("GET", "/api/search?q=ferry&k=2&k=3", "k"),
+        ("POST", "/api/search/frame?k=1&k=2", "k"),
+    ],
+    ids=["search-q", "search-k", "frame-k"],
+)
+async def test_a_parameter_given_twice_is_refused_naming_it(
+    client: httpx.AsyncClient, method: str, url: str, name: str
+) -> None:
+    files = {"image": ("a.jpg", jpeg(frame_at("harbour", 0.0)))} if method == "POST" else None
+
+    response = await client.request(method, url, files=files)
+
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert f"query parameters given more than once: {name!r} (2 times)" in detail
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` × ``height`` pixels (and holds one empty row): what a
+    decompression bomb looks like to a decoder, without the memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "fragment"),
+    [
+        ((7_000, 7_000), "the image is 7000 × 7000 pixels; at most 40,000,000 pixels"),
+        ((20_000, 20_000), "exceeds limit"),  # Pillow's own bomb check, before ours
+    ],
+    ids=["over-our-limit", "decompression-bomb"],
+)
+async def test_an_image_with_too_many_pixels_is_a_422_not_a_crash(
+    client: httpx.AsyncClient, size: tuple[int, int], fragment: str
+) -> None:
+    image = _png_header(*size)
+
+    response = await client.post("/api/search/frame", files={"image": ("big.png", image)})
+
+    assert response.status_code == 422
+    assert fragment in response.json()["detail"]
+
+
+async def test_a_file_that_is_not_an_image_is_described_without_internals(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/api/search/frame", files={"image": ("a.txt", b"hello")})
+
+    assert response.json() == {
+        "detail": "expected a JPEG or PNG image; got 5 bytes that are not an image"
+    }
+
+
+async def test_stats_count_the_text_rows_of_each_language(client: httpx.AsyncClient) -> None:
+    from _server_fixtures import MISSING_VIDEO, SEGMENTS
+
+    expected: dict[str, int] = {}
+    for segment in (*SEGMENTS, MISSING_VIDEO):
+        expected[segment.language] = expected.get(segment.language, 0) + 1
+
+    response = await client.get("/api/stats")
+
+    assert response.json()["languages"] == expected  # frame rows (no language) left out
+
+
+def test_an_address_in_use_is_refused_naming_it() -> None:
+    import socket
+
+    from tideflow.core.errors import ConfigError
+    from tideflow_video_search.server import check_address
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
+            check_address("127.0.0.1", port)

@@ -176,3 +176,34 @@ def _with_model(reward: dict[str, Any], path: str) -> dict[str, Any]:
 def test_a_function_that_cannot_be_imported_fails_in_the_driver(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot import 'no_such_module'"):
         check_reward(RewardConfig(function="no_such_module:score"))
+
+
+def test_a_token_id_prompt_reaches_the_template_as_text(reward_model, tmp_path: Path) -> None:
+    """A prompt given only as token ids: the rollout worker decodes it, and the reward
+    model's ``{prompt}`` is that text, not an empty string."""
+    import asyncio
+
+    from tideflow.rl import ModelConfig, RolloutConfig
+    from tideflow.rl._reward_model import RewardModelScorer
+    from tideflow.rl._rollout import RolloutWorker
+    from tideflow.rl.toy import build_digit_model
+
+    item = DigitTask().items(1, seed=3)[0]
+    policy = build_digit_model(tmp_path / "policy")
+    worker = RolloutWorker(
+        RolloutConfig(samples_per_prompt=2, max_tokens=2), ModelConfig(path=str(policy))
+    )
+
+    async def generate() -> list[Sample]:
+        await worker.start()
+        ids = worker._prompt_ids(item)
+        done = await worker.generate(0, [{"id": 0, "prompt_token_ids": ids}], seed=0)
+        return [Sample.from_dict(s) for s in done["samples"]]
+
+    samples = asyncio.run(generate())
+    scorer = RewardModelScorer(RewardConfig(model=RewardModelConfig(path=reward_model)))
+    # the digit tokenizer decodes without spaces: "3 6 9 =" comes back as "369="
+    decoded = item["prompt"].replace(" ", "")
+
+    assert [s.prompt_text for s in samples] == [decoded] * 2
+    assert scorer.texts(samples) == [f"{decoded} {s.response_text}" for s in samples]

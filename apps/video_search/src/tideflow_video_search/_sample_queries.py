@@ -11,7 +11,10 @@ from tideflow_video_search._sample_facts import UNANSWERABLE
 from tideflow_video_search._sample_plan import plan_samples
 from tideflow_video_search._sample_truth import LANGUAGES, SampleCorpus
 
-DEFAULT_QUERIES = Path(__file__).parent / "data" / "queries.jsonl"
+QUERIES_FILE = "queries.jsonl"
+"""The query file :func:`~tideflow_video_search.samples.make_samples` writes beside the
+videos: :func:`build_queries` of that corpus."""
+DEFAULT_QUERIES = Path(__file__).parent / "data" / QUERIES_FILE
 """The frozen query file for the default corpus (``make_samples(dir)``: 64 videos, seed 0)."""
 
 

@@ -1,5 +1,5 @@
 """Writing the planned corpus: the videos (slides, speech, embedded subtitles), sidecar
-subtitle files and ``truth.json``; and the bad inputs ingest must survive."""
+subtitle files, ``truth.json`` and ``queries.jsonl``; and the bad inputs ingest must survive."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+from tideflow.core.errors import ConfigError
 from tideflow_video_search._sample_plan import plan_samples
+from tideflow_video_search._sample_queries import QUERIES_FILE, write_queries
 from tideflow_video_search._sample_truth import LANGUAGES, TRUTH_FILE, SampleCorpus, VideoTruth
 
 log = structlog.get_logger(__name__)
@@ -21,6 +23,20 @@ log = structlog.get_logger(__name__)
 _WIDTH, _HEIGHT, _RATE, _AUDIO_RATE = 320, 180, 5, 16000
 _WORDS_PER_MINUTE = 130
 _VOICES = {"en": "en-us", "es": "es+m3"}  # read best by Whisper base (WER 0.16, 0.45)
+
+
+def _make_folder(root: Path) -> None:
+    """Create ``root`` (and its parents), or say why it cannot be the corpus folder."""
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        shown = "it" if existing == root else str(existing)
+        message = f"the samples folder {str(root)!r} must be a directory, but {shown} is a file"
+        raise ConfigError(message)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        message = f"cannot create the samples folder {str(root)!r}: {error.strerror or error}"
+        raise ConfigError(message) from error
 
 
 def make_samples(
@@ -34,7 +50,9 @@ def make_samples(
     """Write the corpus of :func:`plan_samples` into ``folder``: ``<lang>/<name>.mp4`` (320 ×
     180, 5 fps, H.264; AAC speech where a video speaks; embedded ``mov_text`` where its
     subtitles are embedded), sidecar ``<stem>.srt`` / ``<stem>.<lang>.vtt`` files, and
-    ``truth.json``. The same arguments give byte-identical files. Needs espeak-ng for speech
+    ``truth.json`` and ``queries.jsonl`` (one query per fact of this corpus, then the
+    unanswerable ones: what ``video-search eval --queries`` takes). The same arguments give
+    byte-identical files. Needs espeak-ng for speech
     and the DejaVu and WenQuanYi fonts. ``progress(done, total)`` is called after each video.
     Returns the truth (its ``folder`` set)."""
     from tideflow.media.testing import Cue, Scene, make_video, write_srt, write_vtt
@@ -42,7 +60,7 @@ def make_samples(
     started = time.perf_counter()
     corpus = plan_samples(count, seed=seed, languages=languages)
     root = Path(folder)
-    root.mkdir(parents=True, exist_ok=True)
+    _make_folder(root)
     for done, video in enumerate(corpus.videos, start=1):
         scenes = [
             Scene(start_s=s.start_s, end_s=s.end_s, lines=s.lines) for s in video.channel("ocr")
@@ -76,6 +94,7 @@ def make_samples(
             progress(done, len(corpus.videos))
     truth = json.dumps(corpus.to_json(), ensure_ascii=False, indent=1)
     (root / TRUTH_FILE).write_text(truth + "\n", encoding="utf-8")
+    write_queries(root / QUERIES_FILE, corpus)
     log.info(
         "samples.written",
         folder=str(root),

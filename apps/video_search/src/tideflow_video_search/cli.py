@@ -8,7 +8,8 @@
 
 SRC: a folder of videos (local, ``s3://…``, ``hdfs://…``) or ``kafka://HOST:PORT/TOPIC``.
 Exit codes: 0 done, 1 the job failed or indexed nothing because every input went to the dead
-letters, 2 bad arguments or input, 130 interrupted.
+letters, 2 bad arguments or input (a bounded SRC with no videos in it included), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from tideflow.core.arguments import (
@@ -109,41 +111,83 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_ingest(commands)
 
-    query = commands.add_parser("query", help="search an index")
-    query.add_argument("text", nargs="+", metavar="TEXT")
-    query.add_argument("--index", required=True, metavar="DIR")
+    query = commands.add_parser(
+        "query",
+        help="search an index",
+        description="Search an index: the best moments for TEXT, best first. With --json, "
+        "stdout is one JSON list of hits (uri, video_id, start_s, end_s, text, source, "
+        "score, ...); messages go to stderr.",
+    )
+    query.add_argument("text", nargs="+", metavar="TEXT", help="what to look for")
+    query.add_argument("--index", required=True, metavar="DIR", help="the index directory")
     query.add_argument("--k", type=integer_in(1, 100), default=5, help="hits (1..100, default 5)")
     query.add_argument("--json", action="store_true", help="print one JSON list of hits")
-    query.add_argument("--video-id", default=None)
-    query.add_argument("--source", choices=("ocr", "subtitle", "speech"), default=None)
-    query.add_argument("--language", default=None)
-    query.add_argument("--start-s", type=seconds, default=None)
-    query.add_argument("--end-s", type=seconds, default=None)
-    query.add_argument("--mode", choices=("hybrid", "text", "vector"), default="hybrid")
-    query.add_argument("--group", action="store_true", help="one hit per video")
+    query.add_argument("--video-id", default=None, metavar="ID", help="only this video")
+    query.add_argument(
+        "--source",
+        choices=("ocr", "subtitle", "speech"),
+        default=None,
+        help="only this channel (on-screen text, subtitles or speech)",
+    )
+    query.add_argument(
+        "--language", default=None, metavar="CODE", help="only segments in this language (en)"
+    )
+    query.add_argument(
+        "--start-s",
+        type=seconds,
+        default=None,
+        metavar="S",
+        help="only segments that end at or after S seconds",
+    )
+    query.add_argument(
+        "--end-s",
+        type=seconds,
+        default=None,
+        metavar="S",
+        help="only segments that start at or before S seconds",
+    )
+    query.add_argument(
+        "--mode",
+        choices=("hybrid", "text", "vector"),
+        default="hybrid",
+        help="hybrid (BM25 + vectors, default), text (BM25 only) or vector",
+    )
+    query.add_argument("--group", action="store_true", help="one hit per video (its best)")
 
-    serve = commands.add_parser("serve", help="the HTTP API and the web page")
-    serve.add_argument("--index", required=True, metavar="DIR")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=integer_in(1, 65535), default=8000)
+    serve = commands.add_parser(
+        "serve",
+        help="the HTTP API and the web page",
+        description="Serve the search page at / and the HTTP API (/api/search, "
+        "/api/search/frame, /api/thumbnails/ID, /api/videos/ID, /healthz, /metrics).",
+    )
+    serve.add_argument("--index", required=True, metavar="DIR", help="the index directory")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument(
+        "--port", type=integer_in(1, 65535), default=8000, help="port to listen on (8000)"
+    )
 
-    samples = commands.add_parser("samples", help="write the generated corpus (videos + truth)")
-    samples.add_argument("folder", metavar="DIR")
+    samples = commands.add_parser(
+        "samples", help="write the generated corpus (videos, truth.json, queries.jsonl)"
+    )
+    samples.add_argument("folder", metavar="DIR", help="where to write it (created if missing)")
     samples.add_argument(
         "--count",
         type=integer_in(MIN_COUNT, MAX_COUNT),
         default=MAX_COUNT,
         help=f"videos ({MIN_COUNT}..{MAX_COUNT}: one of each kind at least; default {MAX_COUNT})",
     )
-    samples.add_argument("--seed", type=int, default=0)
+    samples.add_argument("--seed", type=int, default=0, help="the corpus to draw (0)")
     samples.add_argument("--bad", action="store_true", help="also write bad inputs under DIR/bad")
 
     evaluate = commands.add_parser(
         "eval", help="recall@k, MRR, nDCG of a query file; OCR CER, speech WER"
     )
-    evaluate.add_argument("--index", required=True, metavar="DIR")
+    evaluate.add_argument("--index", required=True, metavar="DIR", help="the index directory")
     evaluate.add_argument(
-        "--queries", default=None, metavar="FILE", help="JSON lines (default: the frozen set)"
+        "--queries",
+        default=None,
+        metavar="FILE",
+        help="JSON lines (default: queries.jsonl of --corpus, else the frozen set)",
     )
     evaluate.add_argument(
         "--corpus", default=None, metavar="DIR", help="the samples folder (for CER/WER)"
@@ -178,11 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     except TideflowError as error:
         print(f"video-search {args.command}: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file or folder that cannot be read or written
+        print(f"video-search {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 def _ingest(args: argparse.Namespace) -> int:
     from tideflow_video_search.config import IngestConfig
     from tideflow_video_search.ingest import Ingest
+    from tideflow_video_search.schema import TABLE_NAME
 
     config = IngestConfig(
         fps=args.fps,
@@ -226,6 +274,18 @@ def _ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    table = ingest.index_dir / TABLE_NAME
+    if not args.follow and job.rows_in == 0 and job.dead_letters == 0 and not table.exists():
+        from tideflow.core.uri import redact
+        from tideflow.media.sources import VIDEO_EXTENSIONS
+
+        print(
+            f"video-search ingest: nothing was indexed: no videos found in "
+            f"{redact(args.source)!r} "
+            f"(expected files ending in {', '.join(VIDEO_EXTENSIONS)}, or video URIs in the topic)",
+            file=sys.stderr,
+        )
+        return 2
     if job.only_dead_letters:
         print(
             f"video-search ingest: nothing was indexed: every input went to the dead letters "
@@ -268,8 +328,11 @@ def _clock(seconds: float) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from tideflow_video_search.server import serve
+    from tideflow_video_search.search import SearchIndex
+    from tideflow_video_search.server import check_address, serve
 
+    SearchIndex(args.index)  # a missing index is refused before anything is announced
+    check_address(args.host, args.port)
     print(
         f"serving {args.index} on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr
     )
@@ -289,13 +352,22 @@ def _samples(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from tideflow.core.errors import ConfigError
     from tideflow_video_search.evaluation import evaluate_index, format_report
 
+    out = Path(args.out).absolute() if args.out else None
+    if out is not None:  # refused before the queries run, not after
+        existing = next(p for p in out.parents if p.exists())
+        if out.is_dir() or not existing.is_dir():
+            message = f"--out {args.out!r}: expected a file path ({existing} is not a folder)"
+            if out.is_dir():
+                message = f"--out {args.out!r}: expected a file path, not a folder"
+            raise ConfigError(message)
     report = evaluate_index(args.index, queries=args.queries, corpus=args.corpus)
     text = json.dumps(report, indent=2, ensure_ascii=False)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
     print(text if args.json else format_report(report))
     return 0
 

@@ -89,7 +89,12 @@ def load_queries(path: str | os.PathLike[str] = DEFAULT_QUERIES) -> list[Query]:
     unique; an answerable query needs a target."""
     queries: list[Query] = []
     seen: set[str] = set()
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        message = f"cannot read the query file {str(path)!r}: {reason}; expected a JSON lines file"
+        raise ConfigError(message) from error
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -124,6 +129,9 @@ def load_queries(path: str | os.PathLike[str] = DEFAULT_QUERIES) -> list[Query]:
             raise ConfigError(f"{where}: query {query.id!r} is answerable but has no target")
         seen.add(query.id)
         queries.append(query)
+    if not queries:
+        message = f"the query file {str(path)!r} holds no queries: expected one JSON object a line"
+        raise ConfigError(message)
     return queries
 
 

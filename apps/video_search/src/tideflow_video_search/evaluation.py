@@ -19,10 +19,17 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
+from tideflow.core.errors import ConfigError
 from tideflow_video_search.evaluate import CHANNELS, load_queries, score_run, transcription_errors
-from tideflow_video_search.samples import DEFAULT_QUERIES, load_truth
+from tideflow_video_search.samples import (
+    DEFAULT_QUERIES,
+    QUERIES_FILE,
+    SampleCorpus,
+    load_truth,
+)
 from tideflow_video_search.schema import FRAME_SOURCE
 from tideflow_video_search.search import SearchIndex
 
@@ -45,9 +52,16 @@ def evaluate_index(
     index: SearchIndex | None = None,
 ) -> dict[str, Any]:
     """The report: ``hybrid`` (full scores), ``single`` (recall@5 of each method and
-    channel alone), ``goals``, ``latency_ms`` and, with ``corpus``, ``transcription``."""
+    channel alone), ``goals``, ``latency_ms`` and, with ``corpus``, ``transcription``.
+
+    ``queries``: a JSON lines file; by default the ``queries.jsonl`` that ``video-search
+    samples`` wrote into ``corpus`` (the questions of that corpus, whatever its size), else
+    the frozen set of the default 64-video corpus."""
     index = index or SearchIndex(index_dir)
-    query_set = load_queries(queries or DEFAULT_QUERIES)
+    truth = _corpus_truth(corpus) if corpus is not None else None
+    if queries is None:
+        queries = _default_queries(corpus)
+    query_set = load_queries(queries)
     threshold = index.score_threshold
     index.embed_query("warm up")  # the model loads once, outside the latencies
     latencies: list[float] = []
@@ -97,7 +111,7 @@ def evaluate_index(
     }
     report: dict[str, Any] = {
         "index": str(index_dir),
-        "queries": str(queries or DEFAULT_QUERIES),
+        "queries": str(queries),
         "embedding": index.embedding,
         "hybrid": scored,
         "single": single,
@@ -108,8 +122,7 @@ def evaluate_index(
             "p95": round(sorted(latencies)[max(0, round(0.95 * len(latencies)) - 1)], 2),
         },
     }
-    if corpus is not None:
-        truth = load_truth(corpus)
+    if truth is not None:
         rows = index.dataset.to_table(
             columns=["video_id", "source", "text", "start_s", "end_s"],
             filter=f"source != '{FRAME_SOURCE}'",
@@ -118,6 +131,22 @@ def evaluate_index(
         errors.pop("per_video", None)
         report["transcription"] = errors
     return report
+
+
+def _corpus_truth(corpus: str | os.PathLike[str]) -> SampleCorpus:
+    """The truth of a samples folder, read before any query runs."""
+    try:
+        return load_truth(corpus)
+    except FileNotFoundError as error:
+        raise ConfigError(str(error)) from error
+
+
+def _default_queries(corpus: str | os.PathLike[str] | None) -> Path:
+    """The queries of the samples folder (``queries.jsonl``, written with it) when there
+    is one, else the frozen set of the default corpus."""
+    if corpus is not None and (Path(corpus) / QUERIES_FILE).is_file():
+        return Path(corpus) / QUERIES_FILE
+    return DEFAULT_QUERIES
 
 
 def _pct(value: float | None) -> str:

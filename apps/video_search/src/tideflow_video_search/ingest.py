@@ -69,6 +69,21 @@ def default_pools(cpus: int) -> dict[str, tuple[int, int]]:
     return {"ocr": (1, half), "speech": (min(2, half), half)}
 
 
+def _check_index_dir(index_dir: Path) -> None:
+    """Refuse an index path that cannot be a directory (a file, or under one) before any
+    work starts."""
+    for path in (index_dir, *index_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                shown = "it" if path == index_dir else str(path)
+                message = (
+                    f"the index {str(index_dir)!r} must be a directory (new or made by an "
+                    f"earlier ingest), but {shown} is a file"
+                )
+                raise ConfigError(message)
+            return
+
+
 def required_cpus(config: IngestConfig) -> int:
     """CPU slots one actor of every model stage needs (the least the cluster must have)."""
     return int(config.ocr) + int(config.speech) + 1  # + the embedding stage
@@ -172,6 +187,7 @@ class Ingest:
 
         self.config = config or IngestConfig()
         self.index_dir = Path(index_dir).absolute()
+        _check_index_dir(self.index_dir)
         self.source = parse_source(
             source,
             shard_seconds=self.config.shard_seconds,

@@ -30,7 +30,12 @@ from __future__ import annotations
 
 from tideflow_video_search._sample_facts import UNANSWERABLE
 from tideflow_video_search._sample_plan import MAX_COUNT, MIN_COUNT, plan_samples
-from tideflow_video_search._sample_queries import DEFAULT_QUERIES, build_queries, write_queries
+from tideflow_video_search._sample_queries import (
+    DEFAULT_QUERIES,
+    QUERIES_FILE,
+    build_queries,
+    write_queries,
+)
 from tideflow_video_search._sample_truth import (
     LANGUAGES,
     TRUTH_FILE,
@@ -62,5 +67,6 @@ __all__ = [
     "LANGUAGES",
     "MAX_COUNT",
     "MIN_COUNT",
+    "QUERIES_FILE",
     "TRUTH_FILE",
 ]

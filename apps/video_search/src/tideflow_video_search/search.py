@@ -36,6 +36,7 @@ from tideflow.core.uri import redact
 from tideflow_video_search.schema import CHANNELS, FRAME_SOURCE, TABLE_NAME, search_text
 
 __all__ = [
+    "MAX_FRAME_PIXELS",
     "MAX_K",
     "MAX_QUERY_CHARS",
     "MODES",
@@ -51,6 +52,8 @@ MAX_K = 100
 """The most hits one search returns (`k` from 1 to this)."""
 MAX_QUERY_CHARS = 500
 """The longest query accepted, in characters."""
+MAX_FRAME_PIXELS = 40_000_000
+"""The largest image a query by frame decodes (an 8K frame is 33 million pixels)."""
 MODES = ("hybrid", "text", "vector")
 """Search methods: BM25 and vectors fused by reciprocal rank fusion, or either alone."""
 RRF_K = 60
@@ -112,8 +115,17 @@ def read_meta(index_dir: str | os.PathLike[str]) -> IndexMeta | None:
     path = Path(index_dir) / META_FILE
     if not path.exists():
         return None
-    data = json.loads(path.read_text())
-    return IndexMeta(**{k: data[k] for k in ("embedding", "dim", "score_threshold") if k in data})
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return IndexMeta(
+            **{k: data[k] for k in ("embedding", "dim", "score_threshold") if k in data}
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
+        message = (
+            f"{str(path)!r} is not an index description: expected a JSON object with "
+            f"embedding and dim (written by `video-search ingest`); {error}"
+        )
+        raise ConfigError(message) from error
 
 
 def _quote(value: str) -> str:
@@ -148,7 +160,14 @@ class SearchIndex:
         self.score_threshold = meta.score_threshold if meta else DEFAULT_THRESHOLD
         self._embedder = embedder
         self._lock = threading.Lock()
-        self._dataset = lance.dataset(self._uri)
+        try:
+            self._dataset = lance.dataset(self._uri)
+        except (OSError, ValueError) as error:
+            message = (
+                f"the index at {str(index_dir)!r} cannot be opened: {TABLE_NAME} there is not a "
+                f"Lance table with a committed version ({error}); run the ingest again"
+            )
+            raise ConfigError(message) from error
         self._frames: tuple[int, dict[str, np.ndarray]] | None = None
         self._refreshed = time.monotonic()
 
@@ -174,16 +193,22 @@ class SearchIndex:
         return self._dataset
 
     def stats(self) -> dict[str, Any]:
-        """Rows, videos, rows per source, the table version."""
+        """Rows, videos, rows per source, text rows per language, the table version."""
         dataset = self._dataset
-        table = dataset.to_table(columns=["video_id", "source"])
+        table = dataset.to_table(columns=["video_id", "source", "language"])
         sources: dict[str, int] = {}
-        for source in table.column("source").to_pylist():
+        languages: dict[str, int] = {}
+        for source, language in zip(
+            table.column("source").to_pylist(), table.column("language").to_pylist(), strict=True
+        ):
             sources[source] = sources.get(source, 0) + 1
+            if source != FRAME_SOURCE and language:
+                languages[language] = languages.get(language, 0) + 1
         return {
             "rows": table.num_rows,
             "videos": len(set(table.column("video_id").to_pylist())),
             "sources": sources,
+            "languages": dict(sorted(languages.items())),
             "version": dataset.version,
             "embedding": self.embedding,
         }
@@ -511,7 +536,21 @@ def _decode_image(image: bytes | np.ndarray) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(image)) as opened:
+        opened = Image.open(io.BytesIO(image))
+    except UnidentifiedImageError:
+        message = f"expected a JPEG or PNG image; got {len(image)} bytes that are not an image"
+        raise QueryError(message) from None
+    except (Image.DecompressionBombError, OSError, ValueError) as error:
+        raise QueryError(f"expected a JPEG or PNG image that decodes: {error}") from None
+    with opened:
+        width, height = opened.size
+        if width * height > MAX_FRAME_PIXELS:
+            message = (
+                f"the image is {width} × {height} pixels; at most {MAX_FRAME_PIXELS:,} pixels "
+                "are allowed (a screenshot or a video frame)"
+            )
+            raise QueryError(message)
+        try:
             return np.asarray(opened.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise QueryError(f"expected a JPEG or PNG image: {error}") from None
+        except (OSError, ValueError) as error:
+            raise QueryError(f"expected a JPEG or PNG image that decodes: {error}") from None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -45,10 +46,19 @@ from prometheus_client import (
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from tideflow.core.errors import ConfigError
 from tideflow.core.uri import redact
 from tideflow_video_search.search import MAX_K, MAX_QUERY_CHARS, Hit, QueryError, SearchIndex
 
-__all__ = ["MAX_UPLOAD_BYTES", "REFRESH_INTERVAL_S", "AppState", "Refresher", "create_app", "serve"]
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "REFRESH_INTERVAL_S",
+    "AppState",
+    "Refresher",
+    "check_address",
+    "create_app",
+    "serve",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -363,7 +373,21 @@ def _results(query: str, k: int, started: float, hits: list[Hit]) -> dict[str, A
     }
 
 
-@router.get("/api/search")
+def _each_parameter_once(request: Request) -> None:
+    """Refuse a query parameter given more than once (which value would count is a guess)."""
+    counts: dict[str, int] = {}
+    for name, _ in request.query_params.multi_items():
+        counts[name] = counts.get(name, 0) + 1
+    repeated = [f"{name!r} ({n} times)" for name, n in counts.items() if n > 1]
+    if repeated:
+        message = f"query parameters given more than once: {', '.join(repeated)}; give each once"
+        raise HTTPException(422, message)
+
+
+Once = Depends(_each_parameter_once)
+
+
+@router.get("/api/search", dependencies=[Once])
 def search(params: Annotated[SearchParams, Query()], state: State) -> dict[str, Any]:
     """Hybrid (BM25 + vector) search over the text segments."""
     state.refresher.maybe_refresh()
@@ -431,7 +455,7 @@ async def _uploaded_image(request: Request) -> bytes:
     return data
 
 
-@router.post("/api/search/frame")
+@router.post("/api/search/frame", dependencies=[Once])
 async def search_frame(
     request: Request, params: Annotated[FrameParams, Query()], state: State
 ) -> dict[str, Any]:
@@ -554,6 +578,23 @@ def create_app(index: SearchIndex, *, refresh_interval_s: float = REFRESH_INTERV
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def check_address(host: str, port: int) -> None:
+    """Raise :class:`ConfigError` when ``host:port`` cannot be listened on (in use, or not
+    an address of this machine), so that ``serve`` fails before loading anything."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        message = (
+            f"cannot listen on {host}:{port}: {reason}; "
+            "choose another --port, or a --host address of this machine"
+        )
+        raise ConfigError(message) from error
 
 
 def serve(

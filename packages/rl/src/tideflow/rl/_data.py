@@ -43,6 +43,9 @@ class Sample:
     """The reward, once a reward worker scored it."""
     item: Mapping[str, Any] = field(default_factory=dict)
     """The prompt's data item (what the reward function reads)."""
+    prompt_text: str = ""
+    """The prompt as text: the item's ``prompt``, or its ``prompt_token_ids`` decoded (special
+    tokens skipped): what a reward model's template gets as ``{prompt}``."""
     token_versions: list[int] = field(default_factory=list)
     """The policy version of each response token: one version, unless a partial rollout
     spanned a weight update (then non-decreasing). Empty in samples saved before it existed:

@@ -37,9 +37,13 @@ def template_of(model: RewardModelConfig) -> str:
     return CLASSIFIER_TEMPLATE if model.kind == "classifier" else JUDGE_TEMPLATE
 
 
-def reward_text(template: str, item: Mapping[str, Any], response: str) -> str:
-    """``template`` filled with the prompt item's fields, ``{prompt}`` and ``{response}``."""
-    fields = {**item, "prompt": item.get("prompt", ""), "response": response}
+def reward_text(
+    template: str, item: Mapping[str, Any], response: str, prompt_text: str = ""
+) -> str:
+    """``template`` filled with the prompt item's fields, ``{prompt}`` and ``{response}``;
+    ``{prompt}`` is the item's ``prompt``, else ``prompt_text`` (a token-id prompt, decoded
+    by the rollout worker)."""
+    fields = {**item, "prompt": item.get("prompt", prompt_text), "response": response}
     try:
         return template.format_map(fields)
     except (KeyError, IndexError, ValueError) as error:
@@ -118,7 +122,7 @@ class RewardModelScorer:
 
     def texts(self, samples: Sequence[Sample]) -> list[str]:
         """What the model scores for each sample."""
-        return [reward_text(self.template, s.item, s.response_text) for s in samples]
+        return [reward_text(self.template, s.item, s.response_text, s.prompt_text) for s in samples]
 
     async def score(self, samples: Sequence[Sample]) -> list[float]:
         """One score per sample, in calls of at most ``batch_size`` samples."""

@@ -92,6 +92,11 @@ class RolloutWorker:
             return [int(t) for t in item["prompt_token_ids"]]
         return [int(t) for t in self._tokenizer(str(item["prompt"]))["input_ids"]]
 
+    def _prompt_text(self, item: Mapping[str, Any], ids: list[int]) -> str:
+        if "prompt" in item:
+            return str(item["prompt"])
+        return str(self._tokenizer.decode(ids, skip_special_tokens=True))
+
     def offer_weights(self, version: int, chunks: Sequence[Any]) -> None:
         """Newer published weights: loaded before the next ``generate`` call, or with
         partial rollouts before the next segment of the one running."""
@@ -125,8 +130,10 @@ class RolloutWorker:
         load_s = await self._load_offered()
         first_version = self.version
         owners = []
+        texts: dict[int, str] = {}  # position -> the prompt as text
         for position, item in zip(positions or range(len(items)), items, strict=True):
             ids = self._prompt_ids(item)
+            texts[position] = self._prompt_text(item, ids)
             owners += [(position, item, ids)] * self.config.samples_per_prompt
         rows, loaded_s = await self._generate_rows([ids for _, _, ids in owners], seed)
         load_s += loaded_s
@@ -142,6 +149,7 @@ class RolloutWorker:
                 response_text=str(self._tokenizer.decode(row["tokens"], skip_special_tokens=True)),
                 finish_reason=row["finish"],
                 item=dict(item),
+                prompt_text=texts[position],
                 token_versions=row["versions"],
             ).as_dict()
             for (position, item, ids), row in zip(owners, rows, strict=True)
