@@ -69,6 +69,15 @@ def test_a_file_that_is_not_a_video_fails_to_probe_with_an_error_naming_it(tmp_p
         probe(str(path))
 
 
+def test_an_empty_file_fails_to_probe_saying_it_is_empty(tmp_path):
+    path = tmp_path / "blank.mp4"
+    path.write_bytes(b"")
+    with pytest.raises(VideoError, match=r"blank\.mp4.*the file is empty \(0 bytes\)"):
+        probe(str(path))
+    with pytest.raises(VideoError, match=r"the file is empty"):
+        probe(path.as_uri())
+
+
 def test_a_file_without_a_video_stream_fails_to_probe(tmp_path):
     import av
     import numpy as np

@@ -83,6 +83,8 @@ def open_container(uri: str) -> Iterator[Any]:
             container = av.open(uri.removeprefix("file://"), "r")
     except Exception as error:  # any open/parse failure names the video and the cause
         problem = f"{type(error).__name__}: {redact(str(error))}"
+        if _size(uri, handle) == 0:
+            problem = "the file is empty (0 bytes)"
     if problem is not None:
         if handle is not None:
             handle.close()
@@ -94,6 +96,16 @@ def open_container(uri: str) -> Iterator[Any]:
         container.close()
         if handle is not None:
             handle.close()
+
+
+def _size(uri: str, handle: Any) -> int | None:
+    """The size in bytes of the file a video URI names; ``None`` when it cannot be told."""
+    try:
+        if handle is not None:
+            return int(handle.size())
+        return os.path.getsize(uri.removeprefix("file://"))
+    except (OSError, ValueError):
+        return None
 
 
 def probe(uri: str) -> VideoInfo:
