@@ -57,6 +57,20 @@ def test_help_lists_the_run_command_and_its_flags():
         (["run", "SRC", "--out", "OUT", "--lang", "en,xx"], ["'xx'", "bundled model reads"]),
         (["run", "kafka://host:9092", "--out", "OUT"], ["kafka://host:9092", "TOPIC"]),
         (["run", "EMPTY", "--out", "OUT"], ["holds no videos", ".mp4"]),
+        (["run", "SRC", "--out", "FILE"], ["output '{FILE}'", "is a file, not a directory"]),
+        (["run", "SRC", "--out", "IN_FILE"], ["output '{IN_FILE}'", "is a file, not a dir"]),
+        (
+            ["run", "SRC", "--out", "DIR_JSONL"],
+            ["output '{DIR_JSONL}' is a directory", "FILE.jsonl"],
+        ),
+        (
+            ["run", "SRC", "--out", "OUT", "--dead-letters", "FILE"],
+            ["dead-letter output '{FILE}'", "expected a directory"],
+        ),
+        (
+            ["run", "SRC", "--out", "OUT", "--dead-letters", "OUT"],
+            ["dead-letter output '{OUT}' is also the output '{OUT}'", "a folder of its own"],
+        ),
     ],
 )
 def test_bad_input_fails_with_an_error_naming_it_and_what_was_expected(
@@ -68,12 +82,30 @@ def test_bad_input_fails_with_an_error_naming_it_and_what_was_expected(
     (tmp_path / "empty" / "notes.txt").write_text("no videos here")
     replace = {"SRC": str(tmp_path / "src"), "OUT": str(tmp_path / "out")}
     replace["EMPTY"] = str(tmp_path / "empty")
+    (tmp_path / "file").write_text("a file, not a folder")
+    (tmp_path / "dir.jsonl").mkdir()
+    replace["FILE"] = str(tmp_path / "file")
+    replace["IN_FILE"] = str(tmp_path / "file" / "out")
+    replace["DIR_JSONL"] = str(tmp_path / "dir.jsonl")
     code = main([replace.get(a, a) for a in argv])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("video-ocr: error:")
     for name in names:
-        assert name in err
+        assert name.format(**replace) in err
+
+
+@pytest.mark.parametrize("target", ["file", "file/sub"])
+def test_samples_into_a_path_that_is_a_file_exits_2_naming_it(target, tmp_path, capsys):
+    (tmp_path / "file").write_text("a file, not a folder")
+    directory = str(tmp_path / target)
+
+    code = main(["samples", directory])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"video-ocr: error: cannot write the sample videos to {directory!r}")
+    assert "expected a directory" in err
 
 
 # The settings the CLI gives Ray; the child processes below start without them.
@@ -235,11 +267,29 @@ def test_run_from_a_bucket_into_iceberg_and_jsonl_then_again_resumes_and_adds_no
     assert [json.loads(x)["video_id"] for x in lines] == ["en-lecture.mp4"]
 
     assert main(argv) == 0  # the same command again: the finished job resumes, adds nothing
-    again = capsys.readouterr().out
+    captured = capsys.readouterr()
+    again = captured.out
+    assert "video-ocr: nothing new was read from 's3://***@" in captured.err  # and says so
+    assert "give a new --job-id" in captured.err and s3_server.secret_key not in captured.err
     assert "resumed from checkpoint" in again
     assert "shards_ocr=0 " in again  # (callbacks may repeat: at least once after a restore)
     assert len(read_results("iceberg://ocr.cli", catalog=properties)) == 1
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.ray
+def test_progress_on_off_a_terminal_prints_plain_progress_lines(ray_session, tmp_path, capsys):
+    spec = default_specs(chinese=False)[1]
+    make_video(spec, tmp_path / "videos" / spec.name)
+    argv = ["run", str(tmp_path / "videos"), "--out", str(tmp_path / "out")]
+    argv += ["--state", str(tmp_path / "state"), "--shard-seconds", "2", "--progress", "on"]
+
+    assert main(argv) == 0
+
+    err = capsys.readouterr().err  # captured: not a terminal
+    lines = [x for x in err.splitlines() if x.startswith("progress: job ocr-")]
+    assert lines, err
+    assert "rows out" in lines[-1] and "stages: " in lines[-1] and " ocr " in lines[-1]
 
 
 @pytest.mark.ray

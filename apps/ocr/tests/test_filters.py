@@ -74,6 +74,8 @@ def test_layer2_keeps_different_lines_shown_together_apart():
         ("region", (0.5, 0.0, 0.4, 1.0), "x0 < x1"),
         ("ocr_concurrency", (3, 2), "1 <= min <= max"),
         ("min_score", 1.5, r"in \[0, 1\]"),
+        ("langs", None, "langs must be language codes; got None"),
+        ("langs", 5, "langs must be language codes; got 5"),
     ],
 )
 def test_config_rejects_bad_values_saying_what_is_allowed(field, value, message):

@@ -129,3 +129,28 @@ def test_an_epoch_holds_about_two_rounds_of_ocr_unless_told(tmp_path):
     for bad in (0, -2, 1.0, True):
         with pytest.raises(ConfigError, match="epoch_shards"):
             OcrApp(str(tmp_path), [str(tmp_path / "out")], epoch_shards=bad)
+
+
+def test_a_bad_checkpoint_interval_is_refused_saying_what_is_allowed(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")  # only listed here, never read
+    for bad in (0, -1.0, float("nan"), float("inf"), "1", True):
+        with pytest.raises(ConfigError, match="checkpoint_interval_s must be a number of sec"):
+            OcrApp(str(tmp_path), [str(tmp_path / "out")], checkpoint_interval_s=bad)
+
+
+def test_the_default_job_id_is_the_same_however_a_local_path_is_spelled(tmp_path, monkeypatch):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "a.mp4").write_bytes(b"x")  # only listed here, never read
+    monkeypatch.chdir(tmp_path)
+
+    def job_id(source: str, output: str) -> str:
+        return OcrApp(source, [output, "iceberg://ocr.results"]).job_id
+
+    ids = {
+        job_id("videos", "out"),
+        job_id("videos/", "out/"),
+        job_id("./videos", "./out"),
+        job_id("videos//", "out/."),
+    }
+    assert len(ids) == 1
+    assert job_id("videos", "other") not in ids

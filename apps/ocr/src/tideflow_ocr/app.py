@@ -140,6 +140,56 @@ def parse_output(text: str | Sink, *, catalog: Mapping[str, str] | None = None) 
     return JSONLSink(text)
 
 
+def _spelling(text: str | Source | Sink) -> str:
+    """A source or output as it counts for the default job id: a local path in its normal
+    form (``videos/``, ``./videos`` and ``videos`` are one job), anything else as given."""
+    if isinstance(text, str) and text and "://" not in text:
+        return os.path.normpath(text)
+    return str(text)
+
+
+def _where(text: str) -> str:
+    """Where an output writes, to compare two outputs: a local path made absolute and
+    normal, a URI without its trailing slashes."""
+    target = _local_target(text)
+    if target is not None:
+        return target[0]
+    return text.partition("?")[0].rstrip("/")
+
+
+def _local_target(text: str) -> tuple[str, bool] | None:
+    """The local path an output text names and whether it is one file (``FILE.jsonl``);
+    None for Iceberg and remote outputs."""
+    if text.startswith("iceberg://"):
+        return None
+    text = text.removeprefix("parquet://").removeprefix("jsonl://").removeprefix("file://")
+    if "://" in text:
+        return None
+    path = text.partition("?")[0]
+    if not path:
+        return None
+    return os.path.abspath(path), path.endswith(".jsonl")
+
+
+def _check_local_target(label: str, text: str, *, folder_only: bool = False) -> None:
+    """A local output that can never be written (a folder where a file is, a file where a
+    folder is) is a :class:`ConfigError` naming it, before any video is read."""
+    target = _local_target(text)
+    if target is None:
+        return
+    path, is_file = target
+    is_file = is_file and not folder_only
+    if is_file and os.path.isdir(path):
+        raise ConfigError(f"{label} {text!r} is a directory: expected a FILE.jsonl to write")
+    folder = os.path.dirname(path) if is_file else path
+    while not os.path.exists(folder):  # the nearest part of the path that is there
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        expected = "a FILE.jsonl in a directory" if is_file else "a directory (or a new path)"
+        message = f"{label} {text!r}: {folder!r} is a file, not a directory: expected {expected}"
+        raise ConfigError(message)
+
+
 def _list_videos(source: VideoFolderSource) -> list[str]:
     """The source's videos; a folder that cannot be read (an unreachable endpoint, refused
     credentials) is a :class:`ConfigError` naming it, its URI's credentials masked."""
@@ -225,14 +275,33 @@ class OcrApp:
                 f"{', '.join(self.source.extensions)} (hidden files and folders are skipped)"
             )
         self.outputs = [parse_output(o, catalog=catalog) for o in outputs]
-        key = json.dumps([str(source), [str(o) for o in outputs]])
+        for output in outputs:
+            if isinstance(output, str):
+                _check_local_target("output", output)
+        key = json.dumps([_spelling(source), [_spelling(o) for o in outputs]])
         self.job_id = job_id or f"ocr-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
         if "://" not in state_uri:
             state_uri = os.path.abspath(state_uri)
         self.state_uri = state_uri
         self.dead_letters = dead_letters or f"{state_uri.rstrip('/')}/{self.job_id}/dead_letters"
-        if checkpoint_interval_s <= 0:
-            raise ConfigError(f"checkpoint_interval_s must be > 0; got {checkpoint_interval_s}")
+        _check_local_target("dead-letter output", self.dead_letters, folder_only=True)
+        dead = _where(self.dead_letters)
+        for output in outputs:
+            if isinstance(output, str) and _where(output) == dead:
+                raise ConfigError(
+                    f"dead-letter output {redact(self.dead_letters)!r} is also the output "
+                    f"{redact(output)!r}: expected a folder of its own (failures have their "
+                    "own columns: video_id, uri, stage, error, record)"
+                )
+        if (
+            isinstance(checkpoint_interval_s, bool)
+            or not isinstance(checkpoint_interval_s, int | float)
+            or not 0 < checkpoint_interval_s < float("inf")
+        ):
+            raise ConfigError(
+                f"checkpoint_interval_s must be a number of seconds > 0; got "
+                f"{checkpoint_interval_s!r}"
+            )
         self.checkpoint_interval_s = checkpoint_interval_s
         if isinstance(queue_limit, bool) or not isinstance(queue_limit, int) or queue_limit < 1:
             raise ConfigError(f"queue_limit must be an int >= 1; got {queue_limit!r}")

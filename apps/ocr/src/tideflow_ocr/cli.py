@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress",
         choices=("auto", "on", "off"),
         default="auto",
-        help="live progress table on stderr (default: on a terminal)",
+        help="progress on stderr: a live table on a terminal (auto, the default), also a "
+        "plain line every 2 s elsewhere (on), or none (off)",
     )
     run.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
     run.add_argument(
@@ -189,6 +190,7 @@ def _run(args: argparse.Namespace, out: Any) -> int:
     from rich.table import Table
 
     from tideflow.core.observability import configure_logging
+    from tideflow.core.uri import redact
     from tideflow_ocr.app import OcrApp, VideoResult
     from tideflow_ocr.config import OcrConfig
     from tideflow_ocr.sinks import VideoFailure
@@ -244,6 +246,7 @@ def _run(args: argparse.Namespace, out: Any) -> int:
         logging_level=logging.WARNING,
     )
     progress = {"auto": None, "on": True, "off": False}[args.progress]
+    # "on" where stderr is not a terminal (a log, CI): the engine prints plain lines
     result = app.run(on_complete=completed, on_failure=failed, progress=progress)
     table = Table(title=f"video-ocr job {app.job_id} (run {result.job.run})")
     for column in ("videos done", "failed", "shards OCR'd", "shards/s", "wall s", "resumed"):
@@ -280,6 +283,12 @@ def _run(args: argparse.Namespace, out: Any) -> int:
             "from there\n"
         )
         return 130
+    if restored is not None and result.job.rows_in == 0 and not result.job.stopped:
+        sys.stderr.write(
+            f"video-ocr: nothing new was read from {redact(args.src)!r}: job {app.job_id} had "
+            "finished at its last checkpoint (a folder is listed once per job; to OCR videos "
+            "added since, give a new --job-id)\n"
+        )
     if result.job.only_dead_letters:
         sys.stderr.write(
             f"video-ocr: nothing was written: every video went to the dead letters "
@@ -301,7 +310,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "samples":
             from tideflow_ocr.testdata import make_corpus
 
-            specs = make_corpus(args.directory)
+            try:
+                specs = make_corpus(args.directory)
+            except OSError as error:  # a file in the way, no permission, a missing font
+                expected = ""
+                if isinstance(error, FileExistsError | NotADirectoryError):
+                    expected = "; expected a directory (created when missing)"
+                sys.stderr.write(
+                    f"video-ocr: error: cannot write the sample videos to {args.directory!r}: "
+                    f"{error}{expected}\n"
+                )
+                return 2
             for spec in specs:
                 kind = "corrupt" if spec.corrupt else f"{len(spec.truth())} lines"
                 sys.stdout.write(f"{os.path.join(args.directory, spec.name)}  ({kind})\n")

@@ -81,10 +81,15 @@ class OcrConfig:
     """Folder sources: glob of a video's relative path → priority (higher goes first)."""
 
     def __post_init__(self) -> None:
-        langs = (self.langs,) if isinstance(self.langs, str) else tuple(self.langs)
+        langs: tuple[object, ...] = ()
+        if isinstance(self.langs, str):
+            langs = (self.langs,)
+        elif isinstance(self.langs, tuple | list | set | frozenset):
+            langs = tuple(self.langs)
         if not langs or not all(isinstance(x, str) and x for x in langs):
             raise ConfigError(f"OcrConfig.langs must be language codes; got {self.langs!r}")
-        unknown = sorted(set(langs) - BUNDLED_LANGS)
+        langs = tuple(str(x) for x in langs)
+        unknown = sorted({str(x) for x in langs} - BUNDLED_LANGS)
         if unknown:
             raise ConfigError(
                 f"OcrConfig.langs: {unknown} need a model download; the bundled model reads "

@@ -85,7 +85,13 @@ def _add_ingest(commands: Any) -> None:
         metavar="GLOB[=N]",
         help="videos that go first",
     )
-    ingest.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    ingest.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr (default: a live table on a terminal; --progress elsewhere: "
+        "a plain line every 2 s)",
+    )
     ingest.add_argument(
         "--metrics-port",
         type=integer_in(1, 65535),

@@ -1,7 +1,10 @@
-"""The progress display for a person at a terminal: rows, rate, stages, back-pressure."""
+"""The progress display: a live table of rows, rate, stages and back-pressure for a person at
+a terminal; plain lines where progress was asked for and stderr is not a terminal (a log
+file, CI, a program reading it)."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import IO, Any
@@ -16,17 +19,27 @@ __all__ = ["ProgressDisplay"]
 
 
 class ProgressDisplay:
-    """A live table on a terminal; nothing at all when the stream is not a terminal."""
+    """A live table on a terminal; by default nothing when the stream is not a terminal, and
+    one plain line every ``line_interval_s`` there after :meth:`force`."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        out = stream if stream is not None else sys.stderr
-        self._console = Console(file=out)
+    def __init__(self, stream: IO[str] | None = None, *, line_interval_s: float = 2.0) -> None:
+        self._out = stream if stream is not None else sys.stderr
+        self._console = Console(file=self._out)
         self.enabled = self._console.is_terminal
+        self.plain = False
+        """Plain lines instead of the live table (progress forced off a terminal)."""
+        self._line_interval_s = line_interval_s
+        self._last_line = -math.inf
         self._live: Live | None = None
         self._started = time.monotonic()
 
+    def force(self) -> None:
+        """Show progress even where the stream is not a terminal: as plain lines there."""
+        if not self.enabled:
+            self.enabled = self.plain = True
+
     def __enter__(self) -> ProgressDisplay:
-        if self.enabled:
+        if self.enabled and not self.plain:
             self._live = Live(console=self._console, refresh_per_second=2, transient=False)
             self._live.__enter__()
         return self
@@ -35,9 +48,28 @@ class ProgressDisplay:
         if self._live is not None:
             self._live.__exit__(*exc)
 
-    def update(self, result: JobResult) -> None:
+    def update(self, result: JobResult, *, final: bool = False) -> None:
+        """Show ``result``; a plain line only once ``line_interval_s`` has passed since the
+        last one, or when ``final``."""
         if self._live is not None:
             self._live.update(self.render(result))
+        elif self.enabled and self.plain:
+            now = time.monotonic()
+            if final or now - self._last_line >= self._line_interval_s:
+                self._last_line = now
+                self._out.write(self.line(result) + "\n")
+                self._out.flush()
+
+    def line(self, r: JobResult) -> str:
+        """One line of what :meth:`render` shows: the job, rows out, rate, checkpoints,
+        dead letters, and each stage's rows in → out."""
+        elapsed = max(1e-9, time.monotonic() - self._started)
+        stages = ", ".join(f"{name} {m.rows_in:,}→{m.rows_out:,}" for name, m in r.stages.items())
+        return (
+            f"progress: job {r.job_id} run {r.run} · {r.rows_out:,} rows out · "
+            f"{r.rows_out / elapsed:,.0f} rows/s · {len(r.checkpoints)} checkpoints · "
+            f"{r.dead_letters:,} dead letters · {elapsed:.0f} s · stages: {stages or 'none'}"
+        )
 
     def render(self, r: JobResult) -> Table:
         elapsed = max(1e-9, time.monotonic() - self._started)

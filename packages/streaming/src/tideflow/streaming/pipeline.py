@@ -268,7 +268,8 @@ class Pipeline:
         Blocks. On the main thread, the first Ctrl-C (SIGINT) stops the job cleanly — the
         epoch in flight finishes and a final checkpoint is taken — and a second one
         interrupts at once. ``progress`` shows a live table of the stages on stderr (default:
-        when stderr is a terminal); ``metrics_port`` serves Prometheus metrics on
+        when stderr is a terminal; ``True`` where it is not: a plain line every 2 s and one
+        at the end); ``metrics_port`` serves Prometheus metrics on
         ``127.0.0.1:<port>/metrics`` while the job runs. Other options are those of
         :meth:`start`.
         """
@@ -278,7 +279,10 @@ class Pipeline:
         job = self.start(job_id=job_id, **options)
         server = serve_metrics(lambda: job.progress, metrics_port) if metrics_port else None
         display = ProgressDisplay()
-        display.enabled = display.enabled if progress is None else progress and display.enabled
+        if progress is False:
+            display.enabled = False
+        elif progress:  # asked for: plain lines where stderr is not a terminal
+            display.force()
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.getsignal(signal.SIGINT)
@@ -296,7 +300,7 @@ class Pipeline:
                 while not job.done():  # short waits keep the main thread responsive to SIGINT
                     time.sleep(0.1)
                 result = job.wait()
-                display.update(result)
+                display.update(result, final=True)
                 return result
         finally:
             if previous is not None:
