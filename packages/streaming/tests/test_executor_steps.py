@@ -27,6 +27,7 @@ from tideflow.streaming._execution.state import Batch, LoopState, SplitState
 from tideflow.streaming._metrics import JobResult
 from tideflow.streaming._plan import StageSpec
 from tideflow.streaming.connectors._base import JobContext, Split
+from tideflow.streaming.errors import JobAbortedError
 
 
 def _batch(epoch: int = 1, *, priority: int = 0, name: str = "", origin: Origin | None = None):
@@ -333,6 +334,21 @@ def test_completions_report_kept_ids_once_enough_are_kept():
     completions.flush_if_full()
     assert calls == [[1, 2, 3], [4]]
     assert completions.buffered == 0
+
+
+def test_a_raising_callback_stops_the_job_with_an_error_naming_the_callback():
+    def alert(rows: list[Any]) -> None:
+        raise RuntimeError("alert service down")
+
+    completions = Completions(alert, every=3, name="on_dead_letter")
+
+    with pytest.raises(JobAbortedError) as stopped:
+        completions.notify([{"stage": "parse"}])
+
+    assert str(stopped.value).startswith(
+        "the on_dead_letter callback raised RuntimeError: alert service down"
+    )
+    assert isinstance(stopped.value.__cause__, RuntimeError)
 
 
 def test_position_commits_run_off_the_loop_and_the_last_one_wins():

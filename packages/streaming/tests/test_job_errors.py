@@ -144,3 +144,25 @@ def test_a_tideflow_error_raised_in_an_actor_is_raised_as_itself() -> None:
 
     assert error is original
     assert any("ray::IOWorker.write" in note for note in error.__notes__)
+
+
+def test_a_key_error_raised_in_an_actor_keeps_its_message_quoted_once() -> None:
+    from ray.exceptions import RayTaskError
+
+    original = KeyError("id_column 'uid' is not a column of the rows reaching the sink")
+    wrapped = RayTaskError(
+        "IOWorker.write",
+        f"Traceback (most recent call last):\n  ...\nKeyError: {original}",
+        original,
+        proctitle="ray::IOWorker.write",
+        pid=4242,
+        ip="127.0.0.1",
+    ).as_instanceof_cause()
+
+    error = user_error(wrapped)
+
+    assert isinstance(error, ActorError) and isinstance(error, KeyError)
+    assert str(error) == str(original)  # as Python shows the KeyError, not quoted twice
+    assert traceback.format_exception_only(error)[0] == (
+        f"tideflow.streaming.errors.ActorError(KeyError): {original}\n"
+    )

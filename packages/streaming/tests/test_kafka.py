@@ -347,6 +347,62 @@ def test_a_missing_topic_error_shows_no_secret(kafka_broker, topic, tmp_path):
     assert SECRET not in str(caught.value) and "***.invalid:9092" in str(caught.value)
 
 
+def test_end_offsets_for_a_partition_that_does_not_exist_are_an_error_naming_it(
+    kafka_broker, topic, tmp_path
+):
+    bs = kafka_broker.bootstrap_servers
+    create_topic(bs, topic, 1)
+    # A bounded job would wait forever for partition 7 to reach offset 5.
+    source = KafkaSource(
+        topics=topic, bootstrap_servers=bs, until={f"{topic}:0": 0, f"{topic}:7": 5}
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        source.discover(_ctx(tmp_path))
+
+    assert f"until names partitions ['{topic}:7'] that do not exist" in str(caught.value)
+    assert "allow_missing_topics=True" in str(caught.value)
+
+
+def test_end_offsets_for_missing_partitions_are_dropped_with_allow_missing_topics(
+    kafka_broker, topic, tmp_path
+):
+    bs = kafka_broker.bootstrap_servers
+    create_topic(bs, topic, 1)
+    source = KafkaSource(
+        topics=topic,
+        bootstrap_servers=bs,
+        until={f"{topic}:0": 0, f"{topic}:7": 5},
+        allow_missing_topics=True,
+    )
+
+    assert [s.split_id for s in source.discover(_ctx(tmp_path))] == [f"{topic}:0"]
+
+
+def test_end_offsets_must_name_partitions_of_the_source_s_topics():
+    with pytest.raises(ConfigError, match=r"until names partitions of \['other'\]"):
+        KafkaSource(topics="mine", until={"mine:0": 1, "other:0": 1})
+
+
+def test_a_bounded_job_with_end_offsets_on_a_missing_topic_fails_instead_of_waiting(
+    ray_session, kafka_broker, topic, tmp_path
+):
+    source = KafkaSource(
+        topics=f"{topic}-absent",
+        bootstrap_servers=kafka_broker.bootstrap_servers,
+        until={f"{topic}-absent:0": 5},
+    )
+    pipe = Pipeline.read(source).write(ParquetSink(str(tmp_path / "out")))
+    checkpoint = CheckpointConfig(uri=str(tmp_path / "ckpt"))
+
+    with pytest.raises(ConfigError, match=f"'{topic}-absent' not found"):
+        job = pipe.start(job_id="missing-until", checkpoint=checkpoint)
+        try:
+            job.wait(timeout=60)  # it used to run, empty, until stopped
+        finally:
+            job.stop()
+
+
 def test_allow_missing_topics_starts_without_them(kafka_broker, topic, tmp_path):
     bs = kafka_broker.bootstrap_servers
     create_topic(bs, f"{topic}-here", 1)

@@ -139,6 +139,18 @@ def test_batch_size_is_checked():
         Rebatcher(0, hold=print, release=print)
 
 
+@pytest.mark.parametrize("value", [True, 2.5, "8"])
+def test_batch_size_is_an_int_not_a_bool_or_another_number(value):
+    with pytest.raises(ConfigError, match="batch_size is an int >= 1"):
+        Pipeline.read(TestSource([rows(3)])).map_batches(lambda t: t, batch_size=value)
+
+
+@pytest.mark.parametrize("value", [-1, True, 1.5])
+def test_max_retries_is_an_int_of_at_least_zero(value):
+    with pytest.raises(ConfigError, match=r"max_retries must be an int >= 0; got"):
+        Pipeline.read(TestSource([rows(3)])).map_batches(lambda t: t, max_retries=value)
+
+
 @pytest.mark.ray
 def test_a_stage_after_a_fan_out_sees_batches_of_its_batch_size(ray_session, tmp_path):
     source = TestSource([rows(10, start) for start in range(0, 100, 10)])

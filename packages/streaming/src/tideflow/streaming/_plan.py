@@ -88,7 +88,10 @@ class StageSpec:
             )
         self._check_keyed_hooks()
         if self.batch_size is not None and (
-            self.kind != "batches" or not isinstance(self.batch_size, int) or self.batch_size < 1
+            self.kind != "batches"
+            or isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 1
         ):
             raise ConfigError(
                 f"stage {self.name!r}: batch_size is an int >= 1 of map_batches stages; "
@@ -97,6 +100,11 @@ class StageSpec:
         if self.max_in_flight < 1:
             raise ConfigError(
                 f"stage {self.name!r}: max_in_flight must be >= 1; got {self.max_in_flight}"
+            )
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError(
+                f"stage {self.name!r}: max_retries must be an int >= 0; got {retries!r}"
             )
         if self.fused:
             self._check_fused()

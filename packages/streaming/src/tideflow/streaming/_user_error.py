@@ -100,7 +100,12 @@ def _actor_error(original: BaseException | None, message: str) -> ActorError:
             dual = type(
                 f"ActorError({cls.__name__})",
                 (ActorError, cls),
-                {"__module__": ActorError.__module__, "__reduce__": _reduce_to_plain},
+                {
+                    "__module__": ActorError.__module__,
+                    "__reduce__": _reduce_to_plain,
+                    # The message as it is: KeyError's own __str__ would quote it again.
+                    "__str__": BaseException.__str__,
+                },
             )
             _DUALS[cls] = dual
         error = dual.__new__(dual)

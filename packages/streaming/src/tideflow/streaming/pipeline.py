@@ -14,7 +14,7 @@ import pyarrow as pa
 from tideflow.core.scheduler import ResourceRequest
 from tideflow.streaming._bounds import pool_bounds
 from tideflow.streaming._metrics import JobResult
-from tideflow.streaming._plan import CheckpointConfig, Plan, StageKind, StageSpec
+from tideflow.streaming._plan import CheckpointConfig, Plan, StageKind, StageSpec, split_fused
 from tideflow.streaming._user_error import user_error
 from tideflow.streaming.connectors._base import Sink, Source
 from tideflow.streaming.errors import ConfigError, PipelineError
@@ -351,6 +351,7 @@ class Pipeline:
         running; on a connected Ray (``ray.init(address=...)``, a cluster) it runs there.
         """
         from tideflow.core.ray_start import start_ray
+        from tideflow.streaming._acks import check_ack_mode
         from tideflow.streaming._execution.options import RunOptions
         from tideflow.streaming._executor import Executor
 
@@ -371,6 +372,9 @@ class Pipeline:
             io_resources=io_resources,
             io_label_selector=io_label_selector,
         )  # validated before Ray starts
+        split_fused(self._plan)  # a fused stage out of place: refused before Ray starts too
+        if checkpoint is not None and checkpoint.mode == "ack":
+            check_ack_mode(self._plan)
         start_ray()  # unless Ray runs already; a Ctrl-C meanwhile leaves nothing running
         return Job(Executor(self._plan, job_id=job_id, options=options))
 

@@ -107,7 +107,7 @@ class Attempt:
         self._ledger = AckLedger(plan.source)  # reads in flight, acknowledged prefix
         self._completions = Completions(options.on_complete, options.complete_every)
         self._dead_letters = (
-            Completions(options.on_dead_letter, options.complete_every)
+            Completions(options.on_dead_letter, options.complete_every, name="on_dead_letter")
             if options.on_dead_letter is not None
             else None
         )

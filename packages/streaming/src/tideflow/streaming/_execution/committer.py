@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tideflow.core.observability import get_logger
+from tideflow.streaming.errors import JobAbortedError
 
 __all__ = ["Committer", "Completions", "PositionCommitter"]
 
@@ -16,9 +17,16 @@ __all__ = ["Committer", "Completions", "PositionCommitter"]
 class Completions:
     """``on_complete(ids)`` in lists of at most ``every`` ids (nothing without a callback)."""
 
-    def __init__(self, on_complete: Callable[[list[Any]], None] | None, every: int) -> None:
+    def __init__(
+        self,
+        on_complete: Callable[[list[Any]], None] | None,
+        every: int,
+        *,
+        name: str = "on_complete",
+    ) -> None:
         self.on_complete = on_complete
         self.every = every
+        self.name = name  # the callback's option name, for the error when it raises
         self._ids: list[Any] = []
 
     @property
@@ -44,7 +52,15 @@ class Completions:
         """Report ``ids`` now, in lists of at most ``every``."""
         if self.on_complete is not None:
             for start in range(0, len(ids), self.every):
-                self.on_complete(ids[start : start + self.every])
+                try:
+                    self.on_complete(ids[start : start + self.every])
+                except Exception as error:
+                    # Named: the job stops "committing" an epoch whose sink commit worked.
+                    message = (
+                        f"the {self.name} callback raised {type(error).__name__}: {error} "
+                        "(its rows are committed; a rerun calls it again with them)"
+                    )
+                    raise JobAbortedError(message) from error
 
 
 class PositionCommitter:

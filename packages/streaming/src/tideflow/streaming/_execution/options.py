@@ -51,8 +51,25 @@ class RunOptions:
             raise ConfigError("on_complete needs id_column=: the column that identifies a row")
         if self.on_dead_letter is not None and not callable(self.on_dead_letter):
             raise ConfigError(f"on_dead_letter must be a function; got {self.on_dead_letter!r}")
-        if self.complete_every < 1:
-            raise ConfigError(f"complete_every must be >= 1; got {self.complete_every}")
+        if self.dead_letter is not None and not isinstance(self.dead_letter, Sink):
+            message = (
+                "dead_letter expects a tideflow.streaming.connectors Sink; "
+                f"got {self.dead_letter!r}"
+            )
+            raise ConfigError(message)
+        for name in ("on_complete", "on_progress"):
+            hook = getattr(self, name)
+            if hook is not None and not callable(hook):
+                raise ConfigError(f"{name} must be a function; got {hook!r}")
+        every = self.complete_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ConfigError(f"complete_every must be an int >= 1; got {every!r}")
+        limit = self.queue_limit
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            # 0 would let no batch through: a job that never reads and never ends.
+            raise ConfigError(f"queue_limit must be None or an int >= 1; got {limit!r}")
         io = self.io_resources
         if io is not None and (
             not isinstance(io, Mapping)

@@ -130,6 +130,13 @@ class KafkaSource(Source):
                     f"offset (int ≥ 0)}}; got {until!r}"
                 )
                 raise ConfigError(message)
+            others = sorted({_parse_split_id(k)[0] for k in until} - set(topics))  # type: ignore[index]
+            if others:
+                message = (
+                    f"{owner}.until names partitions of {others}, which are not among its "
+                    f"topics {list(topics)}; add them to topics= or drop them from until="
+                )
+                raise ConfigError(message)
             object.__setattr__(self, "until", dict(until))
         if self.group_id is not None and (not isinstance(self.group_id, str) or not self.group_id):
             raise ConfigError(
@@ -195,7 +202,7 @@ class KafkaSource(Source):
     def discover(self, ctx: JobContext) -> Sequence[Split]:
         ends: dict[str, int] | None
         if isinstance(self.until, dict):
-            ends = dict(self.until)
+            ends = self._ends_given()
             keys = sorted(ends, key=_split_order)
         elif self.until == "now":
             ends = self._ends_now(ctx)
@@ -312,6 +319,29 @@ class KafkaSource(Source):
             f"create {them} before the job starts, or pass allow_missing_topics=True to start "
             f"without {them} (an unbounded source reads a topic once it exists)"
         )
+
+    def _ends_given(self) -> dict[str, int]:
+        """``until``'s partitions that exist: one that does not (a missing topic, or a
+        partition number past the topic's) would never reach its end, so a bounded job
+        would never end; it is a :class:`ConfigError` unless ``allow_missing_topics``
+        (then the job ends without it, as with ``until="now"``)."""
+        assert isinstance(self.until, dict)
+        existing = set(self._partitions(first=True))
+        absent = sorted(set(self.until) - existing, key=_split_order)
+        if absent and not self.allow_missing_topics:
+            servers = redact(redact_text(str(self.bootstrap_servers), self.client_options))
+            message = (
+                f"KafkaSource: until names partitions {absent} that do not exist at {servers} "
+                f"(it has {sorted(existing, key=_split_order)}): a bounded job would wait for "
+                "them forever; name existing partitions, or pass allow_missing_topics=True to "
+                "end without them"
+            )
+            raise ConfigError(message)
+        if absent:
+            get_logger("tideflow.streaming.kafka", source=repr(self)).info(
+                "kafka.partitions_missing", partitions=absent
+            )
+        return {k: end for k, end in self.until.items() if k in existing}
 
     def _ends_now(self, ctx: JobContext) -> dict[str, int]:
         """The end offsets of the job's first discovery (kept under the job directory)."""
