@@ -127,39 +127,33 @@ def test_an_error_raised_in_the_sink_actor_reaches_the_user_with_its_own_message
     assert "IOWorker.write" in notes and "\x1b[" not in notes
 
 
-def test_a_tideflow_error_raised_in_an_actor_is_raised_as_itself() -> None:
+def _raised_in_the_io_actor(original: BaseException) -> BaseException:
+    """``original`` as Ray raises it in the driver when ``IOWorker.write`` raised it."""
     from ray.exceptions import RayTaskError
 
-    original = SinkError("ParquetSink('/out'): column 'v': expected int64, found string")
-    wrapped = RayTaskError(
+    return RayTaskError(
         "IOWorker.write",
-        f"Traceback (most recent call last):\n  ...\nSinkError: {original}",
+        f"Traceback (most recent call last):\n  ...\n{type(original).__name__}: {original}",
         original,
         proctitle="ray::IOWorker.write",
         pid=4242,
         ip="127.0.0.1",
     ).as_instanceof_cause()
 
-    error = user_error(wrapped)
+
+def test_a_tideflow_error_raised_in_an_actor_is_raised_as_itself() -> None:
+    original = SinkError("ParquetSink('/out'): column 'v': expected int64, found string")
+
+    error = user_error(_raised_in_the_io_actor(original))
 
     assert error is original
     assert any("ray::IOWorker.write" in note for note in error.__notes__)
 
 
 def test_a_key_error_raised_in_an_actor_keeps_its_message_quoted_once() -> None:
-    from ray.exceptions import RayTaskError
-
     original = KeyError("id_column 'uid' is not a column of the rows reaching the sink")
-    wrapped = RayTaskError(
-        "IOWorker.write",
-        f"Traceback (most recent call last):\n  ...\nKeyError: {original}",
-        original,
-        proctitle="ray::IOWorker.write",
-        pid=4242,
-        ip="127.0.0.1",
-    ).as_instanceof_cause()
 
-    error = user_error(wrapped)
+    error = user_error(_raised_in_the_io_actor(original))
 
     assert isinstance(error, ActorError) and isinstance(error, KeyError)
     assert str(error) == str(original)  # as Python shows the KeyError, not quoted twice
