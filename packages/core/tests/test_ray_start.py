@@ -71,3 +71,40 @@ def test_an_interrupted_ray_start_leaves_no_process_behind(
     assert "raylet started" in done.stderr, done.stderr[-3000:]
     assert done.returncode == code, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1]) == []  # no gcs_server, raylet, …
+
+
+_UNREACHABLE = """
+import sys, time
+import ray
+from tideflow.core.errors import ConfigError
+from tideflow.core.ray_start import start_ray
+
+started = time.monotonic()
+try:
+    start_ray(address=sys.argv[1])
+except ConfigError as error:
+    print(f"{time.monotonic() - started:.1f} {ray.is_initialized()} {error}")
+"""
+
+
+@pytest.mark.parametrize("form", ["{host}:{port}", "ray://{host}:{port}"])
+def test_a_cluster_address_nothing_listens_on_is_refused_naming_it(form: str) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was just free: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = form.format(host="127.0.0.1", port=port)
+
+    # Its own process: Ray may be initialized in this one; Ray alone retried for minutes.
+    done = subprocess.run(
+        [sys.executable, "-c", _UNREACHABLE, address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    seconds, initialized, message = done.stdout.strip().split(" ", 2)
+    assert message.startswith(f"cannot reach the Ray cluster at {address!r}: "), done.stderr
+    assert float(seconds) < 10 and initialized == "False"

@@ -4,6 +4,8 @@ stage's retries and actor deaths."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -53,3 +55,33 @@ def test_a_stage_counts_its_actor_deaths_and_retries(ray_session, tmp_path):
     crashed, calm = result.stages["CrashOnce"], result.stages["add_one"]
     assert crashed.actor_deaths == 1 and crashed.retries >= 1
     assert (calm.actor_deaths, calm.retries) == (0, 0)
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_in_run_stops_the_job_cleanly(ray_session, tmp_path, signum):
+    """``docker stop`` / Kubernetes send SIGTERM: like Ctrl-C, the job stops at a checkpoint
+    and ``run`` returns a stopped result (the process is not killed)."""
+    sent: list[int] = []
+
+    def signal_once_rows_are_out(progress) -> None:
+        if progress.rows_out >= 10 and not sent:
+            sent.append(signum)
+            os.kill(os.getpid(), signum)  # run() handles it on the main thread
+
+    before = signal.getsignal(signum)
+    result = (
+        Pipeline.read(TestSource([rows(10), TestSource.PAUSE(600)], unbounded=True))
+        .map_batches(add_one, num_cpus=0.25)
+        .write(CollectingSink(str(tmp_path / "out")))
+        .run(
+            job_id=f"signalled-{signum}",
+            checkpoint=CheckpointConfig(uri=str(tmp_path / "ck")),
+            on_progress=signal_once_rows_are_out,
+            progress=False,
+        )
+    )
+
+    assert sent and result.stopped and result.rows_out == 10
+    assert result.checkpoints  # the rows read are committed: a rerun goes on from there
+    assert signal.getsignal(signum) is before  # run() put the handler back

@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from tideflow.core.errors import ConfigError
 from tideflow.core.observability import get_logger
 
 __all__ = ["APP_RAY_SETTINGS", "apply_app_ray_settings", "start_ray"]
@@ -59,12 +61,14 @@ def start_ray(**options: Any) -> bool:
     is still there after a few seconds), and the exception is raised again: a CLI maps the
     KeyboardInterrupt to exit code 130 with nothing left running. A second Ctrl-C during
     that clean-up is ignored. Processes are found through ``/proc``; where there is none,
-    only ``ray.shutdown()`` runs.
+    only ``ray.shutdown()`` runs. A cluster ``address`` (or ``RAY_ADDRESS``) that nothing
+    listens on is a :class:`~tideflow.core.errors.ConfigError` naming it, within seconds.
     """
     import ray
 
     if ray.is_initialized():
         return False
+    _check_reachable(options.get("address") or os.environ.get("RAY_ADDRESS"))
     before = _descendants(os.getpid())
     try:
         ray.init(**options)
@@ -92,6 +96,32 @@ def start_ray(**options: Any) -> bool:
         )
         raise
     return True
+
+
+_CONNECT_TIMEOUT_S = 5.0
+"""How long :func:`start_ray` tries to open a TCP connection to a given cluster address."""
+
+
+def _check_reachable(address: str | None) -> None:
+    """A cluster address (``host:port``, ``ray://host:port``) that nothing listens on is a
+    :class:`~tideflow.core.errors.ConfigError` naming it: ``ray.init`` would retry its GCS
+    connection for minutes. ``auto``, ``local`` and no address start or find Ray as usual."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # not host:port; ray.init says what it expects
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), _CONNECT_TIMEOUT_S):
+            return
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+    message = (
+        f"cannot reach the Ray cluster at {address!r}: {reason}; expected the address of a "
+        "running Ray head (its GCS, host:6379 by default, or ray://host:10001), or no "
+        "address to start a local Ray"
+    )
+    raise ConfigError(message)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tideflow.core.observability import get_logger
 from tideflow.core.scheduler import ResourceRequest
 from tideflow.streaming._bounds import pool_bounds
 from tideflow.streaming._metrics import JobResult
@@ -265,12 +266,13 @@ class Pipeline:
     ) -> JobResult:
         """Run the job until a bounded source ends, or until stopped; return its metrics.
 
-        Blocks. On the main thread, the first Ctrl-C (SIGINT) stops the job cleanly — the
-        epoch in flight finishes and a final checkpoint is taken — and a second one
-        interrupts at once. ``progress`` shows a live table of the stages on stderr (default:
-        when stderr is a terminal; ``True`` where it is not: a plain line every 2 s and one
-        at the end); ``metrics_port`` serves Prometheus metrics on
-        ``127.0.0.1:<port>/metrics`` while the job runs. Other options are those of
+        Blocks. On the main thread, the first Ctrl-C (SIGINT) or SIGTERM stops the job
+        cleanly — the epoch in flight finishes and a final checkpoint is taken — and a second
+        one gets the handler that was there before (a Ctrl-C interrupts at once).
+        ``progress`` shows a live table of the stages on stderr (default: when stderr is a
+        terminal; ``True`` where it is not: a plain line every 2 s and one at the end);
+        ``metrics_port`` serves Prometheus metrics on ``127.0.0.1:<port>/metrics`` while the
+        job runs. Other options are those of
         :meth:`start`.
         """
         from tideflow.streaming._progress import ProgressDisplay
@@ -283,28 +285,35 @@ class Pipeline:
             display.enabled = False
         elif progress:  # asked for: plain lines where stderr is not a terminal
             display.force()
-        previous = None
+        previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
+            # Ctrl-C, and SIGTERM (docker stop, Kubernetes, ray job stop), stop the job
+            # cleanly; a second signal of either gets the handler that was there before.
+            previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
-            def on_sigint(signum: int, frame: Any) -> None:
-                signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+            def on_stop_signal(signum: int, frame: Any) -> None:
+                for number, handler in previous.items():
+                    signal.signal(number, handler)
+                get_logger("tideflow.streaming").info(
+                    "job.stopping", job_id=job_id, signal=signal.Signals(signum).name
+                )
                 job.stop()
 
-            signal.signal(signal.SIGINT, on_sigint)
+            for number in previous:
+                signal.signal(number, on_stop_signal)
         try:
             with display:
                 while display.enabled and not job.done():
                     display.update(job.progress)
                     time.sleep(0.5)
-                while not job.done():  # short waits keep the main thread responsive to SIGINT
+                while not job.done():  # short waits keep the main thread responsive to signals
                     time.sleep(0.1)
                 result = job.wait()
                 display.update(result, final=True)
                 return result
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             if server is not None:
                 server.shutdown()
 
