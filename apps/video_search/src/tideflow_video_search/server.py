@@ -19,21 +19,19 @@ refreshed at most once a second, so rows ingested while the server runs become s
 
 from __future__ import annotations
 
-import mimetypes
-import re
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -48,6 +46,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tideflow.core.errors import ConfigError
 from tideflow.core.uri import redact
+from tideflow_video_search._video_files import file_response, open_video
 from tideflow_video_search.search import MAX_K, MAX_QUERY_CHARS, Hit, QueryError, SearchIndex
 
 __all__ = [
@@ -68,18 +67,7 @@ REFRESH_INTERVAL_S = 1.0
 """The index is refreshed (new rows made visible) at most this often."""
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-_CHUNK_BYTES = 256 * 1024
 _MULTIPART_OVERHEAD = 64 * 1024
-_VIDEO_TYPES = {
-    ".mp4": "video/mp4",
-    ".m4v": "video/mp4",
-    ".mov": "video/quicktime",
-    ".webm": "video/webm",
-    ".mkv": "video/x-matroska",
-    ".ogv": "video/ogg",
-    ".avi": "video/x-msvideo",
-    ".ts": "video/mp2t",
-}
 
 
 # --- query parameters -------------------------------------------------------------------
@@ -270,71 +258,6 @@ class _MetricsMiddleware:
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
 
 
-# --- video files -----------------------------------------------------------------------
-
-
-def _open_video(uri: str) -> tuple[Any, str]:
-    """``(pyarrow filesystem, path)`` of a video URI: a local path, ``file://`` or any
-    scheme pyarrow.fs knows (``s3://``, ``gs://``, ``hdfs://``)."""
-    import pyarrow.fs as pafs
-
-    parts = urlsplit(uri)
-    if parts.scheme in ("", "file") or re.match(r"^[A-Za-z]:[\\/]", uri):
-        local = unquote(parts.path) if parts.scheme == "file" else uri
-        return pafs.LocalFileSystem(), str(Path(local).resolve())
-    return pafs.FileSystem.from_uri(uri)
-
-
-def _content_type(path: str) -> str:
-    suffix = Path(path).suffix.lower()
-    return _VIDEO_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
-
-
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
-
-
-class _Unsatisfiable(Exception):
-    pass
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The inclusive byte range ``(first, last)`` of a ``Range`` header for a file of ``size``
-    bytes; ``None`` for the whole file (no header, or one that RFC 9110 says to ignore:
-    malformed or several ranges). Raises ``_Unsatisfiable`` when no byte can be served."""
-    if not header:
-        return None
-    match = _RANGE.match(header)
-    if match is None:
-        return None
-    first_text, last_text = match.groups()
-    if not first_text and not last_text:
-        return None
-    if not first_text:  # a suffix: the last n bytes
-        suffix = int(last_text)
-        if suffix == 0 or size == 0:
-            raise _Unsatisfiable
-        return max(size - suffix, 0), size - 1
-    first = int(first_text)
-    if last_text and int(last_text) < first:
-        return None
-    if first >= size:
-        raise _Unsatisfiable
-    last = int(last_text) if last_text else size - 1
-    return first, min(last, size - 1)
-
-
-def _read_bytes(filesystem: Any, path: str, first: int, length: int) -> Iterator[bytes]:
-    with filesystem.open_input_file(path) as handle:
-        handle.seek(first)
-        left = length
-        while left > 0:
-            chunk = handle.read(min(_CHUNK_BYTES, left))
-            if not chunk:
-                return
-            left -= len(chunk)
-            yield chunk
-
-
 # --- the app ---------------------------------------------------------------------------
 
 
@@ -485,33 +408,14 @@ def video(video_id: str, request: Request, state: State) -> Response:
     if uri is None:
         raise HTTPException(404, f"no video {video_id!r} in the index")
     try:
-        filesystem, path = _open_video(uri)
+        filesystem, path = open_video(uri)
         info = filesystem.get_file_info(path)
     except (OSError, ValueError) as exc:
         log.warning("video.open_failed", video_id=video_id, error=redact(str(exc)))
         raise HTTPException(404, f"the file of video {video_id!r} cannot be opened") from exc
     if info.type.name != "File":
         raise HTTPException(404, f"the file of video {video_id!r} is missing")
-    return _file_response(filesystem, path, int(info.size), request)
-
-
-def _file_response(filesystem: Any, path: str, size: int, request: Request) -> Response:
-    headers = {"Accept-Ranges": "bytes", "Content-Type": _content_type(path)}
-    try:
-        byte_range = parse_range(request.headers.get("range"), size)
-    except _Unsatisfiable:
-        headers["Content-Range"] = f"bytes */{size}"
-        return Response(status_code=416, headers=headers)
-    status, first, last = 200, 0, size - 1
-    if byte_range is not None:
-        status, (first, last) = 206, byte_range
-        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    length = last - first + 1
-    headers["Content-Length"] = str(length)
-    if request.method == "HEAD" or length == 0:
-        return Response(status_code=status, headers=headers)
-    body = _read_bytes(filesystem, path, first, length)
-    return StreamingResponse(body, status_code=status, headers=headers)
+    return file_response(filesystem, path, int(info.size), request)
 
 
 @router.get("/api/stats")
