@@ -32,7 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
 from tideflow_tools.bench import Goal, at_least, say, write_result
@@ -59,6 +59,7 @@ class Settings:
     clip_ratio: float
     threads: int
     num_prompts: int
+    off_policy: Literal["bypass", "decoupled"] = "bypass"
 
     @property
     def samples_per_step(self) -> int:
@@ -150,6 +151,7 @@ def _tideflow_run(model: Path, prompts: Path, s: Settings, buffer_size: int, see
             loss_agg_mode="token-mean",
             clip_ratio=s.clip_ratio,
             kl_coef=0.0,
+            off_policy=s.off_policy,
         ),
         trainer=TrainerConfig(lr=s.lr, grad_clip=1.0, num_cpus=1, num_threads=threads),
         buffer_size=buffer_size,
@@ -302,13 +304,28 @@ def config_alignment(s: Settings) -> dict[str, Any]:
             },
         },
         "remaining_differences": [
-            "Importance ratio anchor: TRL (num_iterations=1) uses π_θ ÷ π_θ.detach(), exactly "
-            "1; Tideflow (off_policy='bypass') uses π_θ ÷ π_behaviour from the rollout's "
-            "log-probs: ≈ 1 at buffer_size=1 (generate vs. training forward round-off), and "
-            "the lag-1 ratio at buffer_size=2, where clipping can act.",
+            (
+                "Importance ratio anchor: TRL (num_iterations=1) uses π_θ ÷ π_θ.detach(), "
+                "exactly 1; Tideflow (off_policy='bypass') uses π_θ ÷ π_behaviour from the "
+                "rollout's log-probs: ≈ 1 at buffer_size=1 (generate vs. training forward "
+                "round-off), and the lag-1 ratio at buffer_size=2, where clipping can act."
+            )
+            if s.off_policy == "bypass"
+            else (
+                "Importance ratio anchor: TRL (num_iterations=1) uses π_θ ÷ π_θ.detach(), "
+                "exactly 1; Tideflow (off_policy='decoupled') clips π_θ ÷ π_prox, also exactly "
+                "1 at one update per step, and weights each token by π_prox ÷ π_behaviour "
+                "truncated at 2 (≈ 1 at buffer_size=1, the lag-1 weight at buffer_size=2)."
+            ),
             "Std epsilon in the advantages: TRL 1e-4, verl 1e-6.",
             "Prompt order: the same prompt set, each side's own seeded shuffle; sampling draws "
             "from each side's own random stream.",
+            "Training forward pass: Tideflow's trainer (TrainerConfig.share_prompts, on by "
+            "default) runs each distinct prompt once per batch and its group's responses "
+            "against that prompt's keys and values, and never runs a response's last token "
+            "(it predicts nothing scored): the same log-probs and gradients in fewer tokens. "
+            "TRL runs every sample whole. Tideflow publishes weights as NumPy arrays "
+            "(zero-copy in Ray's object store).",
             "Processes: TRL's 2 threads serve both phases in one process; Tideflow's rollout and "
             "trainer threads sit in separate Ray actors, plus light driver, buffer and reward "
             "actor processes (a rule reward: negligible CPU).",
@@ -421,7 +438,7 @@ def goals_of(summary: dict[str, Any]) -> dict[str, Goal]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-results", help="result folder")
     parser.add_argument("--steps", type=int, default=80, help="training steps per run")
@@ -430,7 +447,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="repeats (seeds 0, 1, …)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per side")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate of both")
+    parser.add_argument(
+        "--off-policy",
+        choices=("bypass", "decoupled"),
+        default="bypass",
+        help="Tideflow's anchor of the importance ratio (AlgorithmConfig.off_policy)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 seed, few small steps (tests)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     model_size: dict[str, int] = {
         "hidden_size": 128,
@@ -462,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         clip_ratio=0.2,
         threads=args.threads,
         num_prompts=1024,
+        off_policy="decoupled" if args.off_policy == "decoupled" else "bypass",
     )
     items = task.items(settings.num_prompts, seed=1234)
     runs: list[Run] = []
@@ -510,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": args.seeds,
         "threads_per_side": args.threads,
         "lr": args.lr,
+        "tideflow_off_policy": args.off_policy,
         "max_new_tokens": settings.max_tokens,
         "temperature": settings.temperature,
         "model": model_size,

@@ -17,7 +17,6 @@ from typing import Any
 
 from tideflow.core.observability import get_logger
 from tideflow.rl._data import Batch
-from tideflow.rl._metrics import token_staleness
 from tideflow.rl.errors import RLError
 
 __all__ = ["ExperienceBuffer"]
@@ -41,7 +40,6 @@ class ExperienceBuffer:
         """Seconds the trainer waited for its next batch."""
         self.high_water = 0
         """Most scored batches waiting at once."""
-        self._taken: dict[int, dict[str, Any]] = {}
 
     async def reserve(self, index: int) -> float:
         """Wait for a free slot and take it for batch ``index``; returns the seconds waited."""
@@ -62,8 +60,10 @@ class ExperienceBuffer:
             self.high_water = max(self.high_water, len(self._stored))
             self._changed.notify_all()
 
-    async def take(self, index: int, version: int) -> Batch:
-        """Wait for batch ``index`` and hand it to the trainer, now at policy ``version``."""
+    async def take(self, index: int, version: int, hand_over: bool = True) -> Batch | None:
+        """Wait for batch ``index`` and hand it to the trainer, now at policy ``version``
+        (``hand_over=False``: the trainer has it already; only take it out of the buffer,
+        with the same checks, and return ``None``)."""
         started = time.perf_counter()
         async with self._changed:
             await self._changed.wait_for(lambda: index in self._stored)
@@ -76,13 +76,7 @@ class ExperienceBuffer:
                 f"is {self.staleness_limit}"
             )
             raise RLError(message)
-        self._taken[index] = token_staleness(batch.samples, version)
-        return batch
-
-    def taken(self, index: int) -> dict[str, Any]:
-        """Per-token lag figures of batch ``index`` as handed out (once; see
-        :func:`~tideflow.rl._metrics.token_staleness`)."""
-        return self._taken.pop(index, {"tokens": {}, "mixed": 0})
+        return batch if hand_over else None
 
     async def release(self, index: int) -> None:
         """The trainer finished batch ``index``: free its slot."""

@@ -89,23 +89,31 @@ def batch_tensors(
     from verl import DataProto
 
     n = len(samples)
-    prompt_len = max(len(s.prompt_token_ids) for s in samples)
-    response_len = max(1, *(len(s.response_token_ids) for s in samples))
+    prompt_lens = torch.tensor([len(s.prompt_token_ids) for s in samples], dtype=torch.long)
+    response_lens = torch.tensor([len(s.response_token_ids) for s in samples], dtype=torch.long)
+    prompt_len = int(prompt_lens.max())
+    response_len = max(1, int(response_lens.max()))
+    # one flat copy of every token, then scattered into place (no per-row tensors)
+    prompt_mask = (
+        torch.arange(prompt_len).unsqueeze(0) >= (prompt_len - prompt_lens).unsqueeze(1)
+    ).long()
+    response_mask = (torch.arange(response_len).unsqueeze(0) < response_lens.unsqueeze(1)).long()
     prompts = torch.full((n, prompt_len), pad_token_id, dtype=torch.long)
-    prompt_mask = torch.zeros((n, prompt_len), dtype=torch.long)
+    prompts[prompt_mask.bool()] = torch.tensor(
+        [t for s in samples for t in s.prompt_token_ids], dtype=torch.long
+    )
     responses = torch.full((n, response_len), pad_token_id, dtype=torch.long)
-    response_mask = torch.zeros((n, response_len), dtype=torch.long)
+    responses[response_mask.bool()] = torch.tensor(
+        [t for s in samples for t in s.response_token_ids], dtype=torch.long
+    )
     behaviour = torch.zeros((n, response_len), dtype=torch.float32)
+    behaviour[response_mask.bool()] = torch.tensor(
+        [x for s in samples for x in s.behaviour_logprobs], dtype=torch.float32
+    )
     scores = torch.zeros((n, response_len), dtype=torch.float32)
-    for row, sample in enumerate(samples):
-        p, r = sample.prompt_token_ids, sample.response_token_ids
-        prompts[row, prompt_len - len(p) :] = torch.tensor(p, dtype=torch.long)
-        prompt_mask[row, prompt_len - len(p) :] = 1
-        if r:
-            responses[row, : len(r)] = torch.tensor(r, dtype=torch.long)
-            response_mask[row, : len(r)] = 1
-            behaviour[row, : len(r)] = torch.tensor(sample.behaviour_logprobs)
-        scores[row, max(len(r), 1) - 1] = float(sample.reward or 0.0)
+    scores[torch.arange(n), (response_lens - 1).clamp(min=0)] = torch.tensor(
+        [float(s.reward or 0.0) for s in samples], dtype=torch.float32
+    )
     attention_mask = torch.cat([prompt_mask, response_mask], dim=1)
     position_ids = torch.clamp(torch.cumsum(attention_mask, dim=1) - 1, min=0)
     return DataProto.from_dict(
@@ -216,6 +224,81 @@ def actor_config(algorithm: AlgorithmConfig, *, samples_per_prompt: int) -> Any:
     )
 
 
+def _token_log_probs(logits: Any, labels: Any) -> Any:
+    """``log_softmax(logits)[label]`` of each position: verl's ``logprobs_from_logits``
+    where it has a fused kernel (flash-attn's cross-entropy, on a GPU); otherwise
+    ``logit[label] − logsumexp(logits)`` in slices of about 16 M logits (verl's CPU
+    fallback takes one row at a time: one call per sample, slow on small models)."""
+    import torch
+    from verl.utils import torch_functional as verl_F
+
+    if getattr(verl_F, "FLAH_ATTN_CROSS_ENTROPY_LOSS_AVAILABLE", False):
+        return verl_F.logprobs_from_logits(logits, labels)
+    picked = torch.gather(logits, dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+    per_row = max(1, logits[0].numel())
+    rows = max(1, (1 << 24) // per_row)
+    lse = torch.cat([torch.logsumexp(part, dim=-1) for part in logits.split(rows)])
+    return picked - lse
+
+
+class _CacheNotShareable(Exception):
+    """The model's cache cannot be gathered row by row (see :func:`_shared_prompt_logits`)."""
+
+
+def _shared_prompt_logits(model: Any, batch: Any, device: str) -> Any:
+    """The logits that predict each response token, computed with every distinct prompt
+    run through ``model`` once: its keys and values are gathered for each of its samples,
+    and the responses run against them (gradients flow back through the gather into the
+    prompt's single pass). The same values as running each sample whole, in fewer tokens:
+    GRPO's ``samples_per_prompt`` samples share one prompt.
+
+    ``None`` when it would not pay (fewer than a quarter of the rows repeat a prompt);
+    :class:`_CacheNotShareable` when the model's cache is not a plain per-layer key/value
+    cache (sliding-window, hybrid or recurrent layers). The caller then runs each sample
+    whole.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    prompts = batch["prompts"].to(device)
+    rows, width = prompts.shape
+    unique, inverse = torch.unique(prompts, dim=0, return_inverse=True)
+    if len(unique) > 0.75 * rows or getattr(model, "is_gradient_checkpointing", False):
+        return None
+    # one row of the batch per distinct prompt: its mask and positions come with it
+    first = torch.full((len(unique),), rows, dtype=torch.long, device=device)
+    first = first.scatter_reduce(0, inverse, torch.arange(rows, device=device), reduce="amin")
+    mask = batch["attention_mask"].to(device)
+    positions = batch["position_ids"].to(device)
+    head = model(
+        input_ids=prompts[first],
+        attention_mask=mask[first, :width],
+        position_ids=positions[first, :width],
+        use_cache=True,
+    )
+    layers = getattr(head.past_key_values, "layers", None)
+    if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+        raise _CacheNotShareable(type(model).__name__)
+    # The prompt's last position predicts the first response token, each response position
+    # the next one; the last response token predicts nothing that is scored, so it is not
+    # run (causal attention: the positions before it never see it).
+    first_logits = head.logits[inverse, -1:, :]
+    responses = batch["responses"].to(device)
+    if responses.shape[1] == 1:
+        return first_logits
+    cache = DynamicCache()
+    for index, layer in enumerate(layers):
+        cache.update(layer.keys[inverse], layer.values[inverse], index)
+    tail = model(
+        input_ids=responses[:, :-1],
+        attention_mask=mask[:, :-1],
+        position_ids=positions[:, width:-1],
+        past_key_values=cache,
+        use_cache=True,
+    )
+    return torch.cat([first_logits, tail.logits], dim=1)
+
+
 class PolicyTrainer:
     """The policy, an optional frozen reference, AdamW, and one step per batch."""
 
@@ -259,6 +342,8 @@ class PolicyTrainer:
             lr=trainer.lr,
             betas=(trainer.betas[0], trainer.betas[1]),
             weight_decay=trainer.weight_decay,
+            # one kernel for all parameters (the same update; torch has it for CPU and CUDA)
+            fused=torch.device(self.device).type in ("cpu", "cuda"),
         )
         self.actor_config = actor_config(algorithm, samples_per_prompt=samples_per_prompt)
         self.algo_config = AlgoConfig(
@@ -269,23 +354,34 @@ class PolicyTrainer:
         """Optimizer steps applied (the policy version of the current weights)."""
         self.trained: list[list[int]] = []
         """The prompt ids of each trained step, in order (the exactly-once ledger)."""
+        self._run_whole: set[int] = set()
+        """Models (by ``id``) whose cache cannot be shared between a prompt's samples."""
 
     # -- one step --------------------------------------------------------------------------
     def log_probs(self, model: Any, data: Any) -> Any:
-        """Log-probability of each response token under ``model`` (logits ÷ temperature)."""
-        from verl.utils.torch_functional import logprobs_from_logits
-
+        """Log-probability of each response token under ``model`` (logits ÷ temperature),
+        and the logits: ``(log_probs, logits)``, one row per sample."""
         batch = data.batch
         responses = batch["responses"].to(self.device)
-        width = responses.shape[1]
-        out = model(
-            input_ids=batch["input_ids"].to(self.device),
-            attention_mask=batch["attention_mask"].to(self.device),
-            position_ids=batch["position_ids"].to(self.device),
-            use_cache=False,
-        )
-        logits = out.logits[:, -width - 1 : -1, :].float() / self.temperature
-        return logprobs_from_logits(logits, responses), logits
+        logits = None
+        if self.config.share_prompts and id(model) not in self._run_whole:
+            try:
+                logits = _shared_prompt_logits(model, batch, self.device)
+            except _CacheNotShareable as refused:
+                _log().info("share_prompts_off", model=str(refused), reason="cache layout")
+                self._run_whole.add(id(model))
+        if logits is None:
+            # the last token predicts nothing scored: it is not run (see above)
+            width = responses.shape[1]
+            out = model(
+                input_ids=batch["input_ids"][:, :-1].to(self.device),
+                attention_mask=batch["attention_mask"][:, :-1].to(self.device),
+                position_ids=batch["position_ids"][:, :-1].to(self.device),
+                use_cache=False,
+            )
+            logits = out.logits[:, -width:, :]
+        logits = logits.float() / self.temperature
+        return _token_log_probs(logits, responses), logits
 
     def advantages(self, data: Any) -> None:
         """verl's advantage estimator over the batch (groups by ``uid``), in place."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from tideflow.core.observability import get_logger
 from tideflow.rl._data import Sample
+from tideflow.rl._weights import from_wire
 from tideflow.rl.config import ModelConfig, RolloutConfig
 from tideflow.rl.errors import RLError
 
@@ -263,6 +264,7 @@ class RolloutWorker:
         nbytes = 0
         for ref in chunks:
             chunk = await asyncio.to_thread(ray.get, ref) if isinstance(ref, ray.ObjectRef) else ref
+            chunk = from_wire(chunk)
             nbytes += sum(int(t.numel() * t.element_size()) for _, t in chunk)
             await self._engine.load_weights(chunk)
         self.version = version

@@ -12,7 +12,8 @@ from typing import Any
 from tideflow.core.checkpoint import CheckpointStore
 from tideflow.core.observability import get_logger
 from tideflow.rl._data import Batch, Sample
-from tideflow.rl._weights import chunk_weights, tensor_bytes
+from tideflow.rl._metrics import token_staleness
+from tideflow.rl._weights import chunk_weights, tensor_bytes, to_wire
 from tideflow.rl.config import RLConfig
 
 __all__ = ["TrainerWorker"]
@@ -43,12 +44,16 @@ class TrainerWorker:
         )
         return int(self._core.version)
 
-    def train(self, batch: Batch) -> dict[str, Any]:
-        """One step on ``batch``; metrics with the wall-clock interval of the step."""
+    def train(self, batch: Batch, publish_chunk_bytes: int | None = None) -> dict[str, Any]:
+        """One step on ``batch``; metrics with the wall-clock interval of the step and the
+        per-token lag of its samples (``tokens``). With ``publish_chunk_bytes``, the new
+        weights are published in the same call (``published``: see :meth:`publish`), which
+        spares the driver a round trip between two steps."""
         started = time.time()
         version = int(self._core.version)
         metrics = self._core.train_step(batch.samples)
         metrics["interval"] = (started, time.time())
+        metrics["tokens"] = token_staleness(batch.samples, version)
         rewards = [float(s.reward or 0.0) for s in batch.samples]
         metrics["batch"] = {
             "reward_mean": statistics.fmean(rewards),
@@ -60,6 +65,8 @@ class TrainerWorker:
             "reward_s": batch.reward_s,
             "intervals": list(batch.intervals),
         }
+        if publish_chunk_bytes is not None:
+            metrics["published"] = self.publish(publish_chunk_bytes)
         return metrics
 
     def publish(self, chunk_bytes: int) -> dict[str, Any]:
@@ -72,7 +79,7 @@ class TrainerWorker:
 
         started_wall, started = time.time(), time.perf_counter()
         chunks = chunk_weights(self._core.named_weights(), chunk_bytes)
-        refs = [ray.put(chunk) for chunk in chunks]
+        refs = [ray.put(to_wire(chunk)) for chunk in chunks]
         nbytes = sum(tensor_bytes(t) for chunk in chunks for _, t in chunk)
         return {
             "version": int(self._core.version),

@@ -62,6 +62,13 @@ class Roles:
         return self.pool.handles if self.pool is not None else []
 
 
+async def _all(refs: list[Any]) -> None:
+    """Await every ref in ``refs`` (the first failure raises), then empty the list."""
+    if refs:
+        await asyncio.gather(*refs)
+        refs.clear()
+
+
 def batch_seed(seed: int, index: int) -> int:
     """The sampling seed of batch ``index`` in a run seeded with ``seed`` (the same after a
     resume, so a regenerated batch is drawn like the lost one)."""
@@ -92,6 +99,8 @@ class RLTrainer:
         self._last_sync_s = 0.0
         self._stored: set[int] = set()
         """Batches in the buffer, scored (or restored)."""
+        self._scored: dict[int, Any] = {}
+        """Refs of scored batches not yet trained, by index (the trainer reads them here)."""
         self._needed: int | None = None
         """The step the trainer is at (waiting for its batch, or training on it)."""
         self._wait_since: float | None = None
@@ -230,12 +239,16 @@ class RLTrainer:
         published: dict[str, Any] = await self.roles.trainer.publish.remote(
             self.config.sync.chunk_bytes
         )
+        self._note_published(published)
+        return published
+
+    def _note_published(self, published: dict[str, Any]) -> None:
+        """Offer the trainer's newly published weights to the rollout pool."""
         self._published = published
         self._trainer_intervals.append(tuple(published["interval"]))
         assert self.roles.pool is not None
         self.roles.pool.publish(int(published["version"]), published["chunks"])
         self._published_changed.set()
-        return published
 
     async def _wait_for_version(self, version: int) -> None:
         while (self._published["version"] if self._published else 0) < version:
@@ -277,6 +290,7 @@ class RLTrainer:
         of the buffer's ``put`` of the scored batch (scoring runs off the critical path)."""
         scorer = self.roles.reward[index % len(self.roles.reward)]
         scored = scorer.score.remote(index, *parts)
+        self._scored[index] = scored  # the trainer gets it from here, not from the buffer
         return self.roles.buffer.put.remote(scored)
 
     def _watch(self, task: asyncio.Task[None]) -> None:
@@ -288,25 +302,40 @@ class RLTrainer:
 
     async def _consume(self, first_step: int) -> None:
         cfg = self.config
+        # The buffer's bookkeeping of a trained step (taking the batch out, freeing its slot)
+        # is awaited while the next step trains, not between the two.
+        pending: list[Any] = []
         for step in range(first_step, cfg.total_steps):
             if self._stopping:
                 break
             self._needed = step
             if step not in self._stored:
                 self._wait_since = time.time()
-            batch = self.roles.buffer.take.remote(step, step)  # a ref: data goes actor to actor
-            metrics = await self.roles.trainer.train.remote(batch)
+            # The scored batch goes to the trainer from this process, which holds it since
+            # it handed it to the buffer (one hop, not buffer → driver → trainer); the buffer
+            # only lets go of it. A batch restored from a checkpoint comes from the buffer.
+            scored = self._scored.pop(step, None)
+            taken = self.roles.buffer.take.remote(step, step, scored is None)
+            # one call trains and publishes: the trainer waits on the driver once per step
+            training = self.roles.trainer.train.remote(
+                taken if scored is None else scored, cfg.sync.chunk_bytes
+            )
+            await _all(pending)
+            metrics = await training
             self._needed = None  # trained: the trainer waits for nothing until the next step
-            taken = self.roles.buffer.taken.remote(step)  # read while the weights publish
-            self._trainer_intervals.append(tuple(metrics["interval"]))
-            published = await self._publish()
-            tokens = await taken
-            await self.roles.buffer.release.remote(step)
+            if scored is not None:
+                pending.append(taken)  # its checks (the staleness limit) fail the run
+            pending.append(self.roles.buffer.release.remote(step))
             self._stored.discard(step)
+            self._trainer_intervals.append(tuple(metrics["interval"]))
+            published = metrics.pop("published")
+            self._note_published(published)
+            tokens = metrics.pop("tokens")
             done = step + 1
             if cfg.checkpoint.uri is not None and (
                 done % cfg.checkpoint.every_steps == 0 or done == cfg.total_steps
             ):
+                await _all(pending)  # the snapshot holds exactly the batches not trained
                 snapshot = self.roles.buffer.snapshot.remote()
                 await self.roles.trainer.checkpoint.remote(
                     cfg.checkpoint.uri,
@@ -318,6 +347,7 @@ class RLTrainer:
             pause = self._record(step, metrics, published, tokens)
             if pause is not None:
                 await pause
+        await _all(pending)
 
     def _record(
         self,

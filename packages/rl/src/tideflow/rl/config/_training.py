@@ -126,6 +126,12 @@ class TrainerConfig:
     """GPUs the trainer actor reserves (Ray)."""
     num_threads: int | None = 1
     """Torch CPU threads in the trainer (``None``: torch's choice)."""
+    share_prompts: bool = True
+    """Run each distinct prompt of a batch through the policy once and every response
+    against its keys and values, instead of every sample whole: the same log-probs and
+    gradients with fewer tokens computed (a group's ``samples_per_prompt`` samples share
+    their prompt). Used when a batch repeats its prompts and the model's cache is a plain
+    per-layer key/value cache; otherwise each sample runs whole."""
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "TrainerConfig.lr", "> 0", self.lr)
@@ -144,3 +150,9 @@ class TrainerConfig:
         _check(self.num_gpus >= 0, "TrainerConfig.num_gpus", ">= 0", self.num_gpus)
         if self.num_threads is not None:
             _check(self.num_threads >= 1, "TrainerConfig.num_threads", ">= 1", self.num_threads)
+        _check(
+            isinstance(self.share_prompts, bool),
+            "TrainerConfig.share_prompts",
+            "true or false",
+            self.share_prompts,
+        )
