@@ -32,7 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
 from tideflow_tools.bench import Goal, at_least, say, write_result
@@ -59,7 +59,8 @@ class Settings:
     clip_ratio: float
     threads: int
     num_prompts: int
-    off_policy: Literal["bypass", "decoupled"] = "bypass"
+    loss: str = "bypass"
+    """Tideflow's loss configuration: a key of :data:`LOSSES`."""
 
     @property
     def samples_per_step(self) -> int:
@@ -78,6 +79,28 @@ class Run:
     startup_s: float = 0.0
     load_1m: float = 0.0
     """The machine's 1-minute load average when the run ended (other work on the cores)."""
+
+
+LOSSES: dict[str, tuple[dict[str, Any], str]] = {
+    "bypass": (
+        {"off_policy": "bypass", "bypass_loss": "ppo_clip"},
+        "PPO-clip on π_θ ÷ π_behaviour from the rollout's log-probs (verl's bypass mode): ≈ 1 "
+        "at buffer_size=1 (generate vs. training forward round-off), the lag-1 ratio at "
+        "buffer_size=2, where clipping can act",
+    ),
+    "trl": (
+        {"off_policy": "decoupled", "rollout_is": None},
+        "TRL's own loss: PPO-clip on π_θ ÷ π_prox, the trainer's policy before the update "
+        "(exactly 1 at one update per step, as TRL's π_θ ÷ π_θ.detach()), no importance "
+        "weights: stale samples are trained as if on-policy",
+    ),
+    "decoupled": (
+        {"off_policy": "decoupled", "rollout_is": "token", "rollout_is_threshold": 2.0},
+        "AReaL's decoupled PPO: PPO-clip on π_θ ÷ π_prox (exactly 1 at one update per step), "
+        "each token weighted by π_prox ÷ π_behaviour truncated at 2",
+    ),
+}
+"""Tideflow's loss configurations (``AlgorithmConfig`` fields, and what each does)."""
 
 
 # -- the arithmetic (pure; tested) ---------------------------------------------------------
@@ -151,7 +174,7 @@ def _tideflow_run(model: Path, prompts: Path, s: Settings, buffer_size: int, see
             loss_agg_mode="token-mean",
             clip_ratio=s.clip_ratio,
             kl_coef=0.0,
-            off_policy=s.off_policy,
+            **LOSSES[s.loss][0],
         ),
         trainer=TrainerConfig(lr=s.lr, grad_clip=1.0, num_cpus=1, num_threads=threads),
         buffer_size=buffer_size,
@@ -304,19 +327,8 @@ def config_alignment(s: Settings) -> dict[str, Any]:
             },
         },
         "remaining_differences": [
-            (
-                "Importance ratio anchor: TRL (num_iterations=1) uses π_θ ÷ π_θ.detach(), "
-                "exactly 1; Tideflow (off_policy='bypass') uses π_θ ÷ π_behaviour from the "
-                "rollout's log-probs: ≈ 1 at buffer_size=1 (generate vs. training forward "
-                "round-off), and the lag-1 ratio at buffer_size=2, where clipping can act."
-            )
-            if s.off_policy == "bypass"
-            else (
-                "Importance ratio anchor: TRL (num_iterations=1) uses π_θ ÷ π_θ.detach(), "
-                "exactly 1; Tideflow (off_policy='decoupled') clips π_θ ÷ π_prox, also exactly "
-                "1 at one update per step, and weights each token by π_prox ÷ π_behaviour "
-                "truncated at 2 (≈ 1 at buffer_size=1, the lag-1 weight at buffer_size=2)."
-            ),
+            "Importance ratio anchor: TRL (num_iterations=1) uses π_θ ÷ π_θ.detach(), exactly "
+            f"1; Tideflow (--loss {s.loss}): {LOSSES[s.loss][1]}",
             "Std epsilon in the advantages: TRL 1e-4, verl 1e-6.",
             "Prompt order: the same prompt set, each side's own seeded shuffle; sampling draws "
             "from each side's own random stream.",
@@ -448,10 +460,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="torch threads per side")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate of both")
     parser.add_argument(
-        "--off-policy",
-        choices=("bypass", "decoupled"),
+        "--loss",
+        choices=tuple(LOSSES),
         default="bypass",
-        help="Tideflow's anchor of the importance ratio (AlgorithmConfig.off_policy)",
+        help="Tideflow's importance ratio and correction: "
+        + "; ".join(f"{name}: {text}" for name, (_, text) in LOSSES.items()),
     )
     parser.add_argument("--quick", action="store_true", help="1 seed, few small steps (tests)")
     return parser
@@ -490,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         clip_ratio=0.2,
         threads=args.threads,
         num_prompts=1024,
-        off_policy="decoupled" if args.off_policy == "decoupled" else "bypass",
+        loss=args.loss,
     )
     items = task.items(settings.num_prompts, seed=1234)
     runs: list[Run] = []
@@ -539,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": args.seeds,
         "threads_per_side": args.threads,
         "lr": args.lr,
-        "tideflow_off_policy": args.off_policy,
+        "tideflow_loss": {"name": args.loss, **LOSSES[args.loss][0]},
         "max_new_tokens": settings.max_tokens,
         "temperature": settings.temperature,
         "model": model_size,
