@@ -72,3 +72,22 @@ def test_every_step_writes_its_metrics_and_the_run_a_reward_curve(sync_run) -> N
     ):
         assert key in records[0]
     assert result.curve_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_second_run_of_one_trainer_reports_only_its_own_steps(
+    ray_session, digit_model, tmp_path
+) -> None:
+    from _rl_runs import PROMPTS, _config, _prompts_file
+
+    from tideflow.rl import RLTrainer
+
+    config = _config(
+        digit_model, _prompts_file(tmp_path, PROMPTS * 2), total_steps=2, buffer_size=2
+    )
+    trainer = RLTrainer(config)
+    first = trainer.run()
+    second = trainer.run()  # no checkpoint: a fresh run from the initial weights
+    for result in (first, second):
+        assert [m.step for m in result.steps] == [0, 1]
+        assert len(result.trained_prompt_ids) == 2
+        assert result.final_version == 2

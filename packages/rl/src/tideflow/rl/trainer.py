@@ -94,6 +94,11 @@ class RLTrainer:
             shuffle=config.data.shuffle,
             seed=config.seed,
         )
+        self._new_run()
+
+    def _new_run(self) -> None:
+        """The state of one run (a second :meth:`run` starts from a clean slate, resuming
+        from the checkpoint when the config has one, like a new trainer)."""
         self._published: dict[str, Any] | None = None
         self._published_changed = asyncio.Event()
         self._last_sync_s = 0.0
@@ -177,7 +182,7 @@ class RLTrainer:
         """:meth:`run` for callers already inside an event loop."""
         import ray
 
-        self._published_changed = asyncio.Event()
+        self._new_run()
         self._failed = asyncio.get_running_loop().create_future()
         cfg = self.config
         self._start_roles()
