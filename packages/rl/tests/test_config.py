@@ -52,6 +52,14 @@ def test_a_yaml_file_builds_the_nested_typed_config(tmp_path: Path) -> None:
         ),
         ({"data": {}}, "missing required field(s) ['model']"),
         ({"model": {"path": "m"}, "buffer_size": 0}, "RLConfig.buffer_size must be >= 1; got 0"),
+        (
+            {"model": {"path": "m"}, "trainer": {"device": "cuda"}},
+            "num_gpus must be > 0 with device 'cuda'",
+        ),
+        (
+            {"model": {"path": "m"}, "rollout": {"device": "cuda:1", "num_gpus": 0}},
+            "num_gpus must be > 0 with device 'cuda:1'",
+        ),
     ],
 )
 def test_a_bad_field_is_named_with_what_was_expected(document: dict, expected: str) -> None:
@@ -70,6 +78,20 @@ def test_the_staleness_limit_is_the_smaller_of_buffer_and_max_staleness() -> Non
 def test_dataclass_configs_validate_on_construction() -> None:
     with pytest.raises(ConfigError, match=r"RolloutConfig\.top_p must be in"):
         RolloutConfig(top_p=0.0)
+
+
+def test_a_role_on_a_gpu_must_reserve_one(tmp_path: Path) -> None:
+    from tideflow.rl import RewardConfig, RewardModelConfig, TrainerConfig
+
+    with pytest.raises(ConfigError, match=r"TrainerConfig\.num_gpus must be > 0"):
+        TrainerConfig(device="cuda")
+    assert TrainerConfig(device="cuda", num_gpus=0.5).num_gpus == 0.5
+    model = RewardModelConfig(path=str(tmp_path), device="cuda")
+    with pytest.raises(ConfigError, match=r"RewardConfig\.num_gpus must be > 0"):
+        RewardConfig(model=model)
+    assert RewardConfig(model=model, num_gpus=1).num_gpus == 1
+    with pytest.raises(ConfigError, match=r"RewardConfig\.num_gpus must be >= 0"):
+        RewardConfig(num_gpus=-1)
 
 
 def test_the_cli_reports_a_bad_config_field_and_exits_2(tmp_path: Path, capsys) -> None:

@@ -140,7 +140,9 @@ class RLTrainer:
         )
         self.roles.trainer = trainer_cls.remote(cfg)
         self.roles.pool = RolloutPool(cfg, trainer_waited=self.trainer_waited)
-        reward_cls = ray.remote(RewardWorker).options(num_cpus=cfg.reward.num_cpus)
+        reward_cls = ray.remote(RewardWorker).options(
+            num_cpus=cfg.reward.num_cpus, num_gpus=cfg.reward.num_gpus
+        )
         self.roles.reward = [reward_cls.remote(cfg.reward) for _ in range(cfg.reward.num_workers)]
         buffer_cls = ray.remote(ExperienceBuffer).options(num_cpus=0, max_concurrency=64)
         self.roles.buffer = buffer_cls.remote(cfg.buffer_size, cfg.staleness_limit)

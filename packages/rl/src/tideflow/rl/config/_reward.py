@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tideflow.rl.config._checks import _check
+from tideflow.rl.config._checks import _check, _check_gpu_reserved
 from tideflow.rl.errors import ConfigError
 
 _TOY_REWARD = "tideflow.rl.toy:reward"
@@ -92,6 +92,8 @@ class RewardConfig:
     """Reward workers; a batch is scored by one of them, round-robin."""
     num_cpus: float = 0.5
     """CPUs each reward worker reserves (Ray)."""
+    num_gpus: float = 0.0
+    """GPUs each reward worker reserves (Ray): > 0 for a reward model on ``cuda``."""
     batch_size: int = 64
     """Reward model: most samples per call into the model (a batch is scored in calls of
     this many)."""
@@ -119,4 +121,7 @@ class RewardConfig:
                    self.function)  # fmt: skip
         _check(self.num_workers >= 1, "RewardConfig.num_workers", ">= 1", self.num_workers)
         _check(self.num_cpus >= 0, "RewardConfig.num_cpus", ">= 0", self.num_cpus)
+        _check(self.num_gpus >= 0, "RewardConfig.num_gpus", ">= 0", self.num_gpus)
+        if self.model is not None and self.model.base_url is None:
+            _check_gpu_reserved(self.model.device, self.num_gpus, "RewardConfig")
         _check(self.batch_size >= 1, "RewardConfig.batch_size", ">= 1", self.batch_size)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tideflow.rl.config._checks import _check
+from tideflow.rl.config._checks import _check, _check_gpu_reserved
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +132,8 @@ class RolloutConfig:
         _check(self.num_gpus >= 0, "RolloutConfig.num_gpus", ">= 0", self.num_gpus)
         if self.num_threads is not None:
             _check(self.num_threads >= 1, "RolloutConfig.num_threads", ">= 1", self.num_threads)
+        if self.engine == "transformers":
+            _check_gpu_reserved(self.device, self.num_gpus, "RolloutConfig")
 
     @property
     def largest_pool(self) -> int:

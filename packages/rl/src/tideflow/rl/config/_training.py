@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from tideflow.rl.config._checks import _check
+from tideflow.rl.config._checks import _check, _check_gpu_reserved
 from tideflow.rl.errors import ConfigError
 
 
@@ -150,6 +150,7 @@ class TrainerConfig:
         _check(self.num_gpus >= 0, "TrainerConfig.num_gpus", ">= 0", self.num_gpus)
         if self.num_threads is not None:
             _check(self.num_threads >= 1, "TrainerConfig.num_threads", ">= 1", self.num_threads)
+        _check_gpu_reserved(self.device, self.num_gpus, "TrainerConfig")
         _check(
             isinstance(self.share_prompts, bool),
             "TrainerConfig.share_prompts",
