@@ -382,3 +382,13 @@ class LogPid:
 
 def keep_even(row: dict[str, Any]) -> bool:
     return bool(row["id"] % 2 == 0)
+
+
+class NoModel:
+    """A stage class whose constructor fails, as one loading a model from a wrong path."""
+
+    def __init__(self, path: str) -> None:
+        raise FileNotFoundError(f"no model at {path}")
+
+    def __call__(self, table: pa.Table) -> pa.Table:  # pragma: no cover (never built)
+        return table

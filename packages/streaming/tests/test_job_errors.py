@@ -8,7 +8,7 @@ import socket
 import traceback
 
 import pytest
-from _udfs import FullDiskSink, rows
+from _udfs import FullDiskSink, NoModel, rows
 
 from tideflow.core.errors import CheckpointLocationError, ConfigError
 from tideflow.streaming import ActorError, CheckpointConfig, JobAbortedError, Pipeline
@@ -139,6 +139,25 @@ def _raised_in_the_io_actor(original: BaseException) -> BaseException:
         pid=4242,
         ip="127.0.0.1",
     ).as_instanceof_cause()
+
+
+def test_a_stage_whose_constructor_raises_fails_the_job_at_once_with_its_error(
+    ray_session, tmp_path
+):
+    from structlog.testing import capture_logs
+
+    pipe = (
+        Pipeline.read(TestSource([rows(10)]))
+        .map_batches(NoModel, fn_constructor_args=("/models/missing",), num_cpus=0.25)
+        .write(CollectingSink(str(tmp_path / "out")))
+    )
+    with capture_logs() as logs, pytest.raises(ActorError) as failed:
+        pipe.run(job_id="no-model")
+    assert str(failed.value) == (
+        "an actor of the job failed to start: FileNotFoundError: no model at /models/missing"
+    )
+    # not a lost part of the job: no restart from the last checkpoint (each would fail alike)
+    assert not [e for e in logs if e["event"] == "job.restarting"]
 
 
 def test_a_tideflow_error_raised_in_an_actor_is_raised_as_itself() -> None:

@@ -44,6 +44,14 @@ def test_a_dead_actor_and_a_lost_object_are_losses_and_a_failing_function_is_not
     assert lost_part(ValueError("bad row")) is None
 
 
+def test_an_actor_whose_constructor_raised_is_not_a_loss():
+    """A restart would build it again and fail the same way: the job fails at once."""
+    raised = rex.ActorDiedError(rex.RayTaskError("StageWorker.__init__", "tb", OSError("no")))
+    assert raised.actor_init_failed
+    assert lost_part(raised) is None
+    assert lost_part(rex.ActorDiedError()) is not None  # its process died: a loss
+
+
 def test_a_loss_is_found_under_the_errors_raised_from_it():
     try:
         try:

@@ -10,11 +10,13 @@ which after a node loss is another node — and replays from there. Exactly once
 does across reruns: staged output of uncommitted epochs is dropped and commits are
 idempotent by epoch.
 
-Failures of the job's own code are not losses: a function that raises sends its rows to the
-dead letters, a sink that cannot write stops the job. Stateless stages' actors are replaced
-by their pool and their batches retried there (see :mod:`._operators.pool_map`); what
-reaches this module is what the pool cannot recover: the actors that hold state or I/O, and
-batches whose rows are gone with their node.
+Failures of the job's own code are not losses: a function that raises sends its rows to
+the dead letters, a sink that cannot write stops the job, and so does a stage class whose
+constructor raises (at once, with its error: a restart would build it again and fail the
+same way; an actor whose *process* died while starting is a loss). Stateless stages'
+actors are replaced by their pool and their batches retried there (see
+:mod:`._operators.pool_map`); what reaches this module is what the pool cannot recover: the
+actors that hold state or I/O, and batches whose rows are gone with their node.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def lost_part(error: BaseException | None) -> Lost | None:
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, actors):
+            if getattr(error, "actor_init_failed", False):
+                return None  # its constructor raised: it would raise again in a restart
             return Lost("actor", _first_line(error))
         if isinstance(error, objects):
             return Lost("object", _first_line(error))
