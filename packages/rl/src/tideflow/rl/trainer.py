@@ -62,6 +62,11 @@ class Roles:
         return self.pool.handles if self.pool is not None else []
 
 
+ROLES_WAIT_REPORT_S = 10.0
+"""While a role is not up yet (waiting for resources, loading its model), it is reported
+this often."""
+
+
 async def _all(refs: list[Any]) -> None:
     """Await every ref in ``refs`` (the first failure raises), then empty the list."""
     if refs:
@@ -192,10 +197,10 @@ class RLTrainer:
         assert pool is not None
         try:
             try:
-                await asyncio.gather(
-                    self.roles.trainer.start.remote(),
-                    pool.start(),
-                    *(w.start.remote() for w in self.roles.reward),  # a reward model loads
+                await self._roles_started(
+                    trainer=self.roles.trainer.start.remote(),
+                    rollout=pool.start(),
+                    reward=asyncio.gather(*(w.start.remote() for w in self.roles.reward)),
                 )
                 restored = await self._restore()
                 self._t0 = time.time()
@@ -227,6 +232,50 @@ class RLTrainer:
                 self._metrics_file.close()
                 self._metrics_file = None
         return self._result(trained, version, stats, restored, pool)
+
+    async def _roles_started(self, **starts: Awaitable[Any]) -> None:
+        """Wait for every role to be up (models loaded). A role Ray cannot place yet (it
+        asks for GPUs or CPUs the cluster does not have free) would make this wait
+        silently: every ``ROLES_WAIT_REPORT_S`` the roles still starting are logged with
+        what they reserve and what the cluster has."""
+        import ray
+
+        cfg = self.config
+        needs = {
+            "trainer": {"CPU": cfg.trainer.num_cpus, "GPU": cfg.trainer.num_gpus},
+            "rollout": {
+                "CPU": cfg.rollout.num_cpus * cfg.rollout.num_workers,
+                "GPU": cfg.rollout.num_gpus * cfg.rollout.num_workers,
+            },
+            "reward": {
+                "CPU": cfg.reward.num_cpus * cfg.reward.num_workers,
+                "GPU": cfg.reward.num_gpus * cfg.reward.num_workers,
+            },
+        }
+        tasks = {role: asyncio.ensure_future(start) for role, start in starts.items()}
+        waited = 0.0
+        try:
+            while True:
+                done, pending = await asyncio.wait(
+                    tasks.values(), timeout=ROLES_WAIT_REPORT_S, return_when=asyncio.FIRST_EXCEPTION
+                )
+                for task in done:
+                    task.result()  # a role that failed to start fails the run now
+                if not pending:
+                    return
+                waited += ROLES_WAIT_REPORT_S
+                starting = sorted(role for role, task in tasks.items() if task in pending)
+                _log().warning(
+                    "rl_roles_waiting",
+                    roles=starting,
+                    waited_s=round(waited, 1),
+                    needs={role: needs[role] for role in starting if role in needs},
+                    cluster=ray.cluster_resources(),
+                    available=ray.available_resources(),
+                )
+        finally:
+            for task in tasks.values():
+                task.cancel()
 
     async def _restore(self) -> tuple[int, list[int]] | None:
         cfg = self.config.checkpoint
