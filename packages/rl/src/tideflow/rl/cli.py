@@ -29,7 +29,10 @@ def _out(text: str, *, err: bool = False) -> None:
     stream.flush()
 
 
-_EPILOG = "Configuration reference: packages/rl/README.md (every field, with its default)."
+_EPILOG = (
+    "Configuration reference: docs/how-to/rl.md, section Configuration (every field, with its "
+    "default)."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
