@@ -24,6 +24,7 @@ reported apart). Writes ``<out>/rl_peer.json`` and ``<out>/rl_peer.png``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -79,6 +80,8 @@ class Run:
     startup_s: float = 0.0
     load_1m: float = 0.0
     """The machine's 1-minute load average when the run ended (other work on the cores)."""
+    phases: dict[str, float] = field(default_factory=dict)
+    """Tideflow: median seconds per step of each phase (see :func:`tideflow_phases`)."""
 
 
 LOSSES: dict[str, tuple[dict[str, Any], str]] = {
@@ -191,7 +194,29 @@ def _tideflow_run(model: Path, prompts: Path, s: Settings, buffer_size: int, see
         rewards=[m.reward_mean for m in result.steps],
         samples=sum(m.samples for m in result.steps),
         startup_s=max(0.0, total - result.wall_s),
+        phases=tideflow_phases(result.steps),
     )
+
+
+def tideflow_phases(steps: Sequence[Any]) -> dict[str, float]:
+    """Median seconds per step (after the first 5, the warm-up; the first one only in a run
+    of fewer than 10) of: generating a batch
+    (slowest worker), training on one, publishing its weights, the trainer's wait between
+    the end of one step and the start of the next, and one step end to end."""
+    steady = list(steps[5:] if len(steps) >= 10 else steps[1:] or steps)
+
+    def median(values: Sequence[float]) -> float:
+        return round(statistics.median(values), 5) if values else 0.0
+
+    return {
+        "generate_s": median([m.generate_s for m in steady]),
+        "train_s": median([m.train_s for m in steady]),
+        "publish_s": median([m.publish_s for m in steady]),
+        "trainer_gap_s": median(
+            [b.train_interval[0] - a.train_interval[1] for a, b in itertools.pairwise(steady)]
+        ),
+        "step_s": median([b.wall_s - a.wall_s for a, b in itertools.pairwise(steady)]),
+    }
 
 
 def trl_config(s: Settings, seed: int, out: Path) -> Any:
@@ -415,6 +440,11 @@ def summarize(runs: Sequence[Run], window: int) -> dict[str, Any]:
             "startup_s_median": round(statistics.median(r.startup_s for r in mine), 3),
             "load_avg_1m_per_seed": [round(r.load_1m, 2) for r in mine],
         }
+        if mine[0].phases:  # Tideflow: each phase's median over the seeds' medians
+            methods[method]["phases_s_median"] = {
+                name: round(statistics.median(r.phases[name] for r in mine), 5)
+                for name in mine[0].phases
+            }
     per_seed = []
     for seed in seeds:
         trl = by[("trl", seed)]
@@ -586,6 +616,9 @@ def main(argv: list[str] | None = None) -> int:
             "speedup_to_trl_final": "TRL's time to its final level ÷ Tideflow's time to it; "
             "0 when Tideflow never reaches it",
             "samples_per_s": "samples trained ÷ wall time of the last step",
+            "phases_s_median": "Tideflow: per step, after 5 warm-up steps: generate_s (the "
+            "batch's slowest worker), train_s, publish_s, trainer_gap_s (the trainer idle "
+            "between two steps: the driver's round trip), step_s (step end to step end)",
             "load_avg_1m_per_seed": "the machine's 1-minute load average as each run ended: "
             "other work on the same cores slows both sides, TRL's 2-thread process the most",
         },

@@ -101,4 +101,8 @@ def test_quick_run_writes_both_curves_goals_alignment_and_the_plot(tmp_path: Pat
     samples = {m["samples"] for m in metrics["methods"].values()}
     assert samples == {metrics["steps"] * metrics["samples_per_step"]}  # equal samples
     assert result["config_alignment"]["matched"]["kl"]["trl.beta"] == 0.0
+    for method in ("tideflow_buffer_1", "tideflow_buffer_2"):  # where Tideflow's time goes
+        phases = metrics["methods"][method]["phases_s_median"]
+        assert set(phases) == {"generate_s", "train_s", "publish_s", "trainer_gap_s", "step_s"}
+        assert 0 < phases["train_s"] < phases["step_s"]
     assert (tmp_path / "rl_peer.png").stat().st_size > 0
