@@ -93,7 +93,12 @@ def test_a_video_dropped_into_a_followed_folder_becomes_searchable(
         hits = []
         while time.monotonic() < deadline and not job.done():
             if (tmp_path / "index" / TABLE_NAME).exists():
-                hits = SearchIndex(tmp_path / "index").search("when did the copper mine close")
+                try:
+                    index = SearchIndex(tmp_path / "index")
+                except ConfigError:  # the table is being created: no committed version yet
+                    time.sleep(0.5)
+                    continue
+                hits = index.search("when did the copper mine close")
                 if hits and hits[0].video_id == "sidecar.mp4":
                     break
             time.sleep(0.5)

@@ -165,7 +165,9 @@ class SearchIndex:
         except (OSError, ValueError) as error:
             message = (
                 f"the index at {str(index_dir)!r} cannot be opened: {TABLE_NAME} there is not a "
-                f"Lance table with a committed version ({error}); run the ingest again"
+                f"Lance table with a committed version ({error}); an ingest creating it "
+                "commits its first version at its first checkpoint, otherwise run the ingest "
+                "again"
             )
             raise ConfigError(message) from error
         self._frames: tuple[int, dict[str, np.ndarray]] | None = None
