@@ -1,0 +1,51 @@
+"""A hit that does not mention the names a query asks about scores lower: "the Northwind
+ferry" is not answered by a moment about "the Varnholt ferry"."""
+
+from __future__ import annotations
+
+import pytest
+
+from tideflow_video_search.search import SearchIndex, name_coverage, query_names
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("How many passengers fit on the Silver Gull ferry?", ["silver", "gull"]),
+        ("¿Cuánto mide el puente de San Bartolo?", ["san", "bartolo"]),
+        ("What is Amaury Lisk's noodle bar called?", ["amaury", "lisk"]),
+        ("Which company makes the Strata X9 scooter?", ["strata", "x9"]),
+        ("Is it open? When does Ávila's market open?", ["avila"]),  # "When" begins a sentence
+        ("Varnholt ferry capacity", []),  # the first word begins the sentence
+        ("blue heron ferry", []),
+        ("青石镇游泳馆几点开门？", []),
+        ("Where can I go", []),  # one letter
+    ],
+)
+def test_the_names_of_a_query_are_its_capitalized_words_inside_a_sentence(query, names) -> None:
+    assert query_names(query) == names
+
+
+def test_a_name_is_found_in_spelling_variants_but_not_in_other_names() -> None:
+    assert name_coverage(["pine", "harbor"], "A pine harbour leaves at 11.15") == 1.0
+    assert name_coverage(["stone", "bridge"], "The Stonebridge Museum has a new room") == 1.0
+    assert name_coverage(["aguila"], "La carretera del Paso del Águila") == 1.0
+    assert name_coverage(["northwind", "tarrow"], "The Varnholt ferry on Lake Emmer") == 1 / 3
+    assert name_coverage(["northwind", "emmer"], "The Varnholt ferry on Lake Emmer") == 2 / 3
+    assert name_coverage([], "anything") == 1.0
+
+
+def test_a_query_naming_what_no_video_mentions_falls_below_the_threshold(indexed) -> None:
+    index = SearchIndex(indexed.index)
+    asked = index.search("How many people does the Varnholt ferry take?", k=3)
+    assert (asked[0].video_id, asked[0].source) == ("slides.mp4", "ocr")
+    assert asked[0].score >= index.score_threshold
+    # The same question about another ferry: the same moment is the nearest, but it does
+    # not mention the ferry asked about, so it is not offered as an answer.
+    other = index.search("How many people does the Northwind ferry take?", k=3)
+    without_names = index.search("how many people does the northwind ferry take?", k=3)
+    assert other[0].score < index.score_threshold
+    # Written without capitals, the query names nothing and is scored as before: the same
+    # moment, above the threshold.
+    assert without_names[0].segment_id == other[0].segment_id
+    assert without_names[0].score >= index.score_threshold
