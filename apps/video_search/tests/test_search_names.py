@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tideflow_video_search.search import SearchIndex, name_coverage, query_names
+from tideflow_video_search.search import SearchIndex, name_coverage, query_names, reference_level
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,19 @@ def test_a_query_naming_what_no_video_mentions_falls_below_the_threshold(indexed
     # moment, above the threshold.
     assert without_names[0].segment_id == other[0].segment_id
     assert without_names[0].score >= index.score_threshold
+
+
+def test_the_reference_level_is_taken_in_the_query_language_when_it_has_enough_rows() -> None:
+    # A small index: five Chinese rows among English ones. Against the median of all the
+    # candidates every Chinese row would stand out; against the Chinese rows' median only
+    # the one that answers does.
+    cosines = [0.9, 0.8, 0.79, 0.78, 0.77, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1]
+    languages = ["zh"] * 5 + ["en"] * 6
+    assert reference_level(cosines, languages, "zh") == pytest.approx(0.79)
+    assert reference_level(cosines, languages, "en") == pytest.approx(0.1)
+    # Too few rows in the query's language: all the candidates.
+    assert reference_level(cosines, languages, "es") == pytest.approx(0.2)
+    assert reference_level(cosines[:4] + cosines[5:], languages[:4] + languages[5:], "zh") == (
+        pytest.approx(0.15)
+    )
+    assert reference_level([], [], "en") == 0.0

@@ -40,6 +40,8 @@ def test_good_values_parse() -> None:
         (pool_size, "4,2", "N or MIN,MAX"),
         (pool_size, "1,2,3", "N or MIN,MAX"),
         (priority_rule, "urgent/*=high", "GLOB=INTEGER"),
+        (priority_rule, "=5", "GLOB=INTEGER"),
+        (priority_rule, "  ", "GLOB=INTEGER"),
         (key_value("--catalog"), "novalue", "--catalog 'novalue': expected KEY=VALUE"),
         (key_value("--catalog"), "=x", "expected KEY=VALUE"),
     ],

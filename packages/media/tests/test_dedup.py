@@ -189,3 +189,18 @@ def test_with_remove_off_every_frame_is_kept_and_signed() -> None:
     removed = DedupFrames()(table).to_pylist()[0]
     assert len(kept["frames"]) == len(kept["phash"]) == 3
     assert len(removed["frames"]) == 1 and removed["frames"][0]["t1"] == 3.0
+
+
+@pytest.mark.parametrize("quality", [95, 75])
+def test_a_blank_frame_keeps_its_hash_through_jpeg(quality: int) -> None:
+    # A frame of one colour, with the faint noise a video codec leaves: its hash has no
+    # structure to describe, and must not be the noise's (a screenshot of it would then
+    # match no stored frame).
+    rng = np.random.default_rng(0)
+    blank = np.full((180, 320, 3), (40, 90, 160), np.float32) + rng.normal(0, 0.7, (180, 320, 3))
+    blank = np.clip(blank.round(), 0, 255).astype(np.uint8)
+    assert (
+        hamming(frame_signature(blank).phash, frame_signature(jpeg_roundtrip(blank, quality)).phash)
+        <= 2
+    )
+    assert _same(blank, jpeg_roundtrip(blank, quality))

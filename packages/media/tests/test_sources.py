@@ -133,6 +133,29 @@ def test_priorities_come_from_globs_of_the_relative_path(tmp_path, make_video):
     }
 
 
+def test_videos_with_a_priority_are_read_first(tmp_path, make_video):
+    for name in ("a", "b", "z/urgent"):
+        make_video(f"videos/{name}.mp4", seconds=1)
+    source = VideoFolderSource(uri=str(tmp_path / "videos"), priority={"z/*": 10})
+    assert read_all(source, context(tmp_path)) == [("z/urgent.mp4", 0), ("a.mp4", 0), ("b.mp4", 0)]
+    # The order is pinned with the listing: a rerun reads it (and its positions) as it was.
+    pinned = json.loads((tmp_path / "job" / "videos.json").read_text())
+    assert pinned == {"videos": ["z/urgent.mp4", "a.mp4", "b.mp4"]}
+
+
+def test_each_split_starts_with_its_highest_priority_videos(tmp_path, make_video):
+    for name in ("a", "b", "c", "d", "x", "y"):
+        make_video(f"videos/{name}.mp4", seconds=1)
+    source = VideoFolderSource(
+        uri=str(tmp_path / "videos"), videos_per_split=3, priority={"x.mp4": 5, "y.mp4": 9}
+    )
+    splits = source.discover(context(tmp_path))
+    assert [s.info["videos"] for s in splits] == [
+        ["y.mp4", "a.mp4", "c.mp4"],
+        ["x.mp4", "b.mp4", "d.mp4"],
+    ]
+
+
 # -- follow ---------------------------------------------------------------------------------
 
 
@@ -204,6 +227,31 @@ def test_a_rerun_of_a_followed_folder_takes_neither_a_video_twice_nor_a_shard_tw
     rows += drain(again)
     assert rows == [("a.mp4", 1), ("b.mp4", 0), ("c.mp4", 0)]
     assert again.snapshot()["inner"] == {"taken": ["a.mp4", "b.mp4", "c.mp4"]}
+
+
+def test_a_followed_video_with_a_priority_overtakes_ready_ones(tmp_path, make_video):
+    clock = FakeClock()
+    (tmp_path / "videos").mkdir()
+    source = VideoFolderSource(
+        uri=str(tmp_path / "videos"),
+        shard_seconds=1.0,
+        follow=True,
+        poll_s=1.0,
+        clock=clock,
+        priority={"z/*": 5},
+    )
+    for name in ("a", "b", "c"):
+        make_video(f"videos/{name}.mp4", seconds=1)
+    ctx = context(tmp_path)
+    reader = source.open(source.discover(ctx)[0], None, ctx)
+    assert reader.read(1) is None  # seen once
+    clock.advance(1.0)
+    assert drain_some(reader, 1) == [("a.mp4", 0)]  # b and c wait, ready
+    make_video("videos/z/urgent.mp4", seconds=1)
+    clock.advance(1.0)
+    assert drain_some(reader, 1) == [("b.mp4", 0)]  # z listed once: maybe still growing
+    clock.advance(1.0)
+    assert drain(reader) == [("z/urgent.mp4", 0), ("c.mp4", 0)]  # z overtakes c
 
 
 def drain_some(reader, count: int) -> list[tuple[str, int]]:

@@ -11,7 +11,9 @@ index's model) each return ``candidates`` rows, fused by reciprocal rank fusion
 Plain RRF ranks only; to tell answers from non-answers, the fused score is multiplied by a
 *confidence*: how far the row's cosine similarity stands above the median similarity of the
 query's candidates (the level of unrelated rows for this query, whatever the model or the
-language), ``min(1, max(0, (cos − median) / (2 × SIMILARITY_GAP)))``. A row 0.05 above the
+language; taken over the candidates in the query's language when there are
+:data:`REFERENCE_MIN_ROWS` of them — on a small index, rows in other languages would set it
+too low), ``min(1, max(0, (cos − median) / (2 × SIMILARITY_GAP)))``. A row 0.05 above the
 median scores about 0.5: :attr:`SearchIndex.score_threshold`. (In ``text`` mode, without a
 query vector, the confidence is the BM25 score relative to the best one: it ranks, but is
 not calibrated.)
@@ -37,6 +39,7 @@ import re
 import threading
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,7 @@ __all__ = [
     "MAX_QUERY_CHARS",
     "MODES",
     "NAME_MATCH",
+    "REFERENCE_MIN_ROWS",
     "Hit",
     "IndexMeta",
     "QueryError",
@@ -60,6 +64,7 @@ __all__ = [
     "name_coverage",
     "query_names",
     "read_meta",
+    "reference_level",
     "write_meta",
 ]
 
@@ -75,6 +80,8 @@ RRF_K = 60
 SIMILARITY_GAP = 0.05
 """Cosine similarity above the query's median candidate at which a row is half-confident."""
 DEFAULT_THRESHOLD = 0.5
+REFERENCE_MIN_ROWS = 5
+"""Candidates in the query's language needed to take the reference level from them alone."""
 NAME_MATCH = 0.8
 """A name counts as mentioned by a word this alike (``difflib`` ratio): spelling variants
 and recognition slips, not other names."""
@@ -335,13 +342,20 @@ class SearchIndex:
                 matrix = _matrix(lexical.column("vector"))
                 similarity.update(zip(ranked[-1], (matrix @ vector).tolist(), strict=True))
         if vector is not None:
-            nearest = _nearest(dataset, vector, where, pool, extra)
+            nearest = _nearest(dataset, vector, where, pool, [*extra, "language"])
             ranked.append(nearest.column("_rowid").to_pylist())
             if group_by_video:
                 videos.update(zip(ranked[-1], nearest.column("video_id").to_pylist(), strict=True))
             cosines = [1.0 - float(d) for d in nearest.column("_distance").to_pylist()]
             similarity.update(zip(ranked[-1], cosines, strict=True))
-            reference = self._reference(dataset, vector, where, cosines, pool)
+            reference = self._reference(
+                dataset,
+                vector,
+                where,
+                (cosines, nearest.column("language").to_pylist()),
+                pool,
+                language=_query_language(text),
+            )
 
         def confidence(row: int) -> float:
             value = similarity.get(row, 0.0)
@@ -358,15 +372,28 @@ class SearchIndex:
         return _by_names(_hits(dataset, fused[: 2 * k]), query_names(text))[:k]
 
     def _reference(
-        self, dataset: Any, vector: np.ndarray, where: str, cosines: list[float], limit: int
+        self,
+        dataset: Any,
+        vector: np.ndarray,
+        where: str,
+        candidates: tuple[list[float], list[str | None]],
+        limit: int,
+        *,
+        language: str,
     ) -> float:
-        """The median similarity of the query's candidates over the whole index (not only
-        the filtered rows): what an unrelated row scores for this query."""
+        """What an unrelated row scores for this query: the median similarity of the
+        query's candidates over the whole index (not only the filtered rows) — of those in
+        the query's language when there are :data:`REFERENCE_MIN_ROWS` of them. (On a small
+        index the candidates are most of it, and rows in other languages sit far below any
+        row in the query's; their median would make every row in its language look like
+        an answer.)"""
+        cosines, languages = candidates
         unfiltered = _filters(None, None, None, None, None)
         if where != unfiltered:
-            table = _nearest(dataset, vector, unfiltered, limit, [])
+            table = _nearest(dataset, vector, unfiltered, limit, ["language"])
             cosines = [1.0 - float(d) for d in table.column("_distance").to_pylist()]
-        return float(np.median(cosines)) if cosines else 0.0
+            languages = table.column("language").to_pylist()
+        return reference_level(cosines, languages, language)
 
     # -- query by frame ------------------------------------------------------------------
 
@@ -583,6 +610,24 @@ def name_coverage(names: list[str], text: str) -> float:
         ):
             found += 1
     return (1 + found) / (1 + len(names))
+
+
+def reference_level(
+    cosines: Sequence[float], languages: Sequence[str | None], language: str
+) -> float:
+    """The median of ``cosines`` (a query's candidates) over those whose language is the
+    query's ``language`` when there are :data:`REFERENCE_MIN_ROWS` of them, else over all;
+    0 without candidates."""
+    same = [c for c, lang in zip(cosines, languages, strict=True) if lang == language]
+    chosen = same if len(same) >= REFERENCE_MIN_ROWS else list(cosines)
+    return float(np.median(chosen)) if chosen else 0.0
+
+
+def _query_language(text: str) -> str:
+    """The query's language, as the segments are tagged (:mod:`tideflow.media.language`)."""
+    from tideflow.media.language import detect_language
+
+    return detect_language(text)
 
 
 def _by_names(hits: list[Hit], names: list[str]) -> list[Hit]:

@@ -83,13 +83,16 @@ def priority_rule(text: str) -> tuple[str, int]:
     """A priority for the inputs a glob matches: ``GLOB=INTEGER``, or ``GLOB`` (priority 1)."""
     pattern, sep, value = text.rpartition("=")
     if not sep:
-        return text, 1
+        pattern, value = text, "1"
     try:
-        return pattern, int(value)
+        number = int(value)
     except ValueError:
+        number = None
+    if number is None or not pattern.strip():
         raise argparse.ArgumentTypeError(
             f"--priority {text!r}: expected GLOB or GLOB=INTEGER (e.g. 'urgent/*=10')"
-        ) from None
+        )
+    return pattern, number
 
 
 def key_value(option: str) -> Callable[[str], tuple[str, str]]:

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +56,15 @@ class VideoFolderSource(Source):
     at the first run, so a rerun reads the same videos even if the folder changed.
 
     ``follow=True``: unbounded; the folder is listed every ``poll_s`` and each video is
-    taken once, in name order per listing, when its size (and modification time) has not
-    changed since the listing before, so a file still being written is not taken
-    half-written. The files taken are part of the resume state.
+    taken once, when its size (and modification time) has not changed since the listing
+    before, so a file still being written is not taken half-written. The files taken are
+    part of the resume state.
+
+    Order: higher ``priority`` first, then by path. Bounded, the pinned listing is in that
+    order, spread over the splits so that each split reads its highest-priority videos
+    first; followed, a video that becomes ready overtakes the ready ones of lower priority
+    not taken yet. (Shards already read carry their priority into the pipeline, where
+    the engine's priority queues let them overtake queued work.)
     """
 
     uri: str
@@ -163,6 +169,21 @@ class VideoFolderSource(Source):
                 return value
         return 0
 
+    def _order(self, videos: Iterable[str]) -> list[str]:
+        """``videos`` by priority (highest first), then path."""
+        return sorted(videos, key=lambda relative: (-self.priority_of(relative), relative))
+
+    def _pinned_order(self, videos: Sequence[str]) -> list[str]:
+        """The pinned listing's order: by path when no video has a priority; else by
+        :meth:`_order`, dealt round the splits (the i-th video to split ``i mod splits``)
+        and laid out split after split, so that each split's slice starts with its
+        highest-priority videos."""
+        if not any(self.priority_of(relative) for relative in videos):
+            return sorted(videos)
+        ordered = self._order(videos)
+        splits = max(1, math.ceil(len(ordered) / self.videos_per_split))
+        return [video for first in range(splits) for video in ordered[first::splits]]
+
     def _video(self, relative: str) -> dict[str, Any]:
         return {
             "video_id": relative,
@@ -172,14 +193,14 @@ class VideoFolderSource(Source):
 
     def _pinned_listing(self, ctx: JobContext) -> list[str]:
         if not ctx.job_uri:
-            return self.list_videos()
+            return self._pinned_order(self.list_videos())
         filesystem, job_dir = pafs.FileSystem.from_uri(ctx.job_uri)
         for name in (_LISTING, *_OLD_LISTINGS):
             pinned = f"{job_dir}/{name}"
             if filesystem.get_file_info(pinned).type == pafs.FileType.File:
                 with filesystem.open_input_stream(pinned) as stream:
                     return list(json.loads(stream.read().decode())["videos"])
-        videos = self.list_videos()
+        videos = self._pinned_order(self.list_videos())
         path = f"{job_dir}/{_LISTING}"
         filesystem.create_dir(job_dir, recursive=True)
         with filesystem.open_output_stream(f"{path}.tmp") as out:
@@ -234,9 +255,10 @@ class _FolderReader(ShardingReader):
 
 class _FollowReader(ShardingReader):
     """A followed folder: every ``poll_s``, the files not taken yet whose size and mtime
-    match the listing before become ready; they are taken in name order. The files taken
-    are the resume state (a file's size seen before a crash is not: a rerun watches every
-    file for one more poll)."""
+    match the listing before become ready; they are taken by priority, then name (one
+    that becomes ready overtakes ready ones of lower priority). The files taken are the
+    resume state (a file's size seen before a crash is not: a rerun watches every file
+    for one more poll)."""
 
     def __init__(self, source: VideoFolderSource, state: JSON | None) -> None:
         super().__init__(source.shard_seconds, state)
@@ -249,12 +271,12 @@ class _FollowReader(ShardingReader):
         self._polled_at: float | None = None
 
     def _take(self) -> dict[str, Any] | None:
-        if not self._ready:
-            now = self._source.clock.now()
-            if self._polled_at is not None and now - self._polled_at < self._source.poll_s:
-                return None
+        now = self._source.clock.now()
+        if self._polled_at is None or now - self._polled_at >= self._source.poll_s:
             self._polled_at = now
-            self._ready = self._poll()
+            ready = self._poll()
+            if ready:
+                self._ready = self._source._order({*self._ready, *ready})
         if not self._ready:
             return None
         relative = self._ready.pop(0)
@@ -272,8 +294,9 @@ class _FollowReader(ShardingReader):
         fresh = {r: stat for r, stat in listing.items() if r not in self._taken}
         ready = sorted(r for r, stat in fresh.items() if stat[0] > 0 and self._seen.get(r) == stat)
         self._seen = fresh
-        if ready:
-            source_log().info("source.videos_ready", source=repr(self._source), videos=len(ready))
+        new = [r for r in ready if r not in self._ready]
+        if new:
+            source_log().info("source.videos_ready", source=repr(self._source), videos=len(new))
         return ready
 
     def _position(self) -> JSON:

@@ -50,6 +50,14 @@ CELL_PX = 4
 
 _HASH_SIDE = 32
 _HASH_LOW = 8
+_HASH_DEAD_ZONE = 2.0
+"""How far (in orthonormal DCT units of grey levels) a coefficient must stand above the
+median to be a 1 bit. A frame of one colour has no structure: its coefficients are all
+≈ 0 and, without this margin, its bits were noise (JPEG at quality 95 flipped 20–40 of
+them, so a screenshot of a blank frame matched no frame). Now only its DC bit (brightness
+above 0) can be set. A frame with
+any structure has low coefficients in the tens to thousands, which a margin of 2 leaves as
+they were."""
 _HIST_SAMPLES_SIDE = 160
 _GREY_CHROMA = 0.1
 """Chroma (max − min of RGB, 0–1) up to which a pixel counts as grey: its hue is noise."""
@@ -330,7 +338,8 @@ _DCT = _dct_matrix(_HASH_SIDE)
 
 def _dct_hash(gray: np.ndarray) -> int:
     """pHash: 32 × 32 area-averaged grey, 2-D DCT, the 8 × 8 lowest frequencies, one bit
-    per coefficient above their median (the DC term excluded from the median)."""
+    per coefficient above their median (the DC term excluded from the median) by more than
+    :data:`_HASH_DEAD_ZONE`."""
     height, width = gray.shape
     small = (
         _area_matrix(height, _HASH_SIDE)
@@ -338,7 +347,7 @@ def _dct_hash(gray: np.ndarray) -> int:
         @ _area_matrix(width, _HASH_SIDE).T
     )
     low = (_DCT @ small @ _DCT.T)[:_HASH_LOW, :_HASH_LOW].ravel()
-    bits = low > np.median(low[1:])
+    bits = low > np.median(low[1:]) + _HASH_DEAD_ZONE
     value = int.from_bytes(np.packbits(bits).tobytes(), "big")
     return value - (1 << 64) if value >= 1 << 63 else value
 
