@@ -65,3 +65,29 @@ def test_the_reference_level_is_taken_in_the_query_language_when_it_has_enough_r
         pytest.approx(0.15)
     )
     assert reference_level([], [], "en") == 0.0
+
+
+def _frame(path, t: float):
+    import av
+
+    with av.open(str(path)) as container:
+        best = None
+        for frame in container.decode(video=0):
+            if frame.time is not None and frame.time <= t:
+                best = frame.to_ndarray(format="rgb24")
+            elif best is not None:
+                break
+    return best
+
+
+def test_a_picture_cut_by_a_shard_boundary_is_one_moment_in_query_by_frame(indexed) -> None:
+    # slides.mp4 shows its first slide from 0 to 5 s; shards are 4 s, so its frame rows
+    # are 0–4 and 4–5. A screenshot from either side finds the whole moment.
+    index = SearchIndex(indexed.index)
+    for t in (1.0, 4.5):
+        top = index.search_frame(_frame(indexed.videos / "slides.mp4", t), k=3)[0]
+        assert top.video_id == "slides.mp4"
+        assert top.start_s <= 1.0 and top.end_s >= 4.5, (t, top)
+        assert top.end_s <= 5.5  # not the second slide (other text)
+    hits = index.search_frame(_frame(indexed.videos / "slides.mp4", 1.0), k=5)
+    assert len({(h.video_id, h.start_s) for h in hits}) == len(hits)  # one hit per moment

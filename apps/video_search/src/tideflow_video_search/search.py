@@ -56,6 +56,9 @@ __all__ = [
     "MAX_QUERY_CHARS",
     "MODES",
     "NAME_MATCH",
+    "RUN_GAP_S",
+    "RUN_MAX_BITS",
+    "RUN_MAX_HIST",
     "REFERENCE_MIN_ROWS",
     "Hit",
     "IndexMeta",
@@ -399,7 +402,11 @@ class SearchIndex:
 
     def search_frame(self, image: bytes | np.ndarray, *, k: int = 5) -> list[Hit]:
         """The frames most like ``image`` (a screenshot: encoded JPEG/PNG bytes or an RGB
-        array), as moments of their videos; ``score`` 1 means identical signatures."""
+        array), as moments of their videos; ``score`` 1 means identical signatures.
+
+        A picture that stays on screen across several frame rows of one video (a shard
+        boundary cuts it in two) is one moment: one hit from the first row's start to the
+        last row's end (its thumbnail and ``segment_id`` those of the best-scoring row)."""
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise QueryError(f"k must be an integer from 1 to {MAX_K}; got {k!r}")
         from tideflow.media.dedup import frame_signature
@@ -412,23 +419,33 @@ class SearchIndex:
         distance = _hamming(frames["phash"], signature.phash) / 64.0
         hist = np.abs(frames["hist"] - signature.hist[None, :]).sum(axis=1) / 2.0
         score = 1.0 - 0.5 * distance - 0.5 * hist
-        order = np.argsort(-score)[:k]
+        # The best row of each run, best first; ties in table order (video, then time).
+        order = np.argsort(-score, kind="stable")
+        best: dict[int, int] = {}
+        for i in order:
+            run = int(frames["run"][i])
+            if run not in best:
+                best[run] = int(i)
+                if len(best) == k:
+                    break
         return [
             Hit(
                 segment_id=str(frames["segment_id"][i]),
                 video_id=str(frames["video_id"][i]),
                 uri=str(frames["uri"][i]),
-                start_s=float(frames["start_s"][i]),
-                end_s=float(frames["end_s"][i]),
+                start_s=float(frames["run_start"][i]),
+                end_s=float(frames["run_end"][i]),
                 text=str(frames["text"][i]),
                 source=FRAME_SOURCE,
                 language=str(frames["language"][i]),
                 score=float(score[i]),
             )
-            for i in order
+            for i in best.values()
         ]
 
     def _frame_table(self) -> dict[str, np.ndarray]:
+        """The frame rows' columns (ordered by video, then time), with each row's ``run``
+        (see :func:`_frame_runs`) and its bounds; cached per table version."""
         dataset = self._dataset
         cached = self._frames
         if cached is not None and cached[0] == dataset.version:
@@ -436,6 +453,8 @@ class SearchIndex:
         table = dataset.to_table(
             columns=[*_COLUMNS, "phash", "hist"], filter=f"source = {_quote(FRAME_SOURCE)}"
         )
+        if table.num_rows:
+            table = table.sort_by([("video_id", "ascending"), ("start_s", "ascending")])
         hist = table.column("hist").combine_chunks()
         frames = {
             **{name: np.asarray(table.column(name).to_pylist(), dtype=object) for name in _COLUMNS},
@@ -444,8 +463,46 @@ class SearchIndex:
             if table.num_rows
             else np.zeros((0, 48), np.float32),
         }
+        frames.update(_frame_runs(frames))
         self._frames = (dataset.version, frames)
         return frames
+
+
+RUN_GAP_S = 0.5
+"""Frame rows of one video this close in time (or overlapping) can be one moment."""
+RUN_MAX_BITS = 4
+"""Frame rows whose hashes differ by more bits are different pictures (a JPEG of one
+picture moves ≤ 4)."""
+RUN_MAX_HIST = 0.1
+"""Frame rows whose histograms are further apart (L1, 0–2) are different pictures."""
+
+
+def _frame_runs(frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Runs of frame rows (ordered by video, then start) that show one picture: the same
+    video, touching in time (:data:`RUN_GAP_S`), the same on-screen text, hashes within
+    :data:`RUN_MAX_BITS` and histograms within :data:`RUN_MAX_HIST` (L1) of the row before.
+    ``run`` (an id per row), ``run_start`` and ``run_end`` (the run's bounds, per row)."""
+    count = len(frames["phash"])
+    start = np.asarray(frames["start_s"], np.float64)
+    end = np.asarray(frames["end_s"], np.float64)
+    phash = frames["phash"]
+    same = (
+        (frames["video_id"][1:] == frames["video_id"][:-1])
+        & (start[1:] - end[:-1] <= RUN_GAP_S)
+        & (frames["text"][1:] == frames["text"][:-1])
+        & (_popcount(np.bitwise_xor(phash[1:], phash[:-1])) <= RUN_MAX_BITS)
+        & (np.abs(frames["hist"][1:] - frames["hist"][:-1]).sum(axis=1) <= RUN_MAX_HIST)
+    )
+    run = np.concatenate([[0], np.cumsum(~same)]).astype(np.int64)[:count]
+    run_start = start.copy()
+    run_end = end.copy()
+    if count:
+        firsts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+        lasts = np.r_[firsts[1:] - 1, count - 1]
+        for first, last in zip(firsts, lasts, strict=True):
+            run_start[first : last + 1] = start[first : last + 1].min()
+            run_end[first : last + 1] = end[first : last + 1].max()
+    return {"run": run, "run_start": run_start, "run_end": run_end}
 
 
 def _cores() -> int:
@@ -640,7 +697,12 @@ def _by_names(hits: list[Hit], names: list[str]) -> list[Hit]:
 
 
 def _hamming(hashes: np.ndarray, value: int) -> np.ndarray:
-    xor = np.bitwise_xor(hashes.astype(np.int64), np.int64(value)).view(np.uint64)
+    return _popcount(np.bitwise_xor(hashes.astype(np.int64), np.int64(value)))
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits of each int64."""
+    xor = np.asarray(values, np.int64).view(np.uint64)
     counts = np.zeros(len(xor), np.int64)
     for shift in range(0, 64, 8):
         counts += _POPCOUNT[((xor >> np.uint64(shift)) & np.uint64(0xFF)).astype(np.int64)]
