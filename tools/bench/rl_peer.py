@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import tideflow_tools  # noqa: F401  (sets Ray's environment before Ray is imported)
-from tideflow_tools.bench import Goal, at_least, say, write_result
+from tideflow_tools.bench import Goal, at_least, say, sized_options, write_result
 
 METHODS = ("trl", "tideflow_buffer_1", "tideflow_buffer_2")
 COLORS = {"trl": "#d1242f", "tideflow_buffer_1": "#1f6feb", "tideflow_buffer_2": "#1a7f37"}
@@ -480,13 +480,24 @@ def goals_of(summary: dict[str, Any]) -> dict[str, Goal]:
     }
 
 
+FULL = {"steps": 80, "prompts": 32, "samples": 8, "seeds": 3}
+"""The sizes of a full run, for each size option not given."""
+QUICK = {"steps": 6, "prompts": 8, "samples": 4, "seeds": 1}
+"""The sizes of a ``--quick`` run, for each size option not given."""
+
+
+def _options(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The command line, each size not given taken from ``QUICK`` or ``FULL``."""
+    return sized_options(parser, argv, quick=QUICK, full=FULL)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-results", help="result folder")
-    parser.add_argument("--steps", type=int, default=80, help="training steps per run")
-    parser.add_argument("--prompts", type=int, default=32, help="prompts per step")
-    parser.add_argument("--samples", type=int, default=8, help="samples per prompt (group)")
-    parser.add_argument("--seeds", type=int, default=3, help="repeats (seeds 0, 1, …)")
+    parser.add_argument("--steps", type=int, help="training steps per run (80; quick: 6)")
+    parser.add_argument("--prompts", type=int, help="prompts per step (32; quick: 8)")
+    parser.add_argument("--samples", type=int, help="samples per prompt, a group (8; quick: 4)")
+    parser.add_argument("--seeds", type=int, help="repeats, seeds 0, 1, … (3; quick: 1)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per side")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate of both")
     parser.add_argument(
@@ -502,7 +513,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _options(parser, argv)
     model_size: dict[str, int] = {
         "hidden_size": 128,
         "num_heads": 4,
@@ -511,7 +522,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     warm_up_steps = 40
     if args.quick:
-        args.steps, args.prompts, args.samples, args.seeds = 6, 8, 4, 1
         model_size = {"hidden_size": 64, "num_heads": 2, "intermediate_size": 128, "num_layers": 2}
         warm_up_steps = 10
     if args.threads < 2:

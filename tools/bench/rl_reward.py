@@ -43,7 +43,7 @@ from tideflow.rl import (
 from tideflow.rl._reward import RewardWorker
 from tideflow.rl.toy import DigitTask, build_digit_model, warm_up
 from tideflow.streaming.llm.scoring import build_tiny_classifier
-from tideflow_tools.bench import Goal, say, write_result
+from tideflow_tools.bench import Goal, say, sized_options, write_result
 
 
 # -- 1. exact scores ------------------------------------------------------------------------
@@ -159,26 +159,34 @@ def _arm_summary(result: RLResult) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+FULL = {"steps": 12, "prompts": 16, "samples": 8, "repeats": 2, "reward_latency": 0.5,
+        "reward_workers": 2}  # fmt: skip
+"""The sizes of a full run, for each size option not given."""
+QUICK = {"steps": 3, "prompts": 4, "samples": 4, "repeats": 1, "reward_latency": 0.2,
+         "reward_workers": 1}  # fmt: skip
+"""The sizes of a ``--quick`` run, for each size option not given."""
+
+
+def _options(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, each size not given taken from ``QUICK`` or ``FULL``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-results", help="result folder")
-    parser.add_argument("--steps", type=int, default=12, help="training steps per run")
-    parser.add_argument("--prompts", type=int, default=16, help="prompts per step")
-    parser.add_argument("--samples", type=int, default=8, help="samples per prompt")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per arm, interleaved")
+    parser.add_argument("--steps", type=int, help="training steps per run (12; quick: 3)")
+    parser.add_argument("--prompts", type=int, help="prompts per step (16; quick: 4)")
+    parser.add_argument("--samples", type=int, help="samples per prompt (8; quick: 4)")
+    parser.add_argument("--repeats", type=int, help="runs per arm, interleaved (2; quick: 1)")
     parser.add_argument(
         "--reward-latency",
         type=float,
-        default=0.5,
-        help="stand-in seconds per reward-model call (2 calls per batch)",
+        help="stand-in seconds per reward-model call, 2 calls per batch (0.5; quick: 0.2)",
     )
-    parser.add_argument("--reward-workers", type=int, default=2, help="reward-model workers")
+    parser.add_argument("--reward-workers", type=int, help="reward-model workers (2; quick: 1)")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.prompts, args.samples, args.repeats = 3, 4, 4, 1
-        args.reward_workers = 1
-        args.reward_latency = 0.2
+    return sized_options(parser, argv, quick=QUICK, full=FULL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _options(argv)
     import ray
 
     arms: dict[str, list[dict[str, Any]]] = {"pool": [], "inline": []}

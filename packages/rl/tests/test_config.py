@@ -206,3 +206,19 @@ def test_a_section_of_the_wrong_type_is_named_on_construction(
     with pytest.raises(ConfigError) as raised:
         build()
     assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"min_workers": "2"}, "RolloutConfig.autoscale.min_workers must be an integer; got '2'"),
+        ({"min_workers": 1.5}, "RolloutConfig.autoscale.min_workers must be an integer; got 1.5"),
+        ({"max_workers": True}, "RolloutConfig.autoscale.max_workers must be an integer; got True"),
+    ],
+)
+def test_autoscale_worker_counts_must_be_integers_from_python(fields: dict, expected: str) -> None:
+    from tideflow.rl import RolloutAutoscaleConfig
+
+    with pytest.raises(ConfigError) as raised:
+        RolloutAutoscaleConfig(**fields)
+    assert expected in str(raised.value)

@@ -148,6 +148,13 @@ def test_a_model_replaces_the_default_function(reward_model) -> None:
         ),
         ({"model": {"path": "/no/such/model"}}, "RewardModelConfig.path must be an existing"),
         ({"model": {"path": "MODEL", "template": "{prompt}"}}, "with a {response} field"),
+        ({"model": {"path": "MODEL", "template": "{response} {}"}}, "of named fields"),
+        ({"model": {"path": "MODEL", "template": "{response"}}, "is not a format string"),
+        ({"model": {"path": "MODEL", "dtype": "int3"}}, "RewardModelConfig.dtype must be one of"),
+        (
+            {"model": {"path": "MODEL", "unparsed_score": float("nan")}},
+            "RewardModelConfig.unparsed_score must be a finite number or None; got nan",
+        ),
         (
             {"model": {"path": "MODEL", "base_url": "http://127.0.0.1:1/v1"}},
             "RewardModelConfig.base_url must be None for a classifier",
@@ -171,6 +178,54 @@ def _with_model(reward: dict[str, Any], path: str) -> dict[str, Any]:
     if "model" in reward and reward["model"].get("path") == "MODEL":
         return {**reward, "model": {**reward["model"], "path": path}}
     return reward
+
+
+def test_a_template_field_no_worker_fills_fails_in_the_driver(reward_model: str) -> None:
+    model = {"path": reward_model, "template": "{response} {foo}"}
+    config = config_from_dict({"model": {"path": "m"}, "reward": {"model": model}})
+    items = DigitTask().items(3)
+
+    with pytest.raises(ConfigError, match=r"has fields \['foo'\] that a reward worker does"):
+        check_reward(config.reward, items)
+    fields_items_have = RewardModelConfig(
+        path=reward_model, template="{prompt} {answer} {response}"
+    )
+    check_reward(RewardConfig(model=fields_items_have), items)
+
+
+def test_a_reward_model_folder_without_config_json_fails_in_the_driver(tmp_path: Path) -> None:
+    config = RewardConfig(model=RewardModelConfig(path=str(tmp_path)))
+
+    with pytest.raises(ConfigError, match=r"RewardModelConfig.path .* \(no config.json in it\)"):
+        check_reward(config)
+
+
+def test_a_label_the_classifier_lacks_fails_in_the_driver(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"id2label": {"0": "bad", "1": "good"}}')
+    check_reward(RewardConfig(model=RewardModelConfig(path=str(tmp_path), label=1)))
+
+    with pytest.raises(ConfigError) as raised:
+        check_reward(RewardConfig(model=RewardModelConfig(path=str(tmp_path), label=5)))
+    assert "RewardModelConfig.label must be in 0..1" in str(raised.value)
+    assert "has 2 labels; got 5" in str(raised.value)
+
+
+def test_a_judge_answer_without_a_number_scores_unparsed_score() -> None:
+    from tideflow.streaming.llm.testing import OpenAIServer
+
+    # The echo server answers the prompt's last words reversed, at most max_tokens (8) of
+    # them: here, the eight letters.
+    with OpenAIServer(model_name="judge") as server:
+        model = RewardModelConfig(
+            kind="judge",
+            path="judge",
+            base_url=server.base_url,
+            template="{response} a b c d e f g h",
+            unparsed_score=-1.0,
+        )
+        batch = RewardWorker(RewardConfig(model=model)).score(0, *_parts(2))
+
+    assert [s.reward for s in batch.samples] == [-1.0, -1.0]
 
 
 def test_a_function_that_cannot_be_imported_fails_in_the_driver(tmp_path: Path) -> None:

@@ -7,17 +7,19 @@ Every benchmark writes ``bench-results/<name>.json`` with at least ``name``, ``m
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Goal", "at_least", "at_most", "machine_info", "say", "write_result"]
+__all__ = ["Goal", "at_least", "at_most", "machine_info", "say", "sized_options", "write_result"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,3 +93,20 @@ def write_result(
     }
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def sized_options(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    *,
+    quick: Mapping[str, Any],
+    full: Mapping[str, Any],
+) -> argparse.Namespace:
+    """``parser``'s options (it has ``--quick``; the size options default to ``None``), each
+    size not given on the command line taken from ``quick`` (with ``--quick``) or ``full``:
+    ``--quick --seeds 3`` is a quick run with three seeds."""
+    args = parser.parse_args(argv)
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args

@@ -8,7 +8,9 @@ Ray's start-up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tideflow.rl.config import RLConfig
 from tideflow.rl.errors import ConfigError
@@ -33,12 +35,17 @@ def check_model_path(path: str) -> None:
     raise ConfigError(f"model.path {path!r} {problem}; expected {_MODEL_FOLDER}")
 
 
-def check_run(config: RLConfig) -> None:
+def check_run(config: RLConfig, items: Sequence[Mapping[str, Any]] | None = None) -> None:
     """Every driver-side check of ``config``: the model folder, verl's names for the
-    algorithm, the reward function."""
+    algorithm, the reward function or model (its template against the prompt ``items``,
+    loaded from ``config.data`` when not given)."""
+    from tideflow.rl._data import load_prompts
     from tideflow.rl._policy import check_algorithm
     from tideflow.rl._reward import check_reward
 
     check_model_path(config.model.path)
     check_algorithm(config.algorithm)
-    check_reward(config.reward)
+    model = config.reward.model
+    if items is None and model is not None and model.template is not None:
+        items = load_prompts(config.data)
+    check_reward(config.reward, items)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
+import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tideflow.rl._data import Batch, Sample
-from tideflow.rl.config import RewardConfig
+from tideflow.rl.config import RewardConfig, RewardModelConfig
+from tideflow.rl.config._reward import TEMPLATE_FIELDS, template_fields
 from tideflow.rl.errors import ConfigError, RLError
 
 if TYPE_CHECKING:
@@ -45,11 +48,58 @@ def resolve_reward(target: str | None) -> RewardFn:
     return fn
 
 
-def check_reward(config: RewardConfig) -> None:
-    """Raise :class:`ConfigError` now, in the driver, for a function a reward worker could
-    not import (a reward model's fields are checked by :class:`RewardModelConfig`)."""
+def check_reward(config: RewardConfig, items: Sequence[Mapping[str, Any]] | None = None) -> None:
+    """Raise :class:`ConfigError` now, in the driver, for what a reward worker would fail
+    on: a function it could not import; a local reward model folder without config.json, or
+    a classifier ``label`` the model lacks; a template field that neither the worker
+    (``{prompt}``, ``{response}``) nor every one of the prompt ``items`` fills."""
     if config.model is None:
         resolve_reward(config.function)
+        return
+    model = config.model
+    if model.base_url is None:
+        _check_model_folder(model)
+    if model.template is not None and items is not None:
+        _check_template(model.template, items)
+
+
+def _check_model_folder(model: RewardModelConfig) -> None:
+    config_file = Path(model.path) / "config.json"
+    if not config_file.is_file():
+        message = (
+            f"RewardModelConfig.path {model.path!r} is not a model folder (no config.json in "
+            "it); expected a local Hugging Face model folder (config.json, the weights, the "
+            "tokenizer)"
+        )
+        raise ConfigError(message)
+    if model.kind != "classifier":
+        return
+    try:
+        hf_config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"RewardModelConfig.path: cannot read {config_file}: {error}") from error
+    id2label = hf_config.get("id2label")
+    labels = len(id2label) if isinstance(id2label, dict) else hf_config.get("num_labels")
+    if isinstance(labels, int) and not 0 <= model.label < labels:
+        message = (
+            f"RewardModelConfig.label must be in 0..{labels - 1}: the classifier at "
+            f"{model.path!r} has {labels} labels; got {model.label}"
+        )
+        raise ConfigError(message)
+
+
+def _check_template(template: str, items: Sequence[Mapping[str, Any]]) -> None:
+    filled = set(TEMPLATE_FIELDS).union(*(set(item) for item in items[:1]))
+    for item in items[1:]:
+        filled &= set(TEMPLATE_FIELDS) | set(item)
+    unknown = sorted(template_fields(template) - filled)
+    if unknown:
+        message = (
+            f"RewardModelConfig.template {template!r} has fields {unknown} that a reward "
+            f"worker does not fill; expected {{prompt}}, {{response}} or fields every prompt "
+            f"item has ({sorted(filled - set(TEMPLATE_FIELDS))})"
+        )
+        raise ConfigError(message)
 
 
 class RewardWorker:

@@ -83,7 +83,9 @@ def scorer_config(model: RewardModelConfig, batch_size: int) -> Any:
             max_batch_size=batch_size,
             num_threads=model.num_threads,
         )
-    return JudgeConfig(engine=engine, max_tokens=model.max_tokens)
+    return JudgeConfig(
+        engine=engine, max_tokens=model.max_tokens, unparsed_score=model.unparsed_score
+    )
 
 
 class RewardModelScorer:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
 import math
 import os
 import time
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +44,31 @@ __all__ = ["RLResult", "RLTrainer", "Roles", "batch_seed", "train"]
 # Bound when used: a logger bound at import would miss the CLI's logging set-up.
 _log = functools.partial(get_logger, "tideflow.rl.driver")
 
-StepCallback = Callable[[StepMetrics, "RLTrainer"], Awaitable[None] | None]
-"""Called after each step; an awaitable it returns is awaited before the next step."""
+StepCallback = (
+    Callable[[StepMetrics, "RLTrainer"], Awaitable[None] | None]
+    | Callable[[StepMetrics], Awaitable[None] | None]
+)
+"""Called after each step as ``callback(metrics, trainer)``, or ``callback(metrics)`` when
+it takes one positional parameter; it runs on the driver's event loop, so it must not block
+(an awaitable it returns, such as ``asyncio.sleep(1)``, is awaited before the next step)."""
+
+
+def step_caller(
+    callback: StepCallback,
+) -> Callable[[StepMetrics, RLTrainer], Awaitable[None] | None]:
+    """``callback`` called as ``(metrics, trainer)``: a callback that takes exactly one
+    positional parameter gets ``metrics`` only (two arguments when its signature cannot be
+    read)."""
+    try:
+        parameters = list(inspect.signature(callback).parameters.values())
+    except (TypeError, ValueError):
+        return callback  # type: ignore[return-value]
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    takes_more = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    if takes_more or sum(p.kind in positional for p in parameters) != 1:
+        return callback  # type: ignore[return-value]
+    one = typing.cast(Callable[[StepMetrics], Awaitable[None] | None], callback)
+    return lambda metrics, trainer: one(metrics)
 
 
 @dataclass
@@ -91,10 +116,13 @@ class RLTrainer:
     def __init__(self, config: RLConfig, *, on_step: StepCallback | None = None) -> None:
         self.config = config
         self.on_step = on_step
+        self._call_on_step: Callable[[StepMetrics, RLTrainer], Awaitable[None] | None] | None
+        self._call_on_step = None
         self.roles = Roles()
-        check_run(config)  # fail here, with the field's name, not in an actor
+        items = load_prompts(config.data)
+        check_run(config, items)  # fail here, with the field's name, not in an actor
         self._order = PromptOrder(
-            load_prompts(config.data),
+            items,
             per_step=config.data.prompts_per_step,
             shuffle=config.data.shuffle,
             seed=config.seed,
@@ -190,6 +218,7 @@ class RLTrainer:
         import ray
 
         self._new_run()
+        self._call_on_step = step_caller(self.on_step) if self.on_step is not None else None
         self._failed = asyncio.get_running_loop().create_future()
         cfg = self.config
         self._start_roles()
@@ -435,8 +464,8 @@ class RLTrainer:
             loss=round(record.loss, 5),
             max_lag=record.max_lag,
         )
-        if self.on_step is not None:
-            return self.on_step(record, self)
+        if self._call_on_step is not None:
+            return self._call_on_step(record, self)
         return None
 
     # -- output ----------------------------------------------------------------------------

@@ -6,6 +6,9 @@ from typing import Any
 
 from tideflow.rl.errors import ConfigError
 
+DTYPES = ("float32", "bfloat16", "float16")
+"""The torch dtypes a model's weights may be loaded in."""
+
 
 def _check(condition: bool, where: str, expected: str, got: Any) -> None:
     if not condition:

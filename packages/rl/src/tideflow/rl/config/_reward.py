@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import math
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tideflow.rl.config._checks import _check, _check_gpu_reserved
+from tideflow.rl.config._checks import DTYPES, _check, _check_gpu_reserved
 from tideflow.rl.errors import ConfigError
 
 _TOY_REWARD = "tideflow.rl.toy:reward"
 
+TEMPLATE_FIELDS = ("prompt", "response")
+"""The fields a reward worker always fills in a template (besides the prompt item's own)."""
 
-def _template_fields(template: str) -> set[str]:
-    """The field names of a ``str.format`` template; none when it does not parse."""
-    import string
 
+def template_fields(template: str) -> set[str]:
+    """The names a ``str.format`` template fills (``{item.x}`` and ``{item[0]}`` name
+    ``item``); :class:`ConfigError` when it does not parse or has a positional field."""
     try:
-        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
-    except ValueError:
-        return set()
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as error:
+        message = f"RewardModelConfig.template {template!r} is not a format string: {error}"
+        raise ConfigError(message) from error
+    names = set()
+    for _, name, _, _ in parsed:
+        if name is None:
+            continue
+        base = name.split(".", 1)[0].split("[", 1)[0]
+        _check(base.isidentifier(), "RewardModelConfig.template", "a format string of named "
+               "fields such as {prompt} and {response} (no {} or {0})", template)  # fmt: skip
+        names.add(base)
+    return names
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +64,9 @@ class RewardModelConfig:
     """Torch dtype of a local model's weights."""
     num_threads: int | None = 1
     """Torch CPU threads in each reward worker (``None``: torch's choice)."""
+    unparsed_score: float | None = None
+    """Judge: the score of an answer that holds no number; ``None``: such an answer fails
+    the run (an :class:`~tideflow.rl.errors.RLError` naming the answer)."""
     stand_in_latency_s: float = 0.0
     """Seconds slept per reward-model call on top of the model's own time: a stand-in for a
     bigger or remote reward model, for benchmarks. Keep 0 in real use."""
@@ -67,8 +84,14 @@ class RewardModelConfig:
             _check(Path(self.path).is_dir(), "RewardModelConfig.path", "an existing model "
                    "directory", self.path)  # fmt: skip
         if self.template is not None:
-            _check("response" in _template_fields(self.template), "RewardModelConfig.template",
+            _check("response" in template_fields(self.template), "RewardModelConfig.template",
                    "a format string with a {response} field", self.template)  # fmt: skip
+        _check(self.dtype in DTYPES, "RewardModelConfig.dtype", f"one of {DTYPES}", self.dtype)
+        if self.unparsed_score is not None:
+            score = self.unparsed_score
+            finite = isinstance(score, int | float) and not isinstance(score, bool)
+            _check(finite and math.isfinite(score), "RewardModelConfig.unparsed_score",
+                   "a finite number or None", score)  # fmt: skip
         _check(self.label >= 0, "RewardModelConfig.label", ">= 0", self.label)
         _check(self.max_tokens >= 1, "RewardModelConfig.max_tokens", ">= 1", self.max_tokens)
         if self.num_threads is not None:

@@ -38,6 +38,10 @@ class RolloutAutoscaleConfig:
         where = "RolloutConfig.autoscale"
         _check(0 < self.trainer_wait_share <= 1, f"{where}.trainer_wait_share", "in (0, 1]",
                self.trainer_wait_share)  # fmt: skip
+        for name in ("min_workers", "max_workers"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool), f"{where}.{name}",
+                   "an integer", value)  # fmt: skip
         _check(self.min_workers >= 1, f"{where}.min_workers", ">= 1", self.min_workers)
         _check(
             self.max_workers >= self.min_workers,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tideflow.rl.config._checks import _check
+from tideflow.rl.config._checks import DTYPES, _check
 from tideflow.rl.config._reward import RewardConfig
 from tideflow.rl.config._rollout import RolloutConfig
 from tideflow.rl.config._training import AlgorithmConfig, TrainerConfig
@@ -24,8 +24,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.path), "ModelConfig.path", "a non-empty path", self.path)
-        allowed = ("float32", "bfloat16", "float16")
-        _check(self.dtype in allowed, "ModelConfig.dtype", f"one of {allowed}", self.dtype)
+        _check(self.dtype in DTYPES, "ModelConfig.dtype", f"one of {DTYPES}", self.dtype)
 
 
 @dataclass(frozen=True, kw_only=True)
