@@ -25,12 +25,14 @@ hit's text (case, accents and a possessive *'s* aside; a near spelling counts, s
 recognition's "Pine Harbour" matches "Pine Harbor", and "Stone" matches "Stonebridge"), and
 the score is multiplied by ``(1 + names found) / (1 + names)``: a hit that mentions none of
 two names keeps a third of its score. A query without capitals (``blue heron ferry``) is
-scored as before. The best ``2 × k`` rows are scored so, then the ``k`` best returned.
+scored as before. With names, the best ``2 × k`` rows are scored so, then the ``k`` best
+returned.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import io
 import json
 import math
@@ -199,6 +201,7 @@ class SearchIndex:
             )
             raise ConfigError(message) from error
         self._frames: tuple[int, dict[str, np.ndarray]] | None = None
+        self._languages: tuple[int, np.ndarray, np.ndarray] | None = None
         self._refreshed = time.monotonic()
 
     # -- the table -----------------------------------------------------------------------
@@ -345,7 +348,7 @@ class SearchIndex:
                 matrix = _matrix(lexical.column("vector"))
                 similarity.update(zip(ranked[-1], (matrix @ vector).tolist(), strict=True))
         if vector is not None:
-            nearest = _nearest(dataset, vector, where, pool, [*extra, "language"])
+            nearest = _nearest(dataset, vector, where, pool, extra)
             ranked.append(nearest.column("_rowid").to_pylist())
             if group_by_video:
                 videos.update(zip(ranked[-1], nearest.column("video_id").to_pylist(), strict=True))
@@ -355,7 +358,7 @@ class SearchIndex:
                 dataset,
                 vector,
                 where,
-                (cosines, nearest.column("language").to_pylist()),
+                (cosines, self._languages_of(dataset, ranked[-1])),
                 pool,
                 language=_query_language(text),
             )
@@ -372,7 +375,7 @@ class SearchIndex:
             for row, score in fused:
                 best.setdefault(videos[row], (row, score))
             fused = list(best.values())
-        return _by_names(_hits(dataset, fused[: 2 * k]), query_names(text))[:k]
+        return _best_hits(dataset, fused, k, query_names(text))
 
     def _reference(
         self,
@@ -393,10 +396,29 @@ class SearchIndex:
         cosines, languages = candidates
         unfiltered = _filters(None, None, None, None, None)
         if where != unfiltered:
-            table = _nearest(dataset, vector, unfiltered, limit, ["language"])
+            table = _nearest(dataset, vector, unfiltered, limit, [])
             cosines = [1.0 - float(d) for d in table.column("_distance").to_pylist()]
-            languages = table.column("language").to_pylist()
+            languages = self._languages_of(dataset, table.column("_rowid").to_pylist())
         return reference_level(cosines, languages, language)
+
+    def _languages_of(self, dataset: Any, rows: list[int]) -> list[str | None]:
+        """The ``language`` of each row id, from a per-version table of every row's
+        language (cheaper than a vector search that returns the column: measured 2.7 ms a
+        query at 100,000 rows against a lookup)."""
+        cached = self._languages
+        if cached is None or cached[0] != dataset.version:
+            table = dataset.to_table(columns=["_rowid", "language"])
+            ids = table.column("_rowid").to_numpy()
+            order = np.argsort(ids, kind="stable")
+            names = np.asarray(table.column("language").to_pylist(), dtype=object)
+            cached = (dataset.version, ids[order], names[order])
+            self._languages = cached
+        _, ids, names = cached
+        if not rows or not len(ids):
+            return [None] * len(rows)
+        wanted = np.asarray(rows, dtype=ids.dtype)
+        at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+        return [names[i] if ids[i] == row else None for i, row in zip(at, wanted, strict=True)]
 
     # -- query by frame ------------------------------------------------------------------
 
@@ -625,6 +647,7 @@ _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _SENTENCE_END = re.compile(r"[.!?¿¡:;\"“”«»(]\s*$")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _plain(word: str) -> str:
     """``word`` lower-cased, without accents or a possessive ``'s``."""
     word = unicodedata.normalize("NFKD", word.casefold())
@@ -657,16 +680,19 @@ def name_coverage(names: list[str], text: str) -> float:
     if not names:
         return 1.0
     words = {_plain(w) for w in _WORD.findall(text or "")}
-    found = 0
-    for name in names:
-        if any(
-            name == word
-            or (len(name) >= 4 and name in word)
-            or difflib.SequenceMatcher(None, name, word).ratio() >= NAME_MATCH
-            for word in words
-        ):
-            found += 1
+    found = sum(any(_alike(name, word) for word in words) for name in names)
     return (1 + found) / (1 + len(names))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _alike(name: str, word: str) -> bool:
+    """``word`` mentions ``name`` (see :func:`name_coverage`); the cheap bounds first."""
+    if name == word or (len(name) >= 4 and name in word):
+        return True
+    if 2 * min(len(name), len(word)) < NAME_MATCH * (len(name) + len(word)):
+        return False  # the lengths alone keep the ratio below the bar
+    matcher = difflib.SequenceMatcher(None, name, word)
+    return matcher.quick_ratio() >= NAME_MATCH and matcher.ratio() >= NAME_MATCH
 
 
 def reference_level(
@@ -685,6 +711,12 @@ def _query_language(text: str) -> str:
     from tideflow.media.language import detect_language
 
     return detect_language(text)
+
+
+def _best_hits(dataset: Any, fused: list[tuple[int, float]], k: int, names: list[str]) -> list[Hit]:
+    """The ``k`` best of ``fused`` as hits; with ``names``, the best ``2 × k`` rescored by
+    :func:`_by_names` first."""
+    return _by_names(_hits(dataset, fused[: 2 * k if names else k]), names)[:k]
 
 
 def _by_names(hits: list[Hit], names: list[str]) -> list[Hit]:
