@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tideflow_video_search.search import SearchIndex, name_coverage, query_names, reference_level
+from tideflow_video_search.names import name_coverage, query_names
+from tideflow_video_search.search import SearchIndex, reference_level
 
 
 @pytest.mark.parametrize(

@@ -31,16 +31,12 @@ returned.
 
 from __future__ import annotations
 
-import difflib
-import functools
 import io
 import json
 import math
 import os
-import re
 import threading
 import time
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -50,6 +46,8 @@ import numpy as np
 
 from tideflow.core.errors import ConfigError
 from tideflow.core.uri import redact
+from tideflow_video_search.frames import frame_runs, hamming
+from tideflow_video_search.names import name_coverage, query_names
 from tideflow_video_search.schema import CHANNELS, FRAME_SOURCE, TABLE_NAME, search_text
 
 __all__ = [
@@ -57,17 +55,11 @@ __all__ = [
     "MAX_K",
     "MAX_QUERY_CHARS",
     "MODES",
-    "NAME_MATCH",
-    "RUN_GAP_S",
-    "RUN_MAX_BITS",
-    "RUN_MAX_HIST",
     "REFERENCE_MIN_ROWS",
     "Hit",
     "IndexMeta",
     "QueryError",
     "SearchIndex",
-    "name_coverage",
-    "query_names",
     "read_meta",
     "reference_level",
     "write_meta",
@@ -87,9 +79,6 @@ SIMILARITY_GAP = 0.05
 DEFAULT_THRESHOLD = 0.5
 REFERENCE_MIN_ROWS = 5
 """Candidates in the query's language needed to take the reference level from them alone."""
-NAME_MATCH = 0.8
-"""A name counts as mentioned by a word this alike (``difflib`` ratio): spelling variants
-and recognition slips, not other names."""
 QUERY_BATCH = 4
 """Queries waiting for an engine are embedded up to this many at a time (measured with 8
 clients on 2 cores at 100k rows: p95 ~125 ms with 4, ~130 with 2, ~140 with 8, ~155 with 1)."""
@@ -438,7 +427,7 @@ class SearchIndex:
         frames = self._frame_table()
         if not len(frames["phash"]):
             return []
-        distance = _hamming(frames["phash"], signature.phash) / 64.0
+        distance = hamming(frames["phash"], signature.phash) / 64.0
         hist = np.abs(frames["hist"] - signature.hist[None, :]).sum(axis=1) / 2.0
         score = 1.0 - 0.5 * distance - 0.5 * hist
         # The best row of each run, best first; ties in table order (video, then time).
@@ -467,7 +456,8 @@ class SearchIndex:
 
     def _frame_table(self) -> dict[str, np.ndarray]:
         """The frame rows' columns (ordered by video, then time), with each row's ``run``
-        (see :func:`_frame_runs`) and its bounds; cached per table version."""
+        (see :func:`~tideflow_video_search.frames.frame_runs`) and its bounds; cached per
+        table version."""
         dataset = self._dataset
         cached = self._frames
         if cached is not None and cached[0] == dataset.version:
@@ -485,46 +475,9 @@ class SearchIndex:
             if table.num_rows
             else np.zeros((0, 48), np.float32),
         }
-        frames.update(_frame_runs(frames))
+        frames.update(frame_runs(frames))
         self._frames = (dataset.version, frames)
         return frames
-
-
-RUN_GAP_S = 0.5
-"""Frame rows of one video this close in time (or overlapping) can be one moment."""
-RUN_MAX_BITS = 4
-"""Frame rows whose hashes differ by more bits are different pictures (a JPEG of one
-picture moves ≤ 4)."""
-RUN_MAX_HIST = 0.1
-"""Frame rows whose histograms are further apart (L1, 0–2) are different pictures."""
-
-
-def _frame_runs(frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Runs of frame rows (ordered by video, then start) that show one picture: the same
-    video, touching in time (:data:`RUN_GAP_S`), the same on-screen text, hashes within
-    :data:`RUN_MAX_BITS` and histograms within :data:`RUN_MAX_HIST` (L1) of the row before.
-    ``run`` (an id per row), ``run_start`` and ``run_end`` (the run's bounds, per row)."""
-    count = len(frames["phash"])
-    start = np.asarray(frames["start_s"], np.float64)
-    end = np.asarray(frames["end_s"], np.float64)
-    phash = frames["phash"]
-    same = (
-        (frames["video_id"][1:] == frames["video_id"][:-1])
-        & (start[1:] - end[:-1] <= RUN_GAP_S)
-        & (frames["text"][1:] == frames["text"][:-1])
-        & (_popcount(np.bitwise_xor(phash[1:], phash[:-1])) <= RUN_MAX_BITS)
-        & (np.abs(frames["hist"][1:] - frames["hist"][:-1]).sum(axis=1) <= RUN_MAX_HIST)
-    )
-    run = np.concatenate([[0], np.cumsum(~same)]).astype(np.int64)[:count]
-    run_start = start.copy()
-    run_end = end.copy()
-    if count:
-        firsts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
-        lasts = np.r_[firsts[1:] - 1, count - 1]
-        for first, last in zip(firsts, lasts, strict=True):
-            run_start[first : last + 1] = start[first : last + 1].min()
-            run_end[first : last + 1] = end[first : last + 1].max()
-    return {"run": run, "run_start": run_start, "run_end": run_end}
 
 
 def _cores() -> int:
@@ -643,58 +596,6 @@ def _hits(dataset: Any, scored: list[tuple[int, float]]) -> list[Hit]:
     ]
 
 
-_WORD = re.compile(r"[^\W\d_][\w'’-]*")
-_SENTENCE_END = re.compile(r"[.!?¿¡:;\"“”«»(]\s*$")
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _plain(word: str) -> str:
-    """``word`` lower-cased, without accents or a possessive ``'s``."""
-    word = unicodedata.normalize("NFKD", word.casefold())
-    word = "".join(c for c in word if not unicodedata.combining(c))
-    return re.sub(r"['’]s$", "", word).strip("'’-")
-
-
-def query_names(query: str) -> list[str]:
-    """The names ``query`` asks about: its capitalized words of two letters or more (Latin
-    script and the like: Chinese has no capitals) that do not begin a sentence, plain
-    (see :func:`_plain`). ``"How many seats has the Wild Rose hotel?"`` → ``["wild", "rose"]``."""
-    names = []
-    for match in _WORD.finditer(query):
-        word = match.group()
-        before = query[: match.start()]
-        if len(word) < 2 or not word[0].isupper() or not before.strip():
-            continue
-        if _SENTENCE_END.search(before):
-            continue
-        plain = _plain(word)
-        if len(plain) >= 2 and plain not in names:
-            names.append(plain)
-    return names
-
-
-def name_coverage(names: list[str], text: str) -> float:
-    """``(1 + names text mentions) / (1 + len(names))``; 1 without names. A name is
-    mentioned by a word of ``text`` equal to it, alike to it (:data:`NAME_MATCH`), or
-    containing it (a name of four letters or more: "stone" in "stonebridge")."""
-    if not names:
-        return 1.0
-    words = {_plain(w) for w in _WORD.findall(text or "")}
-    found = sum(any(_alike(name, word) for word in words) for name in names)
-    return (1 + found) / (1 + len(names))
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _alike(name: str, word: str) -> bool:
-    """``word`` mentions ``name`` (see :func:`name_coverage`); the cheap bounds first."""
-    if name == word or (len(name) >= 4 and name in word):
-        return True
-    if 2 * min(len(name), len(word)) < NAME_MATCH * (len(name) + len(word)):
-        return False  # the lengths alone keep the ratio below the bar
-    matcher = difflib.SequenceMatcher(None, name, word)
-    return matcher.quick_ratio() >= NAME_MATCH and matcher.ratio() >= NAME_MATCH
-
-
 def reference_level(
     cosines: Sequence[float], languages: Sequence[str | None], language: str
 ) -> float:
@@ -720,28 +621,12 @@ def _best_hits(dataset: Any, fused: list[tuple[int, float]], k: int, names: list
 
 
 def _by_names(hits: list[Hit], names: list[str]) -> list[Hit]:
-    """``hits`` with each score times :func:`name_coverage`, best first (ties keep their
-    order); unchanged without names."""
+    """``hits`` with each score times :func:`~tideflow_video_search.names.name_coverage`,
+    best first (ties keep their order); unchanged without names."""
     if not names:
         return hits
     scored = [replace(h, score=h.score * name_coverage(names, h.text)) for h in hits]
     return sorted(scored, key=lambda h: -h.score)
-
-
-def _hamming(hashes: np.ndarray, value: int) -> np.ndarray:
-    return _popcount(np.bitwise_xor(hashes.astype(np.int64), np.int64(value)))
-
-
-def _popcount(values: np.ndarray) -> np.ndarray:
-    """Set bits of each int64."""
-    xor = np.asarray(values, np.int64).view(np.uint64)
-    counts = np.zeros(len(xor), np.int64)
-    for shift in range(0, 64, 8):
-        counts += _POPCOUNT[((xor >> np.uint64(shift)) & np.uint64(0xFF)).astype(np.int64)]
-    return counts
-
-
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int64)
 
 
 def _decode_image(image: bytes | np.ndarray) -> np.ndarray:
