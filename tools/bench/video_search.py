@@ -100,16 +100,14 @@ def run_loop(videos: Path, index: Path, config: Any, dim: int) -> dict[str, Any]
     from tideflow.media.embeddings import TextEmbedder
     from tideflow.media.ocr import OcrFrames
     from tideflow.media.sources import VideoFolderSource
-    from tideflow.media.subtitles import ReadSubtitles
     from tideflow.streaming import RecordErrors
     from tideflow.streaming.connectors import JobContext
     from tideflow_video_search.schema import TABLE_NAME
     from tideflow_video_search.stages import BuildSegments, ExtractFrames, ToIndexRows
 
     loaded = time.perf_counter()
-    frames = ExtractFrames(config)
+    frames = ExtractFrames(config)  # decode, near-duplicate removal, thumbnails, subtitles
     ocr = OcrFrames(threads=2, retries=config.retries)
-    subtitles = ReadSubtitles()
     speech = SpeechRecognizer(config.whisper_model, cpu_threads=2, language=config.speech_language)
     segments = BuildSegments(config)
     embedder = TextEmbedder(config.embedding, role="passage", threads=2)
@@ -123,7 +121,7 @@ def run_loop(videos: Path, index: Path, config: Any, dim: int) -> dict[str, Any]
     for split in source.discover(ctx):
         reader = source.open(split, None, ctx)
         while (shard := reader.read(1)) is not None:
-            table = subtitles(ocr(frames(shard)))
+            table = ocr(frames(shard))
             try:
                 table = speech(table)
             except RecordErrors as errors:

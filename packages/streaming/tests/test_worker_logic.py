@@ -31,6 +31,11 @@ def test_a_failing_batch_is_bisected_down_to_its_bad_records():
     assert result.meta["rows_out"] == 19
 
 
+def test_a_worker_names_its_stage_in_ray_logs_and_state():
+    # Ray prefixes an actor's log lines with its repr and lists it as ``repr_name``.
+    assert repr(StageWorker(StageSpec(name="speech", udf=_boom_on_7))) == "StageWorker(speech)"
+
+
 def test_a_function_failing_on_every_row_dead_letters_all_of_them():
     def fail(table: pa.Table) -> pa.Table:
         raise RuntimeError("no")

@@ -1,11 +1,12 @@
 """The ingest job: videos → segments with vectors → a Lance table, exactly once.
 
-source (probe + shard) → frames (decode + near-duplicate removal) → OCR → subtitles →
-speech → segments → embeddings (LLM operator) → index rows → Lance (vector and full-text
-indexes). Every model stage is its own elastic actor pool, so the shards of many videos are
-at different stages at once; a checkpoint every ``checkpoint_interval_s`` seconds records
-the source positions (the next shard of the video in progress), so an ingest killed and run
-again with the same command resumes mid-video and writes no segment twice.
+source (probe + shard) → frames (decode + near-duplicate removal + subtitles) → OCR →
+speech → segments → embeddings (LLM operator) → index rows (in the I/O actor) → Lance
+(vector and full-text indexes). Every model stage is its own elastic actor pool, so the
+shards of many videos are at different stages at once; a checkpoint every
+``checkpoint_interval_s`` seconds records the source positions (the next shard of the video
+in progress), so an ingest killed and run again with the same command resumes mid-video and
+writes no segment twice.
 
 >>> job = Ingest("videos/", "index/", config=IngestConfig(fps=1))
 >>> result = job.run()                                          # doctest: +SKIP
@@ -123,10 +124,6 @@ def build_pipeline(config: IngestConfig, source: Source, *, dim: int = 384) -> P
             concurrency=config.ocr_pool or default_pools(cpus)["ocr"],
             fn_constructor_kwargs={"threads": 1, "retries": config.retries, "keep_pixels": False},
         )
-    if config.subtitles:
-        from tideflow.media.subtitles import ReadSubtitles
-
-        pipeline = pipeline.map_batches(ReadSubtitles, name="subtitles", num_cpus=0)
     if config.speech:
         from tideflow.media.asr import SpeechRecognizer
 
@@ -147,7 +144,10 @@ def build_pipeline(config: IngestConfig, source: Source, *, dim: int = 384) -> P
     pipeline = embedding_processor(
         config.embedding, concurrency=config.embed_pool, num_cpus=1, batch_size=64
     )(pipeline)
-    return pipeline.map_batches(ToIndexRows, name="rows", num_cpus=0, fn_constructor_args=(dim,))
+    # Light, right before the sink: run in the I/O actor (fused), no actor of its own.
+    return pipeline.map_batches(
+        ToIndexRows, name="rows", num_cpus=0, fused=True, fn_constructor_args=(dim,)
+    )
 
 
 @dataclass

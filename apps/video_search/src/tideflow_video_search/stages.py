@@ -37,7 +37,12 @@ ROW_SCHEMA = pa.schema([f for f in segment_schema() if f.name not in ("vector", 
 class ExtractFrames:
     """Decode a shard's frames, drop near-identical ones (one stage: the pixels cross the
     object store once) and make each kept frame's JPEG thumbnail (``thumbs``). Adds
-    ``phash``/``hist`` of the kept frames either way. Without OCR the pixels stop here."""
+    ``phash``/``hist`` of the kept frames either way. Without OCR the pixels stop here.
+
+    With subtitles on, the shard's cues are read here too (``cues``, the media library's
+    :class:`~tideflow.media.subtitles.ReadSubtitles`): a light step that needs no actor of
+    its own. A video whose subtitles cannot be read still comes out whole, and its shards
+    go to the dead letters with the reason (:class:`~tideflow.streaming.RecordErrors`)."""
 
     def __init__(self, config: IngestConfig) -> None:
         from tideflow.media.dedup import DedupFrames
@@ -52,6 +57,11 @@ class ExtractFrames:
         # Without removal every frame is kept; the signatures are still computed (frame rows).
         self._dedup = DedupFrames(remove=config.dedup)
         self._keep_pixels = config.ocr
+        self._subtitles = None
+        if config.subtitles:
+            from tideflow.media.subtitles import ReadSubtitles
+
+            self._subtitles = ReadSubtitles()
 
     def __call__(self, table: pa.Table) -> pa.Table:
         from tideflow.media.frames import frame_images
@@ -62,9 +72,11 @@ class ExtractFrames:
             ok = row["error"] is None and row["pixels"]
             thumbs.append([_thumbnail(image) for image in frame_images(row)] if ok else [])
         table = table.append_column("thumbs", pa.array(thumbs, pa.list_(pa.binary())))
-        if self._keep_pixels:
-            return table
-        return table.drop_columns(["pixels", "frame_h", "frame_w"])
+        if not self._keep_pixels:
+            table = table.drop_columns(["pixels", "frame_h", "frame_w"])
+        # One row per shard in and out, so the rows ReadSubtitles names (RecordErrors) are
+        # this batch's rows too.
+        return table if self._subtitles is None else self._subtitles(table)
 
 
 def _thumbnail(image: np.ndarray) -> bytes:

@@ -150,6 +150,11 @@ class StageWorker:
     def name(self) -> str:
         return str(self._name)
 
+    def __repr__(self) -> str:
+        # Ray prefixes an actor's log lines with this and shows it in its state API
+        # (``repr_name``): which stage a worker process runs, not only its class.
+        return f"StageWorker({self._name})"
+
     def process(self, payload: Any) -> WithMeta:
         """Run the function on one batch. Ray may call this from two threads at once (the
         actor's ``max_concurrency`` is the stage's in-flight limit): the function itself

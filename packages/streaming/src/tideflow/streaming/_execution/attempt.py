@@ -52,7 +52,9 @@ from tideflow.streaming.connectors._base import JobContext, Sink
 
 __all__ = ["Attempt", "io_actor_name"]
 
-_POLL_S = 0.002
+_POLL_S = 0.002  # the longest a wait on Ray refs lasts: pool futures cannot interrupt it
+_IDLE_S = 0.02  # the longest a wait with no refs lasts: everything else sets the wake event,
+# so this only paces time-driven work (checkpoint intervals, timeouts, autoscaling ticks)
 
 
 def io_actor_name(ctx: JobContext, attempt: int) -> str:
@@ -431,7 +433,9 @@ class Attempt:
             heads = next_heads
 
     def _wait(self) -> None:
-        """Sleep until something may have changed: a Ray result, a pool future, or 2 ms."""
+        """Sleep until something may have changed: a Ray result (polled every 2 ms: a pool
+        future cannot interrupt ``ray.wait``), or, with no Ray result awaited, a pool future,
+        a checkpoint or a stop (they set the wake event), or 20 ms for time-driven work."""
         if self._wake.is_set():
             self._wake.clear()
             return
@@ -442,7 +446,7 @@ class Attempt:
         if refs:
             ray.wait(refs, num_returns=1, timeout=_POLL_S)
         else:
-            self._wake.wait(_POLL_S)
+            self._wake.wait(_IDLE_S)
         self._wake.clear()
 
     def _advance_stages(self, *, input_ended: bool = False) -> None:
