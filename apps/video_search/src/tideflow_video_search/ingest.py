@@ -37,6 +37,7 @@ __all__ = [
     "build_pipeline",
     "local_cpus",
     "parse_source",
+    "queue_limit_for",
     "required_cpus",
 ]
 
@@ -68,6 +69,22 @@ def default_pools(cpus: int) -> dict[str, tuple[int, int]]:
     them, so neither starves the other; speech, the heaviest stage, starts with two."""
     half = max(1, cpus // 2 - 1)
     return {"ocr": (1, half), "speech": (min(2, half), half)}
+
+
+def queue_limit_for(config: IngestConfig, cpus: int) -> int | None:
+    """Batches that may wait before each stage: 2 while no model pool can grow past two
+    actors (a 2-core machine), else ``None`` — the engine's default, which scales each
+    stage's queue with its pool (2 × its max actors × its max in flight).
+
+    A stage sends at most the next stage's queue limit in flight, so a fixed limit of 2 caps
+    every pool at two busy actors, however many cores the cluster has. On 2 cores that is
+    the better setting (measured, ``docs/benchmarks.md#video_search``: with 4 or 8 the OCR
+    pool grows and the same ingest spends ~15 % more CPU); beyond it the pools need room."""
+    pools = default_pools(cpus)
+    sizes = [config.ocr_pool or pools["ocr"], config.speech_pool or pools["speech"]]
+    sizes.append(config.embed_pool)
+    biggest = max(size if isinstance(size, int) else size[1] for size in sizes)
+    return 2 if biggest <= 2 else None
 
 
 def _check_index_dir(index_dir: Path) -> None:
@@ -170,7 +187,10 @@ class Ingest:
     """An ingest of ``source`` into the index directory ``index_dir``.
 
     The job id is derived from the source and the index, so the same command run again
-    resumes the same job (and a finished bounded one writes nothing new).
+    resumes the same job (and a finished bounded one writes nothing new). ``queue_limit``:
+    batches that may wait before each stage (default: :func:`queue_limit_for` the
+    cluster). :meth:`run` and :meth:`start` start a local Ray when none runs, then size the
+    pools to it.
     """
 
     def __init__(
@@ -181,7 +201,7 @@ class Ingest:
         config: IngestConfig | None = None,
         follow: bool = False,
         job_id: str | None = None,
-        queue_limit: int = 2,
+        queue_limit: int | None = None,
     ) -> None:
         from tideflow.media.embeddings import embedding_dim
 
@@ -205,8 +225,13 @@ class Ingest:
         self.dim = meta.dim if meta is not None else embedding_dim(self.config.embedding)
         key = json.dumps([str(source), str(self.index_dir)])
         self.job_id = job_id or f"ingest-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
-        if isinstance(queue_limit, bool) or not isinstance(queue_limit, int) or queue_limit < 1:
-            raise ConfigError(f"queue_limit must be an int >= 1; got {queue_limit!r}")
+        if queue_limit is not None and (
+            isinstance(queue_limit, bool) or not isinstance(queue_limit, int) or queue_limit < 1
+        ):
+            message = (
+                f"queue_limit must be an int >= 1 or None (sized to the pools); got {queue_limit!r}"
+            )
+            raise ConfigError(message)
         self.queue_limit = queue_limit
         self.state_uri = str(self.index_dir / STATE_DIR)
         self.dead_letters = f"{self.state_uri}/{self.job_id}/dead_letters"
@@ -250,13 +275,18 @@ class Ingest:
                 interval_s=self.config.checkpoint_interval_s,
                 max_batches=self.config.epoch_shards,
             ),
-            "queue_limit": self.queue_limit,
+            "queue_limit": (
+                self.queue_limit
+                if self.queue_limit is not None
+                else queue_limit_for(self.config, have)
+            ),
             "on_progress": on_progress,
         }
 
     def start(self, *, on_progress: Callable[[JobResult], None] | None = None) -> Job:
         """Start in the background; ``job.stop()`` ends a followed source cleanly."""
-        return self.pipeline().start(job_id=self.job_id, **self._options(on_progress))
+        options = self._options(on_progress)  # starts Ray first: the pools are sized to it
+        return self.pipeline().start(job_id=self.job_id, **options)
 
     def run(
         self,
@@ -266,11 +296,9 @@ class Ingest:
         metrics_port: int | None = None,
     ) -> IngestResult:
         """Run until the source ends (or Ctrl-C: the epoch in flight is committed first)."""
+        options = self._options(on_progress)  # starts Ray first: the pools are sized to it
         result = self.pipeline().run(
-            job_id=self.job_id,
-            progress=progress,
-            metrics_port=metrics_port,
-            **self._options(on_progress),
+            job_id=self.job_id, progress=progress, metrics_port=metrics_port, **options
         )
         return IngestResult(
             job_id=self.job_id,
