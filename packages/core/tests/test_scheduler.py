@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tideflow.core.errors import PoolClosedError, SchedulerError, WorkFailedError
+from tideflow.core.errors import ConfigError, PoolClosedError, SchedulerError, WorkFailedError
 from tideflow.core.observability import ActorEvent, RetryEvent, ScaleEvent
 from tideflow.core.scheduler import ActorPool, ResourceRequest
 
@@ -138,6 +138,16 @@ def test_utilization_counts_busy_actors_and_backlog(single: ActorPool, tmp_path:
     concurrent.futures.wait([blocker, queued], timeout=30)
     idle = single.utilization()
     assert (idle.active, idle.total, idle.in_flight, idle.queued) == (0, 1, 0, 0)
+
+
+def test_a_backlog_noted_from_outside_counts_as_queued(single: ActorPool) -> None:
+    single.note_backlog(3)
+    assert single.utilization().queued == 3  # nothing submitted: all of it waits outside
+    single.note_backlog(0)
+    assert single.utilization().queued == 0
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ConfigError, match="note_backlog needs an int >= 0"):
+            single.note_backlog(bad)  # type: ignore[arg-type]
 
 
 def test_object_refs_and_keyword_arguments_reach_the_method(single: ActorPool) -> None:

@@ -96,6 +96,27 @@ class SlowLogPid(Slow):
         return super().__call__(table)
 
 
+class TimedSleep:
+    """Sleeps ``slow_s`` on the batch holding id ``slow_id``, else ``fast_s``; adds the
+    call's start and end times (``time.time()``) and the actor's process id as columns."""
+
+    def __init__(self, slow_id: int, slow_s: float, fast_s: float) -> None:
+        self.slow_id, self.slow_s, self.fast_s = slow_id, slow_s, fast_s
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        import os
+
+        start = time.time()
+        slow = self.slow_id in table.column("id").to_pylist()
+        time.sleep(self.slow_s if slow else self.fast_s)
+        n = table.num_rows
+        return (
+            table.append_column("start", pa.array([start] * n, pa.float64()))
+            .append_column("end", pa.array([time.time()] * n, pa.float64()))
+            .append_column("pid", pa.array([os.getpid()] * n, pa.int64()))
+        )
+
+
 def count_per_key(state: int | None, row: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Keyed state: how many rows of this key so far; emits the row with its rank ``n``."""
     n = (state or 0) + 1

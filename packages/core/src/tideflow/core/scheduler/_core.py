@@ -94,6 +94,7 @@ class _PoolCore:
         # Draining nodes -> the last actor number created before they were retired.
         self._retired_nodes: dict[str, int] = {}
         self._next_sample = self._clock.now()
+        self._outside_backlog = 0  # work waiting for the pool outside it (note_backlog)
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -532,7 +533,7 @@ class _PoolCore:
             time=self._clock.now(),
             active=sum(1 for a in live if a.in_flight),
             total=len(live) + len(self._pending_starts),
-            queued=len(self._queue),
+            queued=len(self._queue) + self._outside_backlog,
             in_flight=sum(len(a.in_flight) for a in self._actors.values()),
             starting=sum(1 for a in live if a.state is ActorState.STARTING)
             + len(self._pending_starts),

@@ -239,9 +239,23 @@ class ActorPool(_PoolCore):
     # -- what the pool reports -------------------------------------------------------------
 
     def utilization(self) -> UtilizationSample:
-        """The pool's load now: busy actors of all (starting included), queued, in flight."""
+        """The pool's load now: busy actors of all (starting included), queued (with the
+        backlog noted by :meth:`note_backlog`), in flight."""
         with self._lock:
             return self._utilization_locked()
+
+    def note_backlog(self, count: int) -> None:
+        """Work that waits for this pool outside it, now: e.g. the input queue of a stage
+        whose calls the stage holds back (its limit on work in flight). It counts as
+        queued in the pool's utilization samples until noted again, so the scaler sees a
+        backlog that never reaches :meth:`submit`. Raises ``ConfigError`` if ``count`` is
+        not an int >= 0."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ConfigError(
+                f"ActorPool {self.name!r}: note_backlog needs an int >= 0; got {count!r}"
+            )
+        with self._lock:
+            self._outside_backlog = count
 
     @property
     def stats(self) -> PoolStats:

@@ -466,13 +466,32 @@ class Attempt:
             spec = downstream.spec if downstream is not None else None
             while op.can_dispatch():
                 waiting = downstream.waiting if downstream is not None else len(self._writes)
-                if self.backpressure.budget(spec, waiting=waiting, sent=op.in_flight) <= 0:
+                if self.backpressure.budget(spec, waiting=waiting, sent=op.running) <= 0:
                     op.metrics.note_backpressure(now, self.backpressure.reason(spec))
                     break
                 op.dispatch()
             op.on_tick(wall, self.state.epoch, input_done=input_ended and upstream == 0)
             upstream += op.held
             op.metrics.queue_depth = len(op.queue)
+        self._note_backlogs()
+
+    def _note_backlogs(self) -> None:
+        """Tell each stage how much of its queue waits for its own actors, once every stage
+        dispatched: none while the stage is held back by the next one (or the sink) —
+        backpressure with work waiting there: more actors would only wait too — else all
+        of it (the stage is at its capacity, or its own calls in flight fill the queue
+        limit). Its pool's scaler counts it as backlog: with a small queue limit, calls
+        never pile up in the pool itself."""
+        for i, op in enumerate(self.operators):
+            downstream = self.operators[i + 1] if i + 1 < len(self.operators) else None
+            spec = downstream.spec if downstream is not None else None
+            waiting = downstream.waiting if downstream is not None else len(self._writes)
+            held_back = (
+                waiting > 0
+                and op.in_flight < op.capacity
+                and self.backpressure.budget(spec, waiting=waiting, sent=op.running) <= 0
+            )
+            op.note_backlog(0 if held_back else len(op.queue))
 
     def _forward(self, i: int, op: PhysicalOperator, finished: Finished) -> None:
         """Send a finished batch's outputs downstream (and dead letters to their sink)."""

@@ -98,6 +98,12 @@ class PhysicalOperator(ABC):
         """Calls in flight now."""
 
     @property
+    def running(self) -> int:
+        """Calls in flight that have not finished (a finished call may wait for an earlier
+        one, outputs leaving in input order); what backpressure counts as sent."""
+        return self.in_flight
+
+    @property
     def waiting(self) -> int:
         """Queued batches that count against the queue limit (backpressure)."""
         return len(self.queue)
@@ -146,6 +152,11 @@ class PhysicalOperator(ABC):
         """Before each dispatch round (when the executor tracks it): the epochs whose rows
         are still upstream of this operator (being read, or in an earlier operator). Input
         kept back for company (re-batching) of other epochs may go now."""
+
+    def note_backlog(self, count: int) -> None:  # noqa: B027 (a hook; most need none)
+        """After each turn of the loop: ``count`` queued batches wait for this stage's own
+        actors (not for a full stage downstream). An elastic pool counts them as its
+        backlog (see ``ActorPool.note_backlog``)."""
 
     def stateful_actors(self) -> list[Any]:
         """Actors whose loss loses state (a keyed stage's partitions): the job moves when

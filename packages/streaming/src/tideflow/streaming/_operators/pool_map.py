@@ -80,6 +80,10 @@ class PoolMapOperator(PhysicalOperator):
         return len(self._calls)
 
     @property
+    def running(self) -> int:
+        return sum(1 for future in self._calls if not future.done())
+
+    @property
     def held(self) -> int:
         waiting = self.rebatcher.held if self.rebatcher is not None else 0
         return super().held + waiting
@@ -190,6 +194,11 @@ class PoolMapOperator(PhysicalOperator):
             self.metrics.actors_min = self.spec.min_actors
             self.metrics.actors_max = self.spec.max_actors
             self.metrics.actor_bundle = self.spec.resources.bundle()
+
+    def note_backlog(self, count: int) -> None:
+        note = getattr(self.pool, "note_backlog", None)  # a stand-in pool in a test may lack it
+        if note is not None:
+            note(count)
 
     def on_nodes_draining(self, node_ids: set[str]) -> None:
         retire = getattr(self.pool, "retire_nodes", None)
