@@ -76,10 +76,11 @@ def queue_limit_for(config: IngestConfig, cpus: int) -> int | None:
     actors (a 2-core machine), else ``None`` — the engine's default, which scales each
     stage's queue with its pool (2 × its max actors × its max in flight).
 
-    A stage sends at most the next stage's queue limit in flight, so a fixed limit of 2 caps
-    every pool at two busy actors, however many cores the cluster has. On 2 cores that is
-    the better setting (measured, ``docs/benchmarks.md#video_search``: with 4 or 8 the OCR
-    pool grows and the same ingest spends ~15 % more CPU); beyond it the pools need room."""
+    A stage has at most the next stage's queue limit of calls running, so a fixed limit of 2
+    caps every pool at two busy actors, however many cores the cluster has. On 2 cores that
+    is the better setting (measured, ``docs/benchmarks.md#video_search``: with 4 or 8 the
+    same ingest spent ~15 % more CPU; a pool still grows to its two actors when its own
+    calls hold its queue back); beyond it the pools need room."""
     pools = default_pools(cpus)
     sizes = [config.ocr_pool or pools["ocr"], config.speech_pool or pools["speech"]]
     sizes.append(config.embed_pool)
