@@ -45,7 +45,7 @@ from tideflow.streaming._execution.state import Batch, EpochCounts, LoopState, S
 from tideflow.streaming._metrics import JobResult, StageMetrics
 from tideflow.streaming._operators.base import Finished, OperatorHooks, PhysicalOperator
 from tideflow.streaming._operators.write import SinkWriters
-from tideflow.streaming._plan import Plan, split_fused
+from tideflow.streaming._plan import Plan, StageSpec, split_fused
 from tideflow.streaming._planner import PlanContext, plan_operator, restore_states, stateful_stages
 from tideflow.streaming._worker import IOWorker, Written
 from tideflow.streaming.connectors._base import JobContext, Sink
@@ -462,10 +462,8 @@ class Attempt:
                 busy |= op.held_epochs()
             for finished in op.take_ready():
                 self._forward(i, op, finished)
-            downstream = self.operators[i + 1] if i + 1 < len(self.operators) else None
-            spec = downstream.spec if downstream is not None else None
             while op.can_dispatch():
-                waiting = downstream.waiting if downstream is not None else len(self._writes)
+                spec, waiting = self._toward(i)
                 if self.backpressure.budget(spec, waiting=waiting, sent=op.running) <= 0:
                     op.metrics.note_backpressure(now, self.backpressure.reason(spec))
                     break
@@ -475,6 +473,14 @@ class Attempt:
             op.metrics.queue_depth = len(op.queue)
         self._note_backlogs()
 
+    def _toward(self, i: int) -> tuple[StageSpec | None, int]:
+        """Where stage ``i`` sends its outputs (the next stage's spec; None: the sink) and
+        what waits there now (its queue; for the sink, the writes in flight)."""
+        if i + 1 < len(self.operators):
+            downstream = self.operators[i + 1]
+            return downstream.spec, downstream.waiting
+        return None, len(self._writes)
+
     def _note_backlogs(self) -> None:
         """Tell each stage how much of its queue waits for its own actors, once every stage
         dispatched: none while the stage is held back by the next one (or the sink) —
@@ -483,9 +489,7 @@ class Attempt:
         limit). Its pool's scaler counts it as backlog: with a small queue limit, calls
         never pile up in the pool itself."""
         for i, op in enumerate(self.operators):
-            downstream = self.operators[i + 1] if i + 1 < len(self.operators) else None
-            spec = downstream.spec if downstream is not None else None
-            waiting = downstream.waiting if downstream is not None else len(self._writes)
+            spec, waiting = self._toward(i)
             held_back = (
                 waiting > 0
                 and op.in_flight < op.capacity
