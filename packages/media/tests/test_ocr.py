@@ -66,6 +66,18 @@ def test_a_rendered_line_is_read_with_its_box_in_fractions_of_the_frame():
     assert 0.2 < line["y0"] < line["y1"] < 0.8
 
 
+def test_a_reader_on_two_threads_reads_the_same_and_its_threads_never_spin():
+    """Spinning onnxruntime threads took the shared cores from the work (ocr_engine)."""
+    reader = OcrReader(threads=2)
+    [line] = reader.read_frame(rendered())
+    assert line["text"] == OcrReader().read_frame(rendered())[0]["text"]
+    engine = reader._engine
+    for model in (engine.text_det, engine.text_rec):
+        options = model.session.session.get_session_options()
+        assert options.intra_op_num_threads == 2
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_a_blank_frame_has_no_lines(ocr):
     assert ocr.read_frame(np.full((120, 480, 3), 255, np.uint8)) == []
 

@@ -8,8 +8,9 @@
 ...                                                          # doctest: +SKIP
 
 rapidocr and onnxruntime are imported when a reader is made (extra ``ocr``). The settings
-are tuned for video frames (see :func:`ocr_engine`); one onnxruntime thread per actor and
-one actor per core scale better than threads.
+are tuned for video frames (see :func:`ocr_engine`). A reader's onnxruntime threads sleep
+rather than spin when idle, so a second thread costs little while the cores are busy with
+other work and nearly halves a frame's time when they are not.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def _check_threads(owner: str, threads: object) -> None:
 def ocr_engine(threads: int = 1) -> Any:
     """rapidocr with the settings tuned for video frames: no angle classifier (text on
     screen is upright), a detector that never upscales (``limit_type="max"``, 736 px), and
-    ``threads`` onnxruntime threads. Its models ship in the wheel (no download)."""
+    ``threads`` onnxruntime threads that sleep, not spin, between operators (see
+    :func:`_without_spinning`). Its models ship in the wheel (no download)."""
     _check_threads("ocr_engine", threads)
     rapidocr = require("rapidocr", "ocr")
-    return rapidocr.RapidOCR(
+    engine = rapidocr.RapidOCR(
         params={
             "Global.use_cls": False,
             "Global.log_level": "critical",
@@ -64,6 +66,31 @@ def ocr_engine(threads: int = 1) -> Any:
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         }
     )
+    if threads > 1:
+        _without_spinning(engine)
+    return engine
+
+
+def _without_spinning(engine: Any) -> None:
+    """Reload the detector's and recognizer's onnxruntime sessions with intra-op spinning
+    off (one thread has no pool to spin; rapidocr has no setting for it).
+
+    onnxruntime's pool threads spin while they wait for the next operator. On a machine
+    whose cores are shared (other actors, other stages) the spinning takes the cores from
+    the work: measured on the 2-core machine (112 frames of the Chinese sample videos,
+    ``docs/benchmarks.md#video_search``), 2 spinning threads read them in 3.9–4.2 s on
+    7.7–8.3 CPU seconds, slower than 1 thread (3.5–3.7 s); 2 threads without spinning in
+    2.3–2.8 s on 4.0–4.6 CPU seconds, and beside two busy processes in 4.1 s where 1 thread
+    took 4.8 s and 2 spinning threads 8.4 s."""
+    import onnxruntime
+
+    for model in (engine._load_det_model(), engine._load_rec_model()):
+        loaded = model.session.session
+        options = loaded.get_session_options()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        model.session.session = onnxruntime.InferenceSession(
+            loaded._model_path, sess_options=options, providers=loaded.get_providers()
+        )
 
 
 class OcrReader:
