@@ -10,7 +10,7 @@
 rapidocr and onnxruntime are imported when a reader is made (extra ``ocr``). The settings
 are tuned for video frames (see :func:`ocr_engine`). A reader's onnxruntime threads sleep
 rather than spin when idle, so a second thread costs little while the cores are busy with
-other work and nearly halves a frame's time when they are not.
+other work and reads a frame about a third faster when they are not.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def _without_spinning(engine: Any) -> None:
     ``docs/benchmarks.md#video_search``), 2 spinning threads read them in 3.9–4.2 s on
     7.7–8.3 CPU seconds, slower than 1 thread (3.5–3.7 s); 2 threads without spinning in
     2.3–2.8 s on 4.0–4.6 CPU seconds, and beside two busy processes in 4.1 s where 1 thread
-    took 4.8 s and 2 spinning threads 8.4 s."""
+    took 4.8 s and 2 spinning threads 8.4 s. Uses rapidocr 3's model loaders and the
+    loaded session's model path (the version is pinned in ``uv.lock``)."""
     import onnxruntime
 
     for model in (engine._load_det_model(), engine._load_rec_model()):
