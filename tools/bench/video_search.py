@@ -138,16 +138,12 @@ class _CpuByProcess:
             try:
                 cpu = sum(process.cpu_times()[:2])
                 known = self._seen.get(process.pid)
-                if known is None:
-                    command = " ".join(process.info["cmdline"] or [])
+                kind = known[0] if known is not None else None
+                if kind is None or kind == "other actors":  # an idle worker may since have
+                    command = " ".join(process.info["cmdline"] or [])  # become a model actor
                     kind = self._kind(process, command)
-                    self._seen[process.pid] = (kind, cpu if first else 0.0, cpu)
-                elif known[0] in ("other actors", "ray daemons") and not first:
-                    command = " ".join(process.info["cmdline"] or [])  # an idle worker
-                    kind = self._kind(process, command)  # may have become a model actor
-                    self._seen[process.pid] = (kind, known[1], cpu)
-                else:
-                    self._seen[process.pid] = (known[0], known[1], cpu)
+                start = known[1] if known is not None else (cpu if first else 0.0)
+                self._seen[process.pid] = (kind, start, cpu)
             except (self._psutil.Error, OSError):
                 continue
 
